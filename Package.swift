@@ -1,0 +1,67 @@
+// swift-tools-version:6.1
+//
+// PosterSim: find movie posters that look alike.
+//
+// Modules, with dependencies pointing one way:
+//
+//   CCodecs (C glue over libjpeg-turbo, libpng, libwebp)
+//     -> Imaging        decode posters, Pillow-exact resize, per-model preprocessing
+//   TensorFiles          safetensors, PyTorch zip checkpoints (restricted unpickler), .npy/.npz, model configs
+//     -> ModelHub       Hugging Face cache layout, `models fetch` from HF_ENDPOINT
+//   (Imaging, TensorFiles, ModelHub) -> PosterSimCLI  the `postersim` command
+import PackageDescription
+
+let package = Package(
+    name: "PosterSim",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "postersim", targets: ["PosterSimCLI"]),
+        .library(name: "Imaging", targets: ["Imaging"]),
+        .library(name: "TensorFiles", targets: ["TensorFiles"]),
+        .library(name: "ModelHub", targets: ["ModelHub"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    ],
+    targets: [
+        // System libraries from Debian (see scripts/bootstrap).
+        .systemLibrary(name: "CLibJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CLibPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CLibWebP", pkgConfig: "libwebp", providers: [.apt(["libwebp-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // C glue: libjpeg and libpng report errors by longjmp, which Swift cannot catch.
+        .target(name: "CCodecs", dependencies: ["CLibJPEG", "CLibPNG", "CLibWebP"]),
+
+        .target(name: "Imaging", dependencies: ["CCodecs"]),
+        .target(name: "TensorFiles", dependencies: ["CZlib"]),
+        .target(
+            name: "ModelHub",
+            dependencies: [
+                "TensorFiles",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "PosterSimCLI",
+            dependencies: [
+                "Imaging", "TensorFiles", "ModelHub",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles"]),
+        .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
+        .testTarget(
+            name: "ModelHubTests",
+            dependencies: [
+                "ModelHub",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]),
+    ]
+)

@@ -1,0 +1,2 @@
+// C glue over libjpeg-turbo, libpng and libwebp. See codecs.c.
+#pragma once

@@ -1,0 +1,1 @@
+// Poster decoding and Pillow-exact preprocessing.

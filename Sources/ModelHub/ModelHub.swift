@@ -1,0 +1,1 @@
+// The Hugging Face cache layout and downloads from HF_ENDPOINT.

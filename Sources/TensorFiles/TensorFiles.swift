@@ -1,0 +1,1 @@
+// Tensor file formats: safetensors, PyTorch zip checkpoints, NumPy .npy/.npz, model configs.
