@@ -161,9 +161,15 @@ def ok_images(out: Path) -> list[dict]:
 
 
 def load_rgb(out: Path, name: str) -> Image.Image:
-    """The reference pipeline decodes with Pillow to RGB first; the processors then see an RGB image."""
+    """The reference pipeline decodes with Pillow to RGB first; the processors then see plain RGB pixels.
+
+    A fresh image is built from the array on purpose: Image.convert("RGB") keeps a colour-key `transparency` in
+    `info` (tRNS PNGs), and transformers 5.x's convert_to_rgb then alpha-composites those pixels onto WHITE even
+    for an RGB-mode image (4.x returned RGB images untouched). PosterSim's decoder yields RGB8 without any
+    transparency, so the goldens must be computed from the pixels alone.
+    """
     with Image.open(out / "images" / name) as im:
-        return im.convert("RGB")
+        return Image.fromarray(np.asarray(im.convert("RGB")), "RGB")
 
 
 # --------------------------------------------------------------------------------------------------------------------
