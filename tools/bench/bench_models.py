@@ -125,6 +125,32 @@ def load_torch(name: str, cache: Path):
     return model.eval()
 
 
+def sample_inputs(cache: Path, name: str):
+    """(N,3,224,224) float32: the golden images' reference tensors for `name` (DIR/goldens/reference.npz), else a
+    seeded random batch; returns (array, description). Needs numpy only (the ORT worker never imports torch)."""
+    import numpy as np
+    ref = cache / "goldens" / "reference.npz"
+    if ref.is_file():
+        with np.load(ref) as z:
+            keys = sorted(k for k in z.files if k.endswith(f"__{name}_tensor"))
+            if keys:
+                return np.stack([z[k] for k in keys]).astype(np.float32), "golden tensors"
+    rng = np.random.default_rng(20240)
+    return rng.standard_normal((3, 3, 224, 224), dtype=np.float32), "seeded random tensors"
+
+
+def ort_session(path: Path, threads: int):
+    """An ONNX Runtime CPU session: `threads` intra-op threads, 1 inter-op thread, sequential, all graph
+    optimisations (the configuration issue 3 benchmarks against)."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+
+
 def parse_models(text: str) -> list[str]:
     names = [s.strip().lower() for s in text.split(",") if s.strip()]
     for n in names:

@@ -56,19 +56,6 @@ def is_fresh(onnx_path: Path, meta_path: Path, weights: list[Path], stamp: dict)
     return meta.get("stamp") == stamp and meta.get("weights") == [str(p) for p in weights]
 
 
-def sample_inputs(cache: Path, name: str):
-    """(N,3,224,224) float32: the golden images' reference tensors for `name`, else a seeded random batch."""
-    import numpy as np
-    ref = cache / "goldens" / "reference.npz"
-    if ref.is_file():
-        with np.load(ref) as z:
-            keys = sorted(k for k in z.files if k.endswith(f"__{name}_tensor"))
-            if keys:
-                return np.stack([z[k] for k in keys]).astype(np.float32), "golden tensors"
-    rng = np.random.default_rng(20240)
-    return rng.standard_normal((3, 3, 224, 224), dtype=np.float32), "seeded random tensors"
-
-
 def export_one(name: str, cache: Path, out: Path, force: bool, stamp: dict) -> Path:
     import torch
     onnx_path = out / f"{name}.onnx"
@@ -102,16 +89,6 @@ def export_one(name: str, cache: Path, out: Path, force: bool, stamp: dict) -> P
     return onnx_path
 
 
-def ort_session(path: Path, threads: int):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-
-
 def compare(a, b) -> tuple[float, float]:
     """(max abs difference, minimum row cosine) of two (N, D) arrays, in float64."""
     import numpy as np
@@ -124,12 +101,12 @@ def compare(a, b) -> tuple[float, float]:
 def check_one(name: str, cache: Path, onnx_path: Path, threads: int) -> bool:
     import numpy as np
     import torch
-    x, what = sample_inputs(cache, name)
+    x, what = bm.sample_inputs(cache, name)
     model = bm.load_torch(name, cache)
     with torch.inference_mode():
         want = model(torch.from_numpy(x)).numpy()
     del model
-    sess = ort_session(onnx_path, threads)
+    sess = bm.ort_session(onnx_path, threads)
     ok = True
     for label, batch in (("batch 1", x[:1]), (f"batch {len(x)}", x)):
         got = sess.run(["embedding"], {"pixel_values": batch})[0]
