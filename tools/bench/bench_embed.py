@@ -258,8 +258,13 @@ def machine_info() -> dict:
                 break
     except OSError:
         pass
+    try:  # with sched autogroup on, this (per session), not the process nice, ranks us against other sessions
+        autogroup = Path("/proc/self/autogroup").read_text().split()[-1]
+    except (OSError, IndexError):
+        autogroup = None
     isa = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
-    return {"cpu": cpu, "isa": isa, "cpus": os.cpu_count(), "nice": os.nice(0), "python": platform.python_version(),
+    return {"cpu": cpu, "isa": isa, "cpus": os.cpu_count(), "nice": os.nice(0), "autogroup_nice": autogroup,
+            "python": platform.python_version(),
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
 
 
@@ -267,7 +272,7 @@ def print_report(results: dict, args, machine: dict, weights: dict) -> None:
     models = bm.parse_models(args.models)
     batches = parse_batches(args.batches)
     print(f"bench-embed: {machine['cpu']} ({machine['isa']}, {machine['cpus']} CPUs), {args.threads} threads, "
-          f"nice {machine['nice']}, warm-up {args.warmup}, median of >= {args.min_runs} batches and >= "
+          f"nice {machine['nice']} (autogroup {machine.get('autogroup_nice') or '-'}), warm-up {args.warmup}, median of >= {args.min_runs} batches and >= "
           f"{args.min_seconds:g} s" + (f", best of {args.rounds} rounds" if args.rounds > 1 else ""))
     for rt, res in results.items():
         if "error" in res:
