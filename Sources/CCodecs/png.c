@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <png.h>
+#include <zlib.h>
 
 #include "CCodecs.h"
 #include "common.h"
@@ -122,9 +123,16 @@ typedef struct {
     size_t pos;
     /// The reader asked for bytes past the end of the data.
     int hit_end;
-    /// zlib reported a bad Adler-32 as a (benign) warning; Pillow treats it as a broken stream.
-    int bad_checksum;
+    /// Rows (or interlace-pass rows) fully decoded so far, counted by a no-op user transform.
+    size_t rows_decoded;
     png_bytep *rows;
+    // Image facts the error path needs; kept here (not in locals) because locals changed after setjmp are
+    // indeterminate after longjmp.
+    int interlaced;
+    int gray16;
+    /// Output colour of a pixel the decoder never reached: Pillow's image starts zeroed, so sample 0, i.e.
+    /// palette entry 0 for palette images.
+    uint8_t fill[3];
     char message[200];
 } cc_png_context;
 
@@ -138,8 +146,10 @@ static void cc_png_error_fn(png_structp png, png_const_charp message) {
 }
 
 static void cc_png_warning_fn(png_structp png, png_const_charp message) {
-    cc_png_context *ctx = (cc_png_context *)png_get_error_ptr(png);
-    if (strstr(message, "incorrect data check") != NULL) ctx->bad_checksum = 1;
+    // Benign problems (bad Adler-32 after the last row, extra data, odd ancillary chunks) are ignored:
+    // Pillow stops reading the zlib stream once it has every row.
+    (void)png;
+    (void)message;
 }
 
 static void cc_png_read_fn(png_structp png, png_bytep out, size_t count) {
@@ -150,6 +160,69 @@ static void cc_png_read_fn(png_structp png, png_bytep out, size_t count) {
     }
     memcpy(out, ctx->data + ctx->pos, count);
     ctx->pos += count;
+}
+
+/// Called by libpng once per decoded row (per interlace-pass row), before the row is stored in the output.
+static void cc_png_count_row(png_structp png, png_row_infop row_info, png_bytep data) {
+    (void)row_info;
+    (void)data;
+    cc_png_context *ctx = (cc_png_context *)png_get_error_ptr(png);
+    ctx->rows_decoded++;
+}
+
+/// Number of row decodes libpng performs for the image: one per row, or one per row of each non-empty Adam7 pass.
+static size_t cc_png_expected_rows(size_t width, size_t height, int interlaced) {
+    if (!interlaced) return height;
+    size_t total = 0;
+    for (int pass = 0; pass < 7; pass++) {
+        if (PNG_PASS_COLS(width, pass) > 0) total += PNG_PASS_ROWS(height, pass);
+    }
+    return total;
+}
+
+/// libpng says "Not enough image data" both when the IDAT chunks run out (Pillow: "image file is truncated")
+/// and when the zlib stream inside them ends before the last row (Pillow accepts that and leaves the rest of
+/// the image at pixel value 0). Tell them apart by inflating the concatenated IDAT data: true when the zlib
+/// stream ends properly.
+static int cc_png_zlib_stream_ends(const uint8_t *data, size_t size) {
+    z_stream stream;
+    memset(&stream, 0, sizeof stream);
+    if (inflateInit(&stream) != Z_OK) return 0;
+    uint8_t sink[4096];
+    int status = Z_OK;
+    size_t pos = 8;
+    while (status == Z_OK && size - pos >= 12) {
+        uint32_t length = cc_be32(data + pos);
+        if ((size_t)length > size - pos - 12) break;
+        if (memcmp(data + pos + 4, "IDAT", 4) == 0) {
+            stream.next_in = (Bytef *)(data + pos + 8);
+            stream.avail_in = length;
+            while (status == Z_OK && stream.avail_in > 0) {
+                stream.next_out = sink;
+                stream.avail_out = sizeof sink;
+                status = inflate(&stream, Z_NO_FLUSH);
+            }
+        }
+        pos += 12 + (size_t)length;
+    }
+    inflateEnd(&stream);
+    return status == Z_STREAM_END;
+}
+
+/// Pillow opens 16-bit gray as "I;16", and I;16 -> RGB clips each value to 255. The rows hold big-endian 16-bit
+/// samples at the start of each 3*width-byte row; expand them in place, back to front.
+static void cc_png_finish_gray16(uint8_t *out, size_t width, size_t height, int gray16) {
+    if (!gray16) return;
+    for (size_t y = 0; y < height; y++) {
+        uint8_t *row = out + y * width * 3;
+        for (size_t x = width; x-- > 0;) {
+            unsigned v = ((unsigned)row[2 * x] << 8) | row[2 * x + 1];
+            uint8_t g = v > 255 ? 255 : (uint8_t)v;
+            row[3 * x] = g;
+            row[3 * x + 1] = g;
+            row[3 * x + 2] = g;
+        }
+    }
 }
 
 void cc_png_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, cc_result *result) {
@@ -185,6 +258,26 @@ void cc_png_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_si
         return;
     }
     if (setjmp(ctx.jump)) {
+        size_t expected = cc_png_expected_rows(width, height, ctx.interlaced);
+        int complete = ctx.rows != NULL && ctx.rows_decoded >= expected;
+        int stream_ended_early = ctx.rows != NULL && !ctx.hit_end &&
+            strstr(ctx.message, "Not enough image data") != NULL && cc_png_zlib_stream_ends(data, size);
+        if (complete || stream_ended_early) {
+            // Every row is in the output (the error came from reading past the image data, which Pillow never
+            // does), or the zlib stream ended early and Pillow keeps what it has.
+            if (!complete && !ctx.interlaced) {
+                for (size_t y = ctx.rows_decoded; y < height; y++) {
+                    uint8_t *row = out + y * width * 3;
+                    for (size_t x = 0; x < width; x++) memcpy(row + 3 * x, ctx.fill, 3);
+                }
+            }
+            free(ctx.rows);
+            png_destroy_read_struct(&png, &info, NULL);
+            cc_png_finish_gray16(out, width, height, ctx.gray16);
+            result->status = CC_OK;
+            result->message[0] = 0;
+            return;
+        }
         free(ctx.rows);
         png_destroy_read_struct(&png, &info, NULL);
         cc_set_message(result, ctx.message);
@@ -210,28 +303,37 @@ void cc_png_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_si
     if (png_width != width || png_height != height) {
         png_error(png, "IHDR changed between reads");
     }
-    int gray16 = color_type == PNG_COLOR_TYPE_GRAY && bit_depth == 16;
+    ctx.gray16 = color_type == PNG_COLOR_TYPE_GRAY && bit_depth == 16;
+    ctx.interlaced = png_get_interlace_type(png, info) != PNG_INTERLACE_NONE;
     if (color_type == PNG_COLOR_TYPE_PALETTE) {
+        png_colorp palette = NULL;
+        int palette_size = 0;
+        if (png_get_PLTE(png, info, &palette, &palette_size) && palette_size > 0) {
+            ctx.fill[0] = palette[0].red;
+            ctx.fill[1] = palette[0].green;
+            ctx.fill[2] = palette[0].blue;
+        }
         png_set_palette_to_rgb(png);
     }
     if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) {
         png_set_expand_gray_1_2_4_to_8(png);
     }
-    if (bit_depth == 16 && !gray16) {
+    if (bit_depth == 16 && !ctx.gray16) {
         png_set_strip_16(png);
     }
     if ((color_type & PNG_COLOR_MASK_ALPHA) != 0 || color_type == PNG_COLOR_TYPE_PALETTE) {
         // Palette expansion would add an alpha channel from tRNS; strip it too.
         png_set_strip_alpha(png);
     }
-    if ((color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA) && !gray16) {
+    if ((color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA) && !ctx.gray16) {
         png_set_gray_to_rgb(png);
     }
     png_set_interlace_handling(png);
+    png_set_read_user_transform_fn(png, cc_png_count_row);
     png_read_update_info(png, info);
 
-    size_t expected_row_bytes = gray16 ? width * 2 : width * 3;
-    int expected_channels = gray16 ? 1 : 3;
+    size_t expected_row_bytes = ctx.gray16 ? width * 2 : width * 3;
+    int expected_channels = ctx.gray16 ? 1 : 3;
     if (png_get_rowbytes(png, info) != expected_row_bytes || png_get_channels(png, info) != expected_channels) {
         png_error(png, "unexpected libpng row layout after transforms");
     }
@@ -240,23 +342,12 @@ void cc_png_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_si
         png_error(png, "out of memory for row pointers");
     }
     for (size_t y = 0; y < height; y++) ctx.rows[y] = out + y * width * 3;
+    if (ctx.interlaced) {
+        // Passes only write their own pixels; start from the "never reached" colour in case the stream ends early.
+        for (size_t i = 0; i < width * height; i++) memcpy(out + 3 * i, ctx.fill, 3);
+    }
     png_read_image(png, ctx.rows);
-    if (ctx.bad_checksum) {
-        png_error(png, "broken data stream (zlib: incorrect data check)");
-    }
-    if (gray16) {
-        // Pillow I;16 -> RGB: clip the 16-bit value to 255 (in place, back to front).
-        for (size_t y = 0; y < height; y++) {
-            uint8_t *row = out + y * width * 3;
-            for (size_t x = width; x-- > 0;) {
-                unsigned v = ((unsigned)row[2 * x] << 8) | row[2 * x + 1];
-                uint8_t g = v > 255 ? 255 : (uint8_t)v;
-                row[3 * x] = g;
-                row[3 * x + 1] = g;
-                row[3 * x + 2] = g;
-            }
-        }
-    }
+    cc_png_finish_gray16(out, width, height, ctx.gray16);
     free(ctx.rows);
     ctx.rows = NULL;
     png_destroy_read_struct(&png, &info, NULL);
