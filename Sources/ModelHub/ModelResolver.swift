@@ -68,6 +68,13 @@ public struct ModelInventory: Sendable, Codable, Equatable {
     public let weightsSHA256: String?
     /// Why the model does not resolve, nil when it does.
     public let problem: String?
+
+    /// The same report with another weights hash (e.g. one recomputed with `verify`).
+    public func replacingWeightsSHA256(_ hash: String) -> ModelInventory {
+        ModelInventory(
+            model: model, repoID: repoID, revision: revision, source: source, directory: directory, commit: commit,
+            files: files, totalSize: totalSize, weightsSHA256: hash, problem: problem)
+    }
 }
 
 /// Locates models on disk. Never uses the network.

@@ -207,14 +207,6 @@ struct FetchOutput: Codable {
     let failed: [FetchFailure]
 }
 
-extension ModelInventory {
-    func replacingWeightsSHA256(_ hash: String) -> ModelInventory {
-        ModelInventory(
-            model: model, repoID: repoID, revision: revision, source: source, directory: directory, commit: commit,
-            files: files, totalSize: totalSize, weightsSHA256: hash, problem: problem)
-    }
-}
-
 extension Array where Element: Hashable {
     /// The elements in order, without repeats.
     fileprivate func uniqued() -> [Element] {

@@ -91,7 +91,7 @@ final class FakeHub: @unchecked Sendable {
     func respond(_ request: Request) async throws -> Response {
         let path = request.uri.path
         let method = request.method == .head ? "HEAD" : request.method.rawValue
-        let host = request.head.authority ?? request.headers[.host] ?? ""
+        let host = request.head.authority ?? ""
         lock.withLock {
             log.append(
                 LoggedRequest(
