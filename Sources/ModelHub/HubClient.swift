@@ -544,8 +544,9 @@ public final class HubClient: Sendable {
         }
         for (name, value) in extraHeaders { request.headers.add(name: name, value: value) }
 
-        // Connection failures are retried less: an unreachable endpoint should be reported quickly.
-        let maxConnectionRetries = min(settings.maxRetries, 2)
+        // Connection failures are retried once only: AsyncHTTPClient itself keeps trying to connect until the
+        // connect timeout, and an unreachable endpoint should be reported without minutes of waiting.
+        let maxConnectionRetries = min(settings.maxRetries, 1)
         var attempt = 0
         var connectionFailures = 0
         var delay = settings.retryBaseDelay

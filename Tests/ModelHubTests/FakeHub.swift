@@ -188,6 +188,8 @@ final class FakeHub: @unchecked Sendable {
                 status: status, headers: headers,
                 body: ResponseBody(contentLength: body.count) { writer in
                     try await writer.write(part)
+                    // Give the bytes time to leave before the connection drops.
+                    try await Task.sleep(nanoseconds: 200_000_000)
                     throw CutConnection()
                 })
         }
@@ -242,10 +244,11 @@ func withFakeHub<T: Sendable>(_ hub: FakeHub, _ body: (String) async throws -> T
 }
 
 /// Settings for tests: a private cache, the fake endpoint, fast retries.
-func testSettings(cache: URL, endpoint: String, offline: Bool = false, token: String? = nil, maxRetries: Int = 3)
-    -> HubSettings
-{
+func testSettings(
+    cache: URL, endpoint: String, offline: Bool = false, token: String? = nil, maxRetries: Int = 3,
+    metadataTimeout: Double = 5
+) -> HubSettings {
     HubSettings(
-        cacheDirectory: cache, endpoint: endpoint, offline: offline, token: token, metadataTimeout: 5,
+        cacheDirectory: cache, endpoint: endpoint, offline: offline, token: token, metadataTimeout: metadataTimeout,
         downloadTimeout: 5, maxRetries: maxRetries, retryBaseDelay: 0.01, maxRetryDelay: 0.05)
 }
