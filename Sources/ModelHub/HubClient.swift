@@ -244,14 +244,15 @@ public final class HubClient: Sendable {
         let blob = cache.blobURL(repoID, etag: metadata.etag)
         var transferred: Int64 = 0
         var sha256: String? = nil
+        var installedHere = false
         if !FileManager.default.fileExists(atPath: blob.path) {
-            (transferred, sha256) = try await download(
+            (transferred, sha256, installedHere) = try await download(
                 http, repoID: repoID, file: file, metadata: metadata, progress: progress)
         }
         try cache.link(repoID, commit: metadata.commit, file: file, etag: metadata.etag)
         let pointer = cache.snapshotFolder(repoID, commit: metadata.commit).appendingPathComponent(file)
         return FileFetchResult(
-            repoID: repoID, file: file, status: transferred > 0 || sha256 != nil ? .downloaded : .cached,
+            repoID: repoID, file: file, status: installedHere ? .downloaded : .cached,
             commit: metadata.commit, size: HubCache.fileSize(pointer), etag: metadata.etag,
             sha256: try sha256 ?? contentSHA256(pointer: pointer, etag: metadata.etag), path: pointer.path,
             bytesTransferred: transferred)
@@ -362,11 +363,12 @@ public final class HubClient: Sendable {
 
     // MARK: - Download
 
-    /// Downloads the bytes of `metadata` into `blobs/<etag>`; returns bytes transferred and the sha256.
+    /// Downloads the bytes of `metadata` into `blobs/<etag>`; returns bytes transferred, the sha256, and
+    /// whether this call installed the blob (false when another process finished it while we waited).
     private func download(
         _ http: HTTPClient, repoID: String, file: String, metadata: RemoteFileMetadata,
         progress: @escaping @Sendable (FetchEvent) -> Void
-    ) async throws -> (Int64, String) {
+    ) async throws -> (Int64, String, Bool) {
         let blob = cache.blobURL(repoID, etag: metadata.etag)
         let incomplete = cache.incompleteURL(repoID, etag: metadata.etag)
         try HubCache.createDirectory(blob.deletingLastPathComponent())
@@ -374,7 +376,7 @@ public final class HubClient: Sendable {
         defer { lock.release() }
         // Another process may have finished it while we waited for the lock.
         if FileManager.default.fileExists(atPath: blob.path) {
-            return (0, try contentSHA256(pointer: blob, etag: metadata.etag))
+            return (0, try contentSHA256(pointer: blob, etag: metadata.etag), false)
         }
 
         var transferred: Int64 = 0
@@ -408,7 +410,7 @@ public final class HubClient: Sendable {
             }
             let delay = min(settings.maxRetryDelay, settings.retryBaseDelay * pow(2, Double(failures - 1)))
             progress(.retrying(repoID: repoID, file: file, attempt: failures, delaySeconds: delay, reason: lastFailure))
-            logger.info("download of \(file) interrupted (\(lastFailure)); resuming in \(delay)s")
+            logger.debug("download of \(file) interrupted (\(lastFailure)); resuming in \(delay)s")
             try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
         }
 
@@ -432,7 +434,7 @@ public final class HubClient: Sendable {
             }
         }
         try HubCache.rename(incomplete, to: blob)
-        return (transferred, sha256)
+        return (transferred, sha256, true)
     }
 
     /// A download that broke off after `bytes` new bytes; retried by resuming.
@@ -584,7 +586,7 @@ public final class HubClient: Sendable {
                 waitSeconds = delay
             }
             progress(.retrying(repoID: repoID, file: file, attempt: attempt, delaySeconds: waitSeconds, reason: reason))
-            logger.info("\(method) \(url) failed (\(reason)); retrying in \(waitSeconds)s")
+            logger.debug("\(method) \(url) failed (\(reason)); retrying in \(waitSeconds)s")
             try await Task.sleep(nanoseconds: UInt64(max(0, waitSeconds) * 1e9))
             delay = min(settings.maxRetryDelay, delay * 2)
         }

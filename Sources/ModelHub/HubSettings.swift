@@ -32,12 +32,12 @@ public struct HubSettings: Sendable, Equatable {
 
     /// Environment variables that influence the settings, for help texts.
     public static let environmentVariables: [(name: String, meaning: String)] = [
-        ("HF_HUB_CACHE", "the hub cache folder itself (default: $HF_HOME/hub)"),
-        ("HF_HOME", "Hugging Face home (default: $XDG_CACHE_HOME/huggingface or ~/.cache/huggingface)"),
-        ("HF_HUB_OFFLINE", "1/true/yes/on: never use the network, only the cache"),
-        ("HF_ENDPOINT", "Hub URL or mirror (default: \(defaultEndpoint))"),
-        ("HF_TOKEN", "access token sent as 'Authorization: Bearer' to the Hub"),
-        ("HF_HUB_ETAG_TIMEOUT", "seconds to wait for file metadata (default 10)"),
+        ("HF_HUB_CACHE", "the cache folder (default: $HF_HOME/hub)"),
+        ("HF_HOME", "default: ~/.cache/huggingface (or under $XDG_CACHE_HOME)"),
+        ("HF_HUB_OFFLINE", "1 (or true/yes/on): use the cache only, no network"),
+        ("HF_ENDPOINT", "Hub or mirror URL (default: \(defaultEndpoint))"),
+        ("HF_TOKEN", "access token for gated or private repositories"),
+        ("HF_HUB_ETAG_TIMEOUT", "seconds to wait for an answer (default 10)"),
         ("HF_HUB_DOWNLOAD_TIMEOUT", "seconds a download may stall (default 10)"),
     ]
 

@@ -69,6 +69,8 @@ final class FakeHub: @unchecked Sendable {
     private var corrupted: Set<String> = []
     /// Repositories answering 401 / 403.
     private var denied: [String: Int] = [:]
+    /// Answer ranged requests with the whole file (200), as some CDNs do.
+    private var ignoresRange = false
     var port = 0
 
     func addRepo(_ repoID: String, files: [String: FakeFile], commit: String = randomCommit()) {
@@ -82,6 +84,7 @@ final class FakeHub: @unchecked Sendable {
     func cut(file: String, afterBytes bytes: Int, times: Int = 1) { lock.withLock { cuts[file] = (bytes, times) } }
     func corrupt(file: String) { lock.withLock { _ = corrupted.insert(file) } }
     func deny(_ repoID: String, status: Int) { lock.withLock { denied[repoID] = status } }
+    func ignoreRange() { lock.withLock { ignoresRange = true } }
 
     var requests: [LoggedRequest] { lock.withLock { log } }
     func clearLog() { lock.withLock { log.removeAll() } }
@@ -160,7 +163,7 @@ final class FakeHub: @unchecked Sendable {
         var start = 0
         var status = HTTPResponse.Status.ok
         var headers: HTTPFields = [.acceptRanges: "bytes"]
-        if let range = request.headers[.range] {
+        if let range = request.headers[.range], !lock.withLock({ ignoresRange }) {
             guard range.hasPrefix("bytes="), range.hasSuffix("-"), let from = Int(range.dropFirst(6).dropLast()) else {
                 return Self.error(400, code: nil)
             }

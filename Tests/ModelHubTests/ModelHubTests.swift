@@ -244,6 +244,29 @@ func vggRepo(weights: Int = 300_000) -> [String: FakeFile] {
         }
     }
 
+    @Test func serverIgnoringRangeReplacesThePartialFile() async throws {
+        let cache = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: cache) }
+        let hub = FakeHub()
+        let files = vggRepo()
+        hub.addRepo("timm/vgg16.tv_in1k", files: files)
+        hub.ignoreRange()
+        let bytes = files["model.safetensors"]!.bytes
+        let weights = try digests(of: bytes)
+        let blobs = cache.appendingPathComponent("models--timm--vgg16.tv_in1k/blobs")
+        try FileManager.default.createDirectory(at: blobs, withIntermediateDirectories: true)
+        // Bytes that are not the file's prefix: appending the full body to them would corrupt the blob.
+        try Data(randomBytes(5_000)).write(to: blobs.appendingPathComponent("\(weights.sha256).incomplete"))
+        try await withFakeHub(hub) { endpoint in
+            let report = try await HubClient.withClient(settings: testSettings(cache: cache, endpoint: endpoint)) {
+                try await $0.fetch(.vgg16)
+            }
+            #expect(report.weightsSHA256 == weights.sha256)
+            #expect(hub.requests.filter { $0.path.hasPrefix("/cdn/") }.map(\.range) == ["bytes=5000-"])
+            #expect(try Data(contentsOf: blobs.appendingPathComponent(weights.sha256)) == Data(bytes))
+        }
+    }
+
     @Test func corruptedBlobIsRejectedAndNotInstalled() async throws {
         let cache = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: cache) }
