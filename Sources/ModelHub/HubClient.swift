@@ -118,6 +118,7 @@ public final class HubClient: Sendable {
                 timeout: .init(
                     connect: HubClient.timeAmount(settings.metadataTimeout),
                     read: HubClient.timeAmount(settings.downloadTimeout)),
+                proxy: settings.proxy.map { .server(host: $0.host, port: $0.port) },
                 decompression: .disabled)
             self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         }

@@ -24,8 +24,21 @@ public struct HubSettings: Sendable, Equatable {
     public var maxRetries: Int
     /// First back-off delay in seconds; doubles on each retry up to `maxRetryDelay`.
     public var retryBaseDelay: Double
-    /// Upper bound for one back-off delay (and for an honoured Retry-After) in seconds.
+    /// Upper bound for one back-off delay in seconds.
     public var maxRetryDelay: Double
+    /// HTTP proxy (CONNECT for https) all requests go through, from HTTPS_PROXY / HTTP_PROXY.
+    public var proxy: HTTPProxy?
+
+    /// An HTTP proxy server.
+    public struct HTTPProxy: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
 
     /// The endpoint used when `HF_ENDPOINT` is not set.
     public static let defaultEndpoint = "https://huggingface.co"
@@ -39,13 +52,15 @@ public struct HubSettings: Sendable, Equatable {
         ("HF_TOKEN", "access token for gated or private repositories"),
         ("HF_HUB_ETAG_TIMEOUT", "seconds to wait for an answer (default 10)"),
         ("HF_HUB_DOWNLOAD_TIMEOUT", "seconds a download may stall (default 10)"),
+        ("HTTPS_PROXY, NO_PROXY", "proxy for the Hub, and hosts that bypass it"),
     ]
 
     public init(
         cacheDirectory: URL, endpoint: String = HubSettings.defaultEndpoint, offline: Bool = false,
         token: String? = nil, metadataTimeout: Double = 10, downloadTimeout: Double = 10, maxRetries: Int = 5,
-        retryBaseDelay: Double = 1, maxRetryDelay: Double = 8
+        retryBaseDelay: Double = 1, maxRetryDelay: Double = 8, proxy: HTTPProxy? = nil
     ) {
+        self.proxy = proxy
         self.cacheDirectory = cacheDirectory.standardizedFileURL
         self.endpoint = HubSettings.trimmedEndpoint(endpoint)
         self.offline = offline
@@ -88,6 +103,28 @@ public struct HubSettings: Sendable, Equatable {
             token: nonEmpty("HF_TOKEN"),
             metadataTimeout: nonEmpty("HF_HUB_ETAG_TIMEOUT").flatMap(Double.init) ?? 10,
             downloadTimeout: nonEmpty("HF_HUB_DOWNLOAD_TIMEOUT").flatMap(Double.init) ?? 10)
+        self.proxy = HubSettings.proxy(for: endpoint, environment: environment)
+    }
+
+    /// The proxy curl and httpx would use for `endpoint`: HTTPS_PROXY (or https_proxy) for https,
+    /// HTTP_PROXY (or http_proxy) for http, unless NO_PROXY lists the host ("*", the host, or a domain suffix).
+    static func proxy(for endpoint: String, environment: [String: String]) -> HTTPProxy? {
+        guard let endpointURL = URLComponents(string: endpoint), let host = endpointURL.host?.lowercased() else {
+            return nil
+        }
+        let noProxy = (environment["NO_PROXY"] ?? environment["no_proxy"] ?? "").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+        for entry in noProxy {
+            let domain = entry.hasPrefix(".") ? String(entry.dropFirst()) : entry
+            if entry == "*" || host == domain || host.hasSuffix("." + domain) { return nil }
+        }
+        let keys = endpointURL.scheme?.lowercased() == "https" ? ["HTTPS_PROXY", "https_proxy"] : ["HTTP_PROXY", "http_proxy"]
+        guard let text = keys.lazy.compactMap({ environment[$0] }).first(where: { !$0.isEmpty }) else { return nil }
+        // "host:port" without a scheme is common; read it as http://host:port.
+        let withScheme = text.contains("://") ? text : "http://" + text
+        guard let components = URLComponents(string: withScheme), let proxyHost = components.host, !proxyHost.isEmpty
+        else { return nil }
+        return HTTPProxy(host: proxyHost, port: components.port ?? 80)
     }
 
     /// Settings from the current process environment.

@@ -65,6 +65,18 @@ import Testing
         #expect(HubSettings(environment: ["HF_TOKEN": "t"]).token == "t")
     }
 
+    @Test func proxyFromEnvironment() {
+        let proxy = HubSettings.HTTPProxy(host: "proxy.local", port: 3128)
+        #expect(HubSettings(environment: ["HTTPS_PROXY": "http://proxy.local:3128"]).proxy == proxy)
+        #expect(HubSettings(environment: ["https_proxy": "proxy.local:3128"]).proxy == proxy)
+        #expect(HubSettings(environment: ["HTTP_PROXY": "http://proxy.local:3128"]).proxy == nil)  // endpoint is https
+        #expect(
+            HubSettings(environment: ["HTTP_PROXY": "http://proxy.local:3128", "HF_ENDPOINT": "http://mirror"]).proxy
+                == proxy)
+        #expect(HubSettings(environment: ["HTTPS_PROXY": "http://proxy.local:3128", "NO_PROXY": "localhost,.huggingface.co"]).proxy == nil)
+        #expect(HubSettings(environment: ["HTTPS_PROXY": "http://proxy.local:3128", "NO_PROXY": "*"]).proxy == nil)
+    }
+
     @Test func resolveURLEncodesRevision() async throws {
         let client = HubClient(settings: HubSettings(cacheDirectory: URL(fileURLWithPath: "/tmp/x"), offline: true))
         #expect(
