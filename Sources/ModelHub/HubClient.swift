@@ -220,6 +220,8 @@ public final class HubClient: Sendable {
             }
         }
         guard let http else {
+            // Offline, an optional file that is not on disk is simply not there; required ones are an error.
+            if optional { return absentResult(repoID: repoID, file: file, commit: cache.commit(repoID, revision: revision)) }
             throw ModelHubError.offlineAndNotCached(
                 repoID: repoID, file: file, revision: revision, cacheDirectory: cache.root.path)
         }
@@ -241,7 +243,9 @@ public final class HubClient: Sendable {
         {
             return try cachedResult(repoID: repoID, file: file, commit: metadata.commit, pointer: pointer)
         }
-        try HubCache.validate(fileName: metadata.etag)
+        guard HubClient.isSafeEtag(metadata.etag) else {
+            throw ModelHubError.unusableETag(url: url, etag: metadata.etag)
+        }
         let blob = cache.blobURL(repoID, etag: metadata.etag)
         var transferred: Int64 = 0
         var sha256: String? = nil
@@ -353,6 +357,12 @@ public final class HubClient: Sendable {
             ?? (redirected ? nil : response.headers.first(name: "Content-Length"))
         let size = sizeText.flatMap { Int64($0.trimmingCharacters(in: .whitespaces)) }.flatMap { $0 >= 0 ? $0 : nil }
         return RemoteFileMetadata(commit: commit, etag: etag, size: size, downloadURL: downloadURL)
+    }
+
+    /// Etags name blob files: only letters, digits, '-', '_' and '.' (not leading) are accepted.
+    static func isSafeEtag(_ etag: String) -> Bool {
+        !etag.isEmpty && etag.count <= 200 && !etag.hasPrefix(".")
+            && etag.unicodeScalars.allSatisfy { ($0.isASCII && CharacterSet.alphanumerics.contains($0)) || "-_.".unicodeScalars.contains($0) }
     }
 
     /// `W/"abc"` and `"abc"` become `abc` (huggingface_hub _normalize_etag).

@@ -33,6 +33,8 @@ public enum ModelHubError: Error, Sendable, CustomStringConvertible, Equatable {
     case notAHubEndpoint(url: String)
     /// A response without an ETag: the file cannot be stored content-addressed.
     case missingETag(url: String)
+    /// An ETag that cannot serve as a blob file name (characters other than letters, digits, '-', '_', '.').
+    case unusableETag(url: String, etag: String)
     /// A redirect with an unusable Location, or too many redirects.
     case badRedirect(url: String, reason: String)
     /// The downloaded bytes do not hash to what the Hub announced; nothing was installed.
@@ -99,6 +101,8 @@ public enum ModelHubError: Error, Sendable, CustomStringConvertible, Equatable {
             return "The response from \(url) has no X-Repo-Commit header, so it is not a Hugging Face Hub. If HF_ENDPOINT is set, check that it points to a Hub-compatible server."
         case let .missingETag(url):
             return "The response from \(url) has no ETag; the file cannot be cached reliably."
+        case let .unusableETag(url, etag):
+            return "The response from \(url) has ETag '\(etag)', which cannot be used as a cache file name."
         case let .badRedirect(url, reason):
             return "Bad redirect from \(url): \(reason)."
         case let .checksumMismatch(file, algorithm, expected, actual):

@@ -101,6 +101,8 @@ import Testing
         #expect(HubClient.normalizeEtag("W/\"abc\"") == "abc")
         #expect(HubClient.normalizeEtag("\"abc\"") == "abc")
         #expect(HubClient.contentRangeStart("bytes 100-199/200") == 100)
+        #expect(HubClient.isSafeEtag("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"))
+        #expect(!HubClient.isSafeEtag("../../etc/passwd") && !HubClient.isSafeEtag("a/b") && !HubClient.isSafeEtag(""))
     }
 }
 
@@ -470,6 +472,15 @@ func vggRepo(weights: Int = 300_000) -> [String: FakeFile] {
             // The absence is remembered per commit: a second fetch asks nothing about those files.
             hub.clearLog()
             _ = try await HubClient.withClient(settings: settings) { try await $0.fetch(.clip) }
+            #expect(hub.requests.count == 1)
+
+            // Offline, optional files that are not on disk are reported absent, not as errors, even without
+            // the markers (as in a cache huggingface_hub filled).
+            try FileManager.default.removeItem(at: cache.appendingPathComponent("models--openai--clip-vit-base-patch32/.no_exist"))
+            let offline = testSettings(cache: cache, endpoint: endpoint, offline: true)
+            let offlineReport = try await HubClient.withClient(settings: offline) { try await $0.fetch(.clip) }
+            #expect(offlineReport.files.filter { $0.status == .absent }.map(\.file).sorted()
+                == ["special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"])
             #expect(hub.requests.count == 1)
         }
     }
