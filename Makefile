@@ -22,10 +22,12 @@ test:
 	$(SWIFT) test
 
 # The main job. For now: preprocess a generated sample poster for each model and write the tensors as .npy.
+# The preprocessing configs come from the fixture checkpoints, which carry the real repos' configs.
 demo: release
 	@mkdir -p $(DEMO_OUT)
 	@for m in clip resnet50 vgg16; do \
-		$(RELEASE_BIN) preprocess --model $$m Tests/Fixtures/images/jpeg_large_500x750.jpg --out $(DEMO_OUT)/poster-$$m.npy || exit 1; \
+		$(RELEASE_BIN) preprocess --model $$m Tests/Fixtures/images/jpeg_large_500x750.jpg --out $(DEMO_OUT)/poster-$$m.npy \
+			--model-dir $$m=Tests/Fixtures/checkpoints/$$m --json || exit 1; \
 	done
 	@echo "demo: wrote $(DEMO_OUT)/poster-{clip,resnet50,vgg16}.npy"
 

@@ -5,5 +5,5 @@ struct PosterSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "postersim",
         abstract: "Find movie posters that look alike.",
-        subcommands: [ModelsCommand.self])
+        subcommands: [PreprocessCommand.self, ModelsCommand.self])
 }
