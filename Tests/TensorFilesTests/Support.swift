@@ -80,3 +80,8 @@ func temporaryFile(_ bytes: [UInt8], name: String) throws -> URL {
 func sameBits(_ a: [Float], _ b: [Float]) -> Bool {
     a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }
 }
+
+/// Bit-exact comparison where any NaN equals any NaN (torch's NaN payloads depend on its code path).
+func sameBitsOrBothNaN(_ a: [Float], _ b: [Float]) -> Bool {
+    a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }
+}
