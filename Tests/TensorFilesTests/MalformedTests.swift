@@ -12,7 +12,6 @@ private func manifestKind(_ error: any Error) -> String {
         case .byteCountMismatch, .shapeOverflow: return "sizeMismatch"
         case .headerTooLarge, .fileTooSmall: return "headerTooLarge"
         case .headerNotUTF8, .headerNotJSON, .headerNotObject, .invalidMetadata, .invalidTensorEntry, .unknownDType: return "invalidHeader"
-        case .tensorNotFound: return "missingTensor"
         }
     case PickleError.disallowedGlobal: return "forbiddenGlobal"
     case CheckpointError.missingTensor: return "missingTensor"
