@@ -73,6 +73,51 @@ import Testing
         #expect(throws: TorchCheckpointError.missingStorage(tensor: "w", key: "0")) { try TorchCheckpoint(buffer: ByteBuffer(copying: missing)) }
     }
 
+    /// Pushes `name` and `_rebuild_tensor_v2(storage persid, offset, size, stride, False, OrderedDict())` (F32).
+    private func tensorItem(_ name: String, key: String, numel: Int, offset: Int, shape: [Int], stride: [Int]) -> [UInt8] {
+        func tuple(_ values: [Int]) -> [UInt8] {
+            [UInt8(ascii: "(")] + values.flatMap { [UInt8(ascii: "K"), UInt8($0)] } + [UInt8(ascii: "t")]
+        }
+        var out = binunicode(name) + Array("ctorch._utils\n_rebuild_tensor_v2\n".utf8) + [UInt8(ascii: "(")]
+        out += [UInt8(ascii: "(")] + binunicode("storage") + Array("ctorch\nFloatStorage\n".utf8) + binunicode(key)
+        out += binunicode("cpu") + [UInt8(ascii: "K"), UInt8(numel), UInt8(ascii: "t"), UInt8(ascii: "Q")]
+        out += [UInt8(ascii: "K"), UInt8(offset)] + tuple(shape) + tuple(stride) + [0x89]
+        out += Array("ccollections\nOrderedDict\n".utf8) + [0x29, UInt8(ascii: "R"), UInt8(ascii: "t"), UInt8(ascii: "R")]
+        return out
+    }
+
+    /// Non-contiguous views (transpose, storage offset, shared storage) are gathered into C order, and a checkpoint
+    /// dict whose tensors sit under `state_dict` is unwrapped.
+    @Test func stridedTensorsAndWrappedStateDict() throws {
+        let storage: [Float] = (0..<12).map { Float($0) }
+        var inner: [UInt8] = [UInt8(ascii: "}"), UInt8(ascii: "(")]
+        inner += tensorItem("t", key: "0", numel: 12, offset: 0, shape: [4, 3], stride: [1, 4])   // transpose of 3x4
+        inner += tensorItem("o", key: "0", numel: 12, offset: 5, shape: [2, 3], stride: [3, 1])   // offset view
+        inner += tensorItem("c", key: "0", numel: 12, offset: 1, shape: [2, 2], stride: [6, 2])   // strided rows/cols
+        inner += tensorItem("e", key: "0", numel: 12, offset: 0, shape: [0, 3], stride: [3, 1])   // empty
+        inner += [UInt8(ascii: "u")]
+        var pickle: [UInt8] = [0x80, 0x02, UInt8(ascii: "}"), UInt8(ascii: "(")] + binunicode("epoch") + [UInt8(ascii: "K"), 3]
+        pickle += binunicode("state_dict") + inner + [UInt8(ascii: "u"), UInt8(ascii: ".")]
+        let zip = makeStoredZip([("ckpt/data.pkl", pickle), ("ckpt/data/0", floatBytes(storage))])
+        let checkpoint = try TorchCheckpoint(buffer: ByteBuffer(copying: zip))
+        #expect(checkpoint.tensorNames == ["t", "o", "c", "e"])
+        // Expected values follow from the definition of strided indexing: element [i, j] = storage[offset + i*s0 + j*s1].
+        func strided(_ offset: Int, _ shape: [Int], _ stride: [Int]) -> [Float] {
+            (0..<shape[0]).flatMap { i in (0..<shape[1]).map { j in storage[offset + i * stride[0] + j * stride[1]] } }
+        }
+        #expect(try checkpoint.floats("t").values == strided(0, [4, 3], [1, 4]))
+        #expect(try checkpoint.floats("o").values == strided(5, [2, 3], [3, 1]))
+        #expect(try checkpoint.floats("o").isView)
+        #expect(try checkpoint.floats("c").values == strided(1, [2, 2], [6, 2]))
+        #expect(try checkpoint.floats("e").values.isEmpty)
+
+        // A view reaching past its storage is rejected at open.
+        var outOfRange: [UInt8] = [0x80, 0x02, UInt8(ascii: "}"), UInt8(ascii: "(")]
+        outOfRange += tensorItem("bad", key: "0", numel: 12, offset: 4, shape: [3, 3], stride: [3, 1]) + [UInt8(ascii: "u"), UInt8(ascii: ".")]
+        let badZip = makeStoredZip([("ckpt/data.pkl", outOfRange), ("ckpt/data/0", floatBytes(storage))])
+        #expect(throws: TorchCheckpointError.self) { try TorchCheckpoint(buffer: ByteBuffer(copying: badZip)) }
+    }
+
     @Test func malformedStreamsFailCleanly() throws {
         let cases: [([UInt8], PickleError)] = [
             ([0x80, 0x02, UInt8(ascii: "R")], .stackUnderflow(offset: 2)),
