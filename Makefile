@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release/postersim
 DEMO_OUT = .build/demo
 
-.PHONY: all build release test demo bootstrap clean
+.PHONY: all build release test demo bootstrap clean reference-env reference-data parity fixtures
 
 all: build
 
@@ -33,3 +33,23 @@ demo: release
 
 clean:
 	rm -rf .build
+
+# --- On-demand checks against the Python reference (they install their Python side themselves) ---
+PY ?= .venv-reference/bin/python
+# Full-size random-weight checkpoints in the Hugging Face cache layout, plus goldens (about 1.2 GB). Kept outside the
+# checkout: the reference script refuses to write inside a git work tree.
+FULL_SIZE ?= $(HOME)/.cache/postersim/full-size
+
+reference-env:
+	scripts/bootstrap --reference
+
+reference-data: reference-env
+	@[ -f $(FULL_SIZE)/goldens/reference.npz ] || $(PY) tools/reference/make_fixtures.py --full-size --out $(FULL_SIZE)
+
+# Full-size parity: the Swift side against the reference tensors of the golden posters.
+parity: release reference-data
+	$(PY) tools/bench/preprocess_parity.py --cache $(FULL_SIZE) --swift-cmd "$(RELEASE_BIN)"
+
+# Regenerate the committed fixtures (Tests/Fixtures) with the pinned reference stack.
+fixtures: reference-env
+	$(PY) tools/reference/make_fixtures.py --out Tests/Fixtures
