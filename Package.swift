@@ -58,7 +58,7 @@ let package = Package(
 
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles"]),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
-        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"]),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"], exclude: ["Goldens"]),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [
