@@ -11,7 +11,8 @@ import Foundation
 ///   "<|startoftext|>" or "<|endoftext|>" becomes "<|", the name, "|>" as three words.
 ///
 /// `\s` of Oniguruma (the regex engine of `tokenizers`) is the Unicode White_Space property, and `\p{L}`/`\p{N}` are
-/// the letter and number general categories; Swift's scalar properties give the same sets. Whitespace collapsing is not
+/// the letter and number general categories; Swift's scalar properties give the same sets, except for characters newer
+/// than Oniguruma's Unicode version (see `classify`). Whitespace collapsing is not
 /// performed separately: whitespace is never part of a word, and lower-casing never creates or removes whitespace, so
 /// the words come out the same.
 enum TextPipeline {
@@ -31,12 +32,20 @@ enum TextPipeline {
         if scalar.value < 128 { return asciiClasses[Int(scalar.value)] }
         let properties = scalar.properties
         if properties.isWhitespace { return .space }
+        let kind: ScalarClass
         switch properties.generalCategory {
-        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return .letter
-        case .decimalNumber, .letterNumber, .otherNumber: return .number
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: kind = .letter
+        case .decimalNumber, .letterNumber, .otherNumber: kind = .number
         default: return .other
         }
+        // The Oniguruma tables in tokenizers 0.23 stop at Unicode 16.0 (while its lower-casing, Rust's, knows 17.0,
+        // as Swift does): a letter or digit added later is unassigned there, so it belongs to the symbol runs.
+        guard let age = properties.age, age.major <= regexUnicodeMajorVersion else { return .other }
+        return kind
     }
+
+    /// Unicode version of the reference's regex character classes.
+    static let regexUnicodeMajorVersion = 16
 
     /// NFC followed by per-character lower-casing.
     static func normalize<S: Collection>(_ scalars: S) -> [Unicode.Scalar] where S.Element == Unicode.Scalar {
@@ -46,7 +55,10 @@ enum TextPipeline {
         if scalars.contains(where: { $0.value >= 0x300 }) {
             var view = String.UnicodeScalarView()
             view.append(contentsOf: scalars)
-            composed = Array(String(view).precomposedStringWithCanonicalMapping.unicodeScalars)
+            // The standard library's own normalizer (the one behind String comparison). Foundation's
+            // `precomposedStringWithCanonicalMapping` is not used: on Linux it composes a supplementary-plane starter
+            // as if it were its low 16 bits (U+E004E U+032D became U+1E4A).
+            composed = Array(String(decoding: String(view)._nfcCodeUnits, as: UTF8.self).unicodeScalars)
         } else {
             composed = Array(scalars)
         }
