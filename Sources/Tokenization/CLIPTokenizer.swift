@@ -125,6 +125,7 @@ public struct CLIPTokenizer: Sendable {
     /// (transformers' `tokenizer(text)["input_ids"]`).
     public func encode(_ text: String) -> [Int] {
         var ids = [startOfText]
+        ids.reserveCapacity(text.utf8.count / 2 + 8)
         appendContent(of: text, limit: Int.max, to: &ids)
         ids.append(endOfText)
         return ids
@@ -137,6 +138,7 @@ public struct CLIPTokenizer: Sendable {
     public func encode(_ text: String, contextLength: Int = 77, truncate: Bool = true) -> [Int] {
         guard truncate, contextLength >= 2 else { return encode(text) }
         var ids = [startOfText]
+        ids.reserveCapacity(contextLength)
         // Words are tokenized independently, so the first words' ids do not depend on what follows: stop early.
         let limit = contextLength - 2
         appendContent(of: text, limit: limit, to: &ids)

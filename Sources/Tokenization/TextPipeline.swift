@@ -50,21 +50,23 @@ enum TextPipeline {
     /// NFC followed by per-character lower-casing.
     static func normalize<S: Collection>(_ scalars: S) -> [Unicode.Scalar] where S.Element == Unicode.Scalar {
         // Every scalar below U+0300 is NFC_Quick_Check=Yes and never combines with what precedes it, so such text is
-        // already in NFC; this keeps Foundation out of the common path.
-        let composed: [Unicode.Scalar]
+        // already in NFC; this keeps the normalizer out of the common path.
         if scalars.contains(where: { $0.value >= 0x300 }) {
             var view = String.UnicodeScalarView()
             view.append(contentsOf: scalars)
             // The standard library's own normalizer (the one behind String comparison). Foundation's
             // `precomposedStringWithCanonicalMapping` is not used: on Linux it composes a supplementary-plane starter
             // as if it were its low 16 bits (U+E004E U+032D became U+1E4A).
-            composed = Array(String(decoding: String(view)._nfcCodeUnits, as: UTF8.self).unicodeScalars)
-        } else {
-            composed = Array(scalars)
+            return lowercased(String(decoding: String(view)._nfcCodeUnits, as: UTF8.self).unicodeScalars)
         }
+        return lowercased(scalars)
+    }
+
+    /// Full per-character lower-case mapping (Rust's `char::to_lowercase`, which `tokenizers`' `Lowercase` applies).
+    private static func lowercased<S: Collection>(_ scalars: S) -> [Unicode.Scalar] where S.Element == Unicode.Scalar {
         var lowered: [Unicode.Scalar] = []
-        lowered.reserveCapacity(composed.count)
-        for scalar in composed {
+        lowered.reserveCapacity(scalars.count)
+        for scalar in scalars {
             if scalar.value < 128 {
                 let value = scalar.value
                 lowered.append((0x41...0x5A).contains(value) ? Unicode.Scalar(UInt8(value + 32)) : scalar)
