@@ -48,13 +48,16 @@ struct RobustnessTests {
     func largeInputs() {
         let tokenizer = Self.tokenizer
         var generator = SplitMix64(state: 42)
-        var scalars = String.UnicodeScalarView()
+        var scalars: [Unicode.Scalar] = []
         while scalars.count < 100_000 {
             let value = UInt32.random(in: 0...0x10FFFF, using: &generator)
             if let scalar = Unicode.Scalar(value) { scalars.append(scalar) }
             if Bool.random(using: &generator) { scalars.append(" ") }
         }
-        let text = String(scalars)
+        var view = String.UnicodeScalarView()
+        view.append(contentsOf: scalars)
+        let text = String(view)
+        #expect(text.utf8.count > 100_000)
         let ids = tokenizer.encode(text)
         checkShape(ids, tokenizer)
         #expect(ids.count > 100_000)
