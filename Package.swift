@@ -39,6 +39,7 @@ let package = Package(
 
         .target(name: "Imaging", dependencies: ["CCodecs"]),
         .target(name: "TensorFiles", dependencies: ["CZlib"]),
+        .target(name: "Tokenization"),
         .target(
             name: "ModelHub",
             dependencies: [
@@ -57,6 +58,7 @@ let package = Package(
 
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles", "CZlib"]),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"], exclude: ["Goldens"]),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [
