@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "Imaging", targets: ["Imaging"]),
         .library(name: "TensorFiles", targets: ["TensorFiles"]),
         .library(name: "ModelHub", targets: ["ModelHub"]),
+        .library(name: "Tensors", targets: ["Tensors"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -33,12 +34,16 @@ let package = Package(
         .systemLibrary(name: "CLibPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CLibWebP", pkgConfig: "libwebp", providers: [.apt(["libwebp-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // oneDNN 2.6 ships no pkg-config file; the module map links `dnnl`.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         // C glue: libjpeg and libpng report errors by longjmp, which Swift cannot catch.
         .target(name: "CCodecs", dependencies: ["CLibJPEG", "CLibPNG", "CLibWebP"]),
 
         .target(name: "Imaging", dependencies: ["CCodecs"]),
         .target(name: "TensorFiles", dependencies: ["CZlib"]),
+        // Our tensor layer over oneDNN (convolutions, matmul, pooling) plus own loops for the rest.
+        .target(name: "Tensors", dependencies: ["CDNNL"]),
         .target(
             name: "ModelHub",
             dependencies: [
@@ -57,6 +62,7 @@ let package = Package(
 
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles"]),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [
