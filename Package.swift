@@ -62,7 +62,8 @@ let package = Package(
 
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles"]),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        // CZlib only for the private npz reader in the tests, until TensorFiles' reader lands.
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CZlib"]),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [

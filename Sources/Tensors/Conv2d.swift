@@ -53,10 +53,10 @@ public final class Conv2d: Sendable {
 
     private final class Plan: Sendable {
         let primitive: Primitive
-        let source: MemoryLayout
-        let weights: MemoryLayout
-        let destination: MemoryLayout
-        init(primitive: Primitive, source: MemoryLayout, weights: MemoryLayout, destination: MemoryLayout) {
+        let source: MemoryDescriptor
+        let weights: MemoryDescriptor
+        let destination: MemoryDescriptor
+        init(primitive: Primitive, source: MemoryDescriptor, weights: MemoryDescriptor, destination: MemoryDescriptor) {
             self.primitive = primitive
             self.source = source
             self.weights = weights
@@ -146,9 +146,9 @@ public final class Conv2d: Sendable {
         try check(dnnl_primitive_desc_create(&pd, &desc, attributes.raw, try Engine.shared().raw, nil),
                   "dnnl_primitive_desc_create(convolution)")
         guard let pd else { throw .dnnl(call: "dnnl_primitive_desc_create(convolution)", status: "no descriptor") }
-        let source = MemoryLayout(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0).pointee)
-        let weightLayout = MemoryLayout(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee)
-        let destination = MemoryLayout(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0).pointee)
+        let source = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0).pointee)
+        let weightLayout = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee)
+        let destination = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0).pointee)
         let plan = Plan(primitive: try Primitive(descriptor: pd), source: source, weights: weightLayout,
                         destination: destination)
         return plans.withLock { cache in
@@ -159,7 +159,7 @@ public final class Conv2d: Sendable {
     }
 
     /// The weights in `layout`, reordering (once, into owned memory) if no cached copy has it.
-    private func weightTensor(_ layout: MemoryLayout, workspace: Workspace) throws(TensorError) -> Tensor {
+    private func weightTensor(_ layout: MemoryDescriptor, workspace: Workspace) throws(TensorError) -> Tensor {
         let existing = weights.withLock { list in list.first { (try? $0.memoryLayout()) == layout } }
         if let existing { return existing }
         guard let source = weights.withLock({ $0.first }) else { throw .invalidArgument("conv has no weights") }

@@ -72,7 +72,7 @@ private final class EltwiseCache: Sendable {
 private func eltwise(_ a: Tensor, _ activation: Activation, workspace: Workspace) throws(TensorError) -> Tensor {
     guard let (kind, alpha) = activation.eltwise else { return a }
     let source = try workspace.plain(a)
-    let layout = try MemoryLayout(plain: [max(source.count, 1)])
+    let layout = try MemoryDescriptor(plain: [max(source.count, 1)])
     let key = EltwiseCache.Key(kind: Int32(bitPattern: kind.rawValue), alpha: alpha, count: source.count)
     let primitive: Primitive
     if let found = EltwiseCache.shared.plans.withLock({ $0[key] }) {

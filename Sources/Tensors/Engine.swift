@@ -37,7 +37,7 @@ public final class Engine: @unchecked Sendable {
 
     /// Reorders `tensor` into a new owned plain tensor (used outside workspaces, e.g. by `Tensor.toArray`).
     func reorderedCopy(_ tensor: Tensor) throws(TensorError) -> Tensor {
-        let plain = try MemoryLayout(plain: tensor.shape)
+        let plain = try MemoryDescriptor(plain: tensor.shape)
         let storage = try TensorStorage(ownedBytes: plain.byteCount)
         let stream = try Stream(engine: self)
         try reorder(from: tensor.memoryLayout(), tensor.storage.base, to: plain, storage.base, stream: stream)
@@ -45,8 +45,8 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// Copies memory between two layouts of the same logical tensor with a oneDNN reorder primitive.
-    func reorder(from source: MemoryLayout, _ sourceBase: UnsafeMutableRawPointer,
-                 to destination: MemoryLayout, _ destinationBase: UnsafeMutableRawPointer,
+    func reorder(from source: MemoryDescriptor, _ sourceBase: UnsafeMutableRawPointer,
+                 to destination: MemoryDescriptor, _ destinationBase: UnsafeMutableRawPointer,
                  stream: Stream) throws(TensorError) {
         if source == destination {
             destinationBase.copyMemory(from: sourceBase, byteCount: source.byteCount)
@@ -82,7 +82,7 @@ final class Stream {
 final class Primitive: @unchecked Sendable {
     let raw: dnnl_primitive_t
     /// Scratchpad the primitive needs per execution (bytes); 0 if none.
-    let scratchpad: MemoryLayout?
+    let scratchpad: MemoryDescriptor?
 
     /// Takes ownership of `descriptor` (destroyed here) and creates the primitive.
     init(descriptor: dnnl_primitive_desc_t?) throws(TensorError) {
@@ -93,7 +93,7 @@ final class Primitive: @unchecked Sendable {
         guard let primitive else { throw .dnnl(call: "dnnl_primitive_create", status: "no primitive") }
         raw = primitive
         if let md = dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0), md.pointee.ndims > 0 {
-            scratchpad = MemoryLayout(raw: md.pointee)
+            scratchpad = MemoryDescriptor(raw: md.pointee)
         } else {
             scratchpad = nil
         }
@@ -102,7 +102,7 @@ final class Primitive: @unchecked Sendable {
     deinit { dnnl_primitive_destroy(raw) }
 
     /// Wraps each (argument, layout, pointer) in a oneDNN memory object, runs the primitive and waits for it.
-    func execute(stream: Stream, arguments: [(Int32, MemoryLayout, UnsafeMutableRawPointer)],
+    func execute(stream: Stream, arguments: [(Int32, MemoryDescriptor, UnsafeMutableRawPointer)],
                  scratchpad scratchpadBase: UnsafeMutableRawPointer?) throws(TensorError) {
         let engine = try Engine.shared()
         var all = arguments
@@ -240,10 +240,10 @@ public final class Workspace: @unchecked Sendable {
     }
 
     /// A new tensor in the arena, in `layout` (plain when nil). Contents are unspecified.
-    func makeTensor(shape: [Int], layout: MemoryLayout? = nil) throws(TensorError) -> Tensor {
+    func makeTensor(shape: [Int], layout: MemoryDescriptor? = nil) throws(TensorError) -> Tensor {
         let plainBytes = try checkedProduct(shape) * 4
         // A oneDNN descriptor that is just row-major is recorded as plain.
-        if let layout, try layout != MemoryLayout(plain: shape) {
+        if let layout, try layout != MemoryDescriptor(plain: shape) {
             return Tensor(shape: shape, blockedLayout: layout, storage: try allocate(bytes: layout.byteCount))
         }
         return Tensor(shape: shape, blockedLayout: nil, storage: try allocate(bytes: plainBytes))
@@ -256,7 +256,7 @@ public final class Workspace: @unchecked Sendable {
     }
 
     /// `tensor` in `layout`: the tensor itself when it already is, else a reordered copy in the arena.
-    func converted(_ tensor: Tensor, to layout: MemoryLayout) throws(TensorError) -> Tensor {
+    func converted(_ tensor: Tensor, to layout: MemoryDescriptor) throws(TensorError) -> Tensor {
         let current = try tensor.memoryLayout()
         if current == layout { return tensor }
         let result = try makeTensor(shape: tensor.shape, layout: layout)
@@ -267,7 +267,7 @@ public final class Workspace: @unchecked Sendable {
     /// `tensor` as a plain row-major tensor (a no-op for plain tensors).
     public func plain(_ tensor: Tensor) throws(TensorError) -> Tensor {
         guard tensor.blockedLayout != nil else { return tensor }
-        return try converted(tensor, to: MemoryLayout(plain: tensor.shape))
+        return try converted(tensor, to: MemoryDescriptor(plain: tensor.shape))
     }
 }
 

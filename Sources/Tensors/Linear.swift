@@ -20,8 +20,8 @@ public final class Linear: Sendable {
 
     private final class Plan: Sendable {
         let primitive: Primitive
-        let weights: MemoryLayout
-        init(primitive: Primitive, weights: MemoryLayout) {
+        let weights: MemoryDescriptor
+        init(primitive: Primitive, weights: MemoryDescriptor) {
             self.primitive = primitive
             self.weights = weights
         }
@@ -49,7 +49,7 @@ public final class Linear: Sendable {
         var transposed = dnnl_memory_desc_t()
         try check(dnnl_memory_desc_init_by_tag(&transposed, 2, [Int64(inFeatures), Int64(outFeatures)], dnnl_f32, dnnl_ba),
                   "dnnl_memory_desc_init_by_tag(linear weights)")
-        let plain = Tensor(shape: [inFeatures, outFeatures], blockedLayout: MemoryLayout(raw: transposed),
+        let plain = Tensor(shape: [inFeatures, outFeatures], blockedLayout: MemoryDescriptor(raw: transposed),
                            storage: try Tensor(shape: [outFeatures, inFeatures], values: weight).storage)
         weights = Mutex([plain])
         let workspace = try Workspace()
@@ -74,7 +74,7 @@ public final class Linear: Sendable {
         try check(dnnl_primitive_desc_create(&pd, &desc, attributes.raw, try Engine.shared().raw, nil),
                   "dnnl_primitive_desc_create(matmul)")
         guard let pd else { throw .dnnl(call: "dnnl_primitive_desc_create(matmul)", status: "no descriptor") }
-        let weightLayout = MemoryLayout(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee)
+        let weightLayout = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee)
         let plan = Plan(primitive: try Primitive(descriptor: pd), weights: weightLayout)
         return plans.withLock { cache in
             if let existing = cache[rows] { return existing }
@@ -83,7 +83,7 @@ public final class Linear: Sendable {
         }
     }
 
-    private func weightTensor(_ layout: MemoryLayout, workspace: Workspace) throws(TensorError) -> Tensor {
+    private func weightTensor(_ layout: MemoryDescriptor, workspace: Workspace) throws(TensorError) -> Tensor {
         let existing = weights.withLock { list in list.first { $0.blockedLayout == layout } }
         if let existing { return existing }
         guard let source = weights.withLock({ $0.first }), let sourceLayout = source.blockedLayout else {
@@ -115,10 +115,10 @@ public final class Linear: Sendable {
         let weight = try weightTensor(plan.weights, workspace: workspace)
         let result = try workspace.makeTensor(shape: outputShape)
         try plan.primitive.execute(stream: workspace.stream, arguments: [
-            (DNNL_ARG_SRC, try MemoryLayout(plain: [rows, inFeatures]), source.storage.base),
+            (DNNL_ARG_SRC, try MemoryDescriptor(plain: [rows, inFeatures]), source.storage.base),
             (DNNL_ARG_WEIGHTS, plan.weights, weight.storage.base),
             (DNNL_ARG_BIAS, try bias.memoryLayout(), bias.storage.base),
-            (DNNL_ARG_DST, try MemoryLayout(plain: [rows, outFeatures]), result.storage.base),
+            (DNNL_ARG_DST, try MemoryDescriptor(plain: [rows, outFeatures]), result.storage.base),
         ], scratchpad: try workspace.scratchpad(for: plan.primitive))
         return result
     }

@@ -16,13 +16,13 @@ public final class MaxPool2d: Sendable {
 
     private final class Plan: Sendable {
         let primitive: Primitive
-        let destination: MemoryLayout
-        init(primitive: Primitive, destination: MemoryLayout) {
+        let destination: MemoryDescriptor
+        init(primitive: Primitive, destination: MemoryDescriptor) {
             self.primitive = primitive
             self.destination = destination
         }
     }
-    private let plans = Mutex<[(MemoryLayout, Plan)]>([])
+    private let plans = Mutex<[(MemoryDescriptor, Plan)]>([])
 
     public init(kernelSize: Int, stride: Int, padding: Int = 0) throws(TensorError) {
         guard kernelSize >= 1, stride >= 1, padding >= 0, padding <= kernelSize / 2 else {
@@ -56,7 +56,7 @@ public final class MaxPool2d: Sendable {
         try check(dnnl_primitive_desc_create(&pd, &desc, attributes.raw, try Engine.shared().raw, nil),
                   "dnnl_primitive_desc_create(pooling)")
         guard let pd else { throw .dnnl(call: "dnnl_primitive_desc_create(pooling)", status: "no descriptor") }
-        let destination = MemoryLayout(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0).pointee)
+        let destination = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0).pointee)
         let plan = Plan(primitive: try Primitive(descriptor: pd), destination: destination)
         plans.withLock { $0.append((layout, plan)) }
         return plan

@@ -5,7 +5,7 @@ import Glibc
 
 /// A oneDNN memory descriptor (shape + physical layout), compared with `dnnl_memory_desc_equal`.
 /// It is a plain C value (no pointers inside), so it is safe to share between threads.
-public struct MemoryLayout: @unchecked Sendable, Equatable {
+public struct MemoryDescriptor: @unchecked Sendable, Equatable {
     var raw: dnnl_memory_desc_t
 
     init(raw: dnnl_memory_desc_t) { self.raw = raw }
@@ -29,7 +29,7 @@ public struct MemoryLayout: @unchecked Sendable, Equatable {
         return dnnl_memory_desc_get_size(&md)
     }
 
-    public static func == (lhs: MemoryLayout, rhs: MemoryLayout) -> Bool {
+    public static func == (lhs: MemoryDescriptor, rhs: MemoryDescriptor) -> Bool {
         var a = lhs.raw, b = rhs.raw
         return dnnl_memory_desc_equal(&a, &b) != 0
     }
@@ -74,14 +74,14 @@ final class TensorStorage: @unchecked Sendable {
 public struct Tensor: @unchecked Sendable {
     public let shape: [Int]
     /// oneDNN layout when not plain row-major.
-    public let blockedLayout: MemoryLayout?
+    public let blockedLayout: MemoryDescriptor?
     let storage: TensorStorage
 
     /// Number of logical elements.
     public var count: Int { shape.reduce(1, *) }
     public var isPlain: Bool { blockedLayout == nil }
 
-    init(shape: [Int], blockedLayout: MemoryLayout?, storage: TensorStorage) {
+    init(shape: [Int], blockedLayout: MemoryDescriptor?, storage: TensorStorage) {
         self.shape = shape
         self.blockedLayout = blockedLayout
         self.storage = storage
@@ -107,9 +107,9 @@ public struct Tensor: @unchecked Sendable {
     }
 
     /// The oneDNN descriptor of this tensor's actual memory.
-    func memoryLayout() throws(TensorError) -> MemoryLayout {
+    func memoryLayout() throws(TensorError) -> MemoryDescriptor {
         if let blockedLayout { return blockedLayout }
-        return try MemoryLayout(plain: shape)
+        return try MemoryDescriptor(plain: shape)
     }
 
     /// Row-major values. Blocked tensors are reordered on the fly (one small allocation).
