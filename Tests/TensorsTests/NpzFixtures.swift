@@ -37,21 +37,46 @@ struct KernelFixture {
     private static func u16(_ b: [UInt8], _ o: Int) -> Int { Int(b[o]) | Int(b[o + 1]) << 8 }
     private static func u32(_ b: [UInt8], _ o: Int) -> Int { u16(b, o) | u16(b, o + 2) << 16 }
 
-    /// Walks the local file headers (np.savez writes no data descriptors and no zip64 for small files).
+    private static func u64(_ b: [UInt8], _ o: Int) -> Int { u32(b, o) | u32(b, o + 4) << 32 }
+
+    /// Reads entries through the central directory: numpy writes local headers with zip64 placeholders and
+    /// data descriptors, so only the central directory has the sizes.
     private static func readZip(_ bytes: [UInt8]) throws -> [String: FixtureArray] {
+        guard bytes.count >= 22,
+              let end = stride(from: bytes.count - 22, through: 0, by: -1).first(where: { u32(bytes, $0) == 0x0605_4b50 })
+        else { throw FixtureError(description: "npz without end of central directory") }
+        let entries = u16(bytes, end + 10)
+        var offset = u32(bytes, end + 16)
         var result: [String: FixtureArray] = [:]
-        var offset = 0
-        while offset + 30 <= bytes.count, u32(bytes, offset) == 0x0403_4b50 {
-            let method = u16(bytes, offset + 8)
-            let compressed = u32(bytes, offset + 18), size = u32(bytes, offset + 22)
-            let nameLength = u16(bytes, offset + 26), extraLength = u16(bytes, offset + 28)
-            let nameStart = offset + 30, dataStart = nameStart + nameLength + extraLength
+        for _ in 0..<entries {
+            guard offset + 46 <= bytes.count, u32(bytes, offset) == 0x0201_4b50 else {
+                throw FixtureError(description: "bad central directory entry")
+            }
+            let method = u16(bytes, offset + 10)
+            var compressed = u32(bytes, offset + 20), size = u32(bytes, offset + 24)
+            let nameLength = u16(bytes, offset + 28), extraLength = u16(bytes, offset + 30)
+            let commentLength = u16(bytes, offset + 32)
+            var local = u32(bytes, offset + 42)
+            let name = String(decoding: bytes[(offset + 46)..<(offset + 46 + nameLength)], as: UTF8.self)
+            // Zip64 extended information (id 1): the 0xFFFFFFFF fields, in order size, compressed, offset.
+            var extra = offset + 46 + nameLength
+            let extraEnd = extra + extraLength
+            while extra + 4 <= extraEnd {
+                let id = u16(bytes, extra), length = u16(bytes, extra + 2)
+                if id == 1 {
+                    var field = extra + 4
+                    if size == 0xFFFF_FFFF { size = u64(bytes, field); field += 8 }
+                    if compressed == 0xFFFF_FFFF { compressed = u64(bytes, field); field += 8 }
+                    if local == 0xFFFF_FFFF { local = u64(bytes, field) }
+                }
+                extra += 4 + length
+            }
+            let dataStart = local + 30 + u16(bytes, local + 26) + u16(bytes, local + 28)
             guard dataStart + compressed <= bytes.count else { throw FixtureError(description: "truncated npz") }
-            let name = String(decoding: bytes[nameStart..<(nameStart + nameLength)], as: UTF8.self)
             let payload = Array(bytes[dataStart..<(dataStart + compressed)])
             let npy = method == 0 ? payload : try inflate(payload, expected: size)
             result[String(name.dropLast(4))] = try parseNpy(npy)
-            offset = dataStart + compressed
+            offset = extraEnd + commentLength
         }
         return result
     }
