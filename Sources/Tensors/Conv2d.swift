@@ -3,11 +3,12 @@ import Synchronization
 
 // Kernel choice for convolutions — measured, see the table in `KernelChoice.swift`.
 // Short version (AMD EPYC Zen 4, AVX-512, 2 threads, oneDNN 2.6.3 / OpenBLAS 0.3.21): oneDNN's direct
-// convolution ("brgconv:avx512_core") on blocked nChw16c activations beats im2col + sgemm (oneDNN or OpenBLAS)
-// on every ResNet-50 and VGG16 shape, while the same primitive forced onto plain NCHW memory falls back to
-// "gemm:jit" and is several times slower. So convolutions run as oneDNN primitives with `any` formats and the
-// blocked layout is kept from layer to layer; only the network input (3 channels, plain) and the final
-// feature map are reordered.
+// convolution ("brgconv:avx512_core") on the activation layout it picks itself (`any`) beats im2col + sgemm
+// (oneDNN or OpenBLAS) on the 3×3 and 7×7 ResNet-50 / VGG16 shapes and ties on 1×1, while the same primitive
+// forced onto plain NCHW falls back to "gemm:jit" and is several times slower. So convolutions run as oneDNN
+// primitives with `any` formats and that layout is kept from layer to layer (on this AVX-512 machine oneDNN picks
+// channels-last `acdb` activations with Acdb64a/32a-blocked weights; on AVX2 it may pick nChw8c); only the
+// network input and the final feature map are reordered.
 
 /// Eval-mode batch-norm parameters (PyTorch `BatchNorm2d`: weight=γ, bias=β, running mean/var, eps).
 public struct BatchNormParameters: Sendable {

@@ -6,7 +6,7 @@
 // timing each kernel after a warm-up; the machine was shared with ~5 other jobs compiling Swift (load average
 // 6–20), so every number is the BEST of 3 rounds × ≥7 repetitions, and the noise is still large (±2× between
 // rounds). Conv columns include im2col; "blocked" is the conv primitive alone with src/weights/dst `any`
-// (nChw16c activations), the reorders in/out it would need if the model did not keep the blocked layout are
+// (oneDNN picked channels-last `acdb` activations and Acdb64a/Acdb32a weights for every shape here), the reorders in/out it would need if the model did not keep the blocked layout are
 // listed separately. Convs carry a fused ReLU post-op. ms, best of rounds, 2 threads, batch 1 unless noted:
 //
 //   GEMM (M×N×K, weights N×K)        dnnl_sgemm   OpenBLAS   oneDNN matmul, weights prepacked (`any`)
@@ -38,7 +38,7 @@
 //
 // Decision, per op type:
 // - Convolutions (all of ResNet-50 and VGG16's 13 convs): oneDNN convolution primitives with `any` formats,
-//   keeping the blocked layout from layer to layer. brgconv is 2–10× faster than im2col + either sgemm on the
+//   keeping the layout oneDNN picks (channels-last here) from layer to layer. brgconv is 2–10× faster than im2col + either sgemm on the
 //   3×3 and 7×7 shapes and ties them on 1×1 (which needs no im2col); the same primitive on plain NCHW falls back
 //   to gemm:jit and loses everywhere, and reordering around every layer would cost as much as the conv itself
 //   (e.g. 15.8 ms of reorders for a 48.8 ms conv). Only the input (3 channels, read as plain NCHW by the

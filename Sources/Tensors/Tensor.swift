@@ -68,7 +68,7 @@ final class TensorStorage: @unchecked Sendable {
 /// A float32 tensor: a logical shape (PyTorch order, e.g. NCHW or [rows, columns]) and its storage.
 ///
 /// Guarantees: `layout` is either `nil` (dense row-major, `count` floats) or a oneDNN blocked layout chosen by a
-/// primitive (e.g. nChw16c), whose bytes may include zero padding; `toArray()` always returns row-major values.
+/// primitive (e.g. channels-last `acdb` or nChw16c), whose bytes may include zero padding; `toArray()` always returns row-major values.
 /// Tensors are values: operations never modify their inputs. A tensor produced inside a `Workspace` shares the
 /// workspace's arena and is valid until the workspace is reset; copy out results with `toArray()` before that.
 public struct Tensor: @unchecked Sendable {
