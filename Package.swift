@@ -65,9 +65,8 @@ let package = Package(
 
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles"]),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
-        // CZlib only for the private npz reader in the tests, until TensorFiles' reader lands.
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CZlib"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensors", "CZlib"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TensorFiles"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensors", "TensorFiles"]),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [

@@ -1,4 +1,5 @@
 import Foundation
+import TensorFiles
 import Tensors
 
 // ResNet as transformers' `ResNetModel` computes it (reference: transformers/models/resnet/modeling_resnet.py).
@@ -7,46 +8,23 @@ import Tensors
 // folded into the preceding convolution at load, the residual sum and the ReLU after it are fused into the last
 // convolution of each block as oneDNN post-ops, and activations stay in oneDNN's blocked layout between layers.
 
-/// The fields of transformers' `ResNetConfig` (config.json of microsoft/resnet-50) that shape the network.
-public struct ResNetConfig: Decodable, Sendable, Equatable {
-    public var numChannels: Int = 3
-    public var embeddingSize: Int = 64
-    public var hiddenSizes: [Int] = [256, 512, 1024, 2048]
-    public var depths: [Int] = [3, 4, 6, 3]
-    public var layerType: String = "bottleneck"
-    public var hiddenAct: String = "relu"
-    public var downsampleInFirstStage: Bool = false
-    public var downsampleInBottleneck: Bool = false
+/// Errors while building or running a model (tensor lookup errors come from TensorFiles as `CheckpointError`).
+public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
+    case unsupportedConfig(String)
+    case badInput(String)
 
-    public init() {}
-
-    enum CodingKeys: String, CodingKey {
-        case numChannels = "num_channels", embeddingSize = "embedding_size", hiddenSizes = "hidden_sizes"
-        case depths, layerType = "layer_type", hiddenAct = "hidden_act"
-        case downsampleInFirstStage = "downsample_in_first_stage", downsampleInBottleneck = "downsample_in_bottleneck"
+    public var description: String {
+        switch self {
+        case .unsupportedConfig(let what): return "unsupported model configuration: \(what)"
+        case .badInput(let what): return "bad model input: \(what)"
+        }
     }
+}
 
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let defaults = ResNetConfig()
-        numChannels = try c.decodeIfPresent(Int.self, forKey: .numChannels) ?? defaults.numChannels
-        embeddingSize = try c.decodeIfPresent(Int.self, forKey: .embeddingSize) ?? defaults.embeddingSize
-        hiddenSizes = try c.decodeIfPresent([Int].self, forKey: .hiddenSizes) ?? defaults.hiddenSizes
-        depths = try c.decodeIfPresent([Int].self, forKey: .depths) ?? defaults.depths
-        layerType = try c.decodeIfPresent(String.self, forKey: .layerType) ?? defaults.layerType
-        hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? defaults.hiddenAct
-        downsampleInFirstStage = try c.decodeIfPresent(Bool.self, forKey: .downsampleInFirstStage)
-            ?? defaults.downsampleInFirstStage
-        downsampleInBottleneck = try c.decodeIfPresent(Bool.self, forKey: .downsampleInBottleneck)
-            ?? defaults.downsampleInBottleneck
-    }
-
+extension ResNetConfig {
     /// Checks the configuration is one this implementation computes exactly.
     func validated() throws -> ResNetConfig {
         guard hiddenAct == "relu" else { throw ModelError.unsupportedConfig("hidden_act \(hiddenAct)") }
-        guard layerType == "bottleneck" || layerType == "basic" else {
-            throw ModelError.unsupportedConfig("layer_type \(layerType)")
-        }
         guard !hiddenSizes.isEmpty, hiddenSizes.count == depths.count, depths.allSatisfy({ $0 >= 1 }),
               numChannels >= 1, embeddingSize >= 1, hiddenSizes.allSatisfy({ $0 >= 1 }) else {
             throw ModelError.unsupportedConfig("hidden_sizes \(hiddenSizes) / depths \(depths)")
@@ -55,11 +33,18 @@ public struct ResNetConfig: Decodable, Sendable, Equatable {
     }
 }
 
+extension CheckpointReader {
+    /// Values of `name` after checking the shape the model expects (`CheckpointError` otherwise).
+    func values(_ name: String, shape: [Int]) throws -> [Float] {
+        try floats(name, expectedShape: shape).values
+    }
+}
+
 /// `ResNetConvLayer`: conv (no bias, padding k/2) → BatchNorm2d → activation, as one conv with folded BN.
 struct ResNetConvLayer: Sendable {
     let conv: Conv2d
 
-    init(_ store: some WeightStore, prefix: String, inChannels: Int, outChannels: Int, kernelSize: Int,
+    init(_ store: some CheckpointReader, prefix: String, inChannels: Int, outChannels: Int, kernelSize: Int,
          stride: Int, relu: Bool, expectedInput: Int) throws {
         let shape = [outChannels, inChannels, kernelSize, kernelSize]
         let weight = try store.values("\(prefix).convolution.weight", shape: shape)
@@ -74,7 +59,7 @@ struct ResNetConvLayer: Sendable {
 struct ResNetShortCut: Sendable {
     let conv: Conv2d
 
-    init(_ store: some WeightStore, prefix: String, inChannels: Int, outChannels: Int, stride: Int,
+    init(_ store: some CheckpointReader, prefix: String, inChannels: Int, outChannels: Int, stride: Int,
          expectedInput: Int) throws {
         let shape = [outChannels, inChannels, 1, 1]
         conv = try Conv2d(weight: try store.values("\(prefix).convolution.weight", shape: shape), weightShape: shape,
@@ -84,7 +69,7 @@ struct ResNetShortCut: Sendable {
     }
 }
 
-private func batchNorm(_ store: some WeightStore, prefix: String, channels: Int) throws -> BatchNormParameters {
+private func batchNorm(_ store: some CheckpointReader, prefix: String, channels: Int) throws -> BatchNormParameters {
     // transformers uses nn.BatchNorm2d's default eps (1e-5); the checkpoint does not store it.
     BatchNormParameters(weight: try store.values("\(prefix).weight", shape: [channels]),
                         bias: try store.values("\(prefix).bias", shape: [channels]),
@@ -98,14 +83,14 @@ struct ResNetResidualLayer: Sendable {
     let shortcut: ResNetShortCut?
     let layers: [ResNetConvLayer]
 
-    init(_ store: some WeightStore, prefix: String, config: ResNetConfig, inChannels: Int, outChannels: Int,
+    init(_ store: some CheckpointReader, prefix: String, config: ResNetConfig, inChannels: Int, outChannels: Int,
          stride: Int, expectedInput: Int) throws {
         let projects = inChannels != outChannels || stride != 1
         shortcut = projects ? try ResNetShortCut(store, prefix: "\(prefix).shortcut", inChannels: inChannels,
                                                  outChannels: outChannels, stride: stride,
                                                  expectedInput: expectedInput) : nil
         let output = (expectedInput - 1) / stride + 1
-        if config.layerType == "bottleneck" {
+        if config.layerType == .bottleneck {
             let reduced = outChannels / 4
             guard reduced >= 1 else { throw ModelError.unsupportedConfig("bottleneck width \(outChannels) < 4") }
             let firstStride = config.downsampleInBottleneck ? stride : 1
@@ -143,7 +128,7 @@ struct ResNetResidualLayer: Sendable {
 struct ResNetStage: Sendable {
     let layers: [ResNetResidualLayer]
 
-    init(_ store: some WeightStore, prefix: String, config: ResNetConfig, inChannels: Int, outChannels: Int,
+    init(_ store: some CheckpointReader, prefix: String, config: ResNetConfig, inChannels: Int, outChannels: Int,
          stride: Int, depth: Int, expectedInput: Int) throws {
         var layers: [ResNetResidualLayer] = []
         var size = expectedInput
@@ -169,7 +154,7 @@ struct ResNetEmbeddings: Sendable {
     let embedder: ResNetConvLayer
     let pooler: MaxPool2d
 
-    init(_ store: some WeightStore, prefix: String, config: ResNetConfig, imageSize: Int) throws {
+    init(_ store: some CheckpointReader, prefix: String, config: ResNetConfig, imageSize: Int) throws {
         embedder = try ResNetConvLayer(store, prefix: "\(prefix).embedder", inChannels: config.numChannels,
                                        outChannels: config.embeddingSize, kernelSize: 7, stride: 2, relu: true,
                                        expectedInput: imageSize)
@@ -197,10 +182,10 @@ public final class ResNetModel: Sendable {
 
     /// Loads from checkpoint keys `resnet.embedder…`/`resnet.encoder…` (ResNetForImageClassification) or the
     /// same without the `resnet.` prefix (ResNetModel). `imageSize` picks weight layouts at load time.
-    public init(config: ResNetConfig, weights store: some WeightStore, imageSize: Int = 224) throws {
+    public init(config: ResNetConfig, checkpoint store: some CheckpointReader, imageSize: Int = 224) throws {
         let config = try config.validated()
         self.config = config
-        let root = store.contains("resnet.embedder.embedder.convolution.weight") ? "resnet." : ""
+        let root = store.info("resnet.embedder.embedder.convolution.weight") != nil ? "resnet." : ""
         embedder = try ResNetEmbeddings(store, prefix: "\(root)embedder", config: config, imageSize: imageSize)
         var size = ((imageSize - 1) / 2 + 1 - 1) / 2 + 1
         var stages: [ResNetStage] = []
@@ -216,6 +201,15 @@ public final class ResNetModel: Sendable {
         self.stages = stages
     }
 
+    /// Loads a transformers checkpoint directory: `config.json` plus `model.safetensors` or `pytorch_model.bin`.
+    public convenience init(directory: URL, imageSize: Int = 224) throws {
+        let config = try ResNetConfig.load(from: directory.appendingPathComponent("config.json"))
+        let safetensors = directory.appendingPathComponent("model.safetensors")
+        let weights = FileManager.default.fileExists(atPath: safetensors.path)
+            ? safetensors : directory.appendingPathComponent("pytorch_model.bin")
+        try self.init(config: config, checkpoint: try openCheckpoint(at: weights), imageSize: imageSize)
+    }
+
     /// `pooler_output` for a batch of preprocessed images `[N, channels, H, W]` (plain NCHW); returns `[N, dim]`.
     public func callAsFunction(_ pixels: Tensor, workspace: Workspace) throws -> Tensor {
         guard pixels.shape.count == 4, pixels.shape[1] == config.numChannels else {
@@ -229,6 +223,11 @@ public final class ResNetModel: Sendable {
 
     /// Embeds `count` images stored back to back in `pixels` (each channels×H×W, row-major).
     public func embed(pixels: [Float], count: Int, height: Int, width: Int) throws -> [[Float]] {
+        guard count >= 1, height >= 1, width >= 1,
+              pixels.count / count / height / width == config.numChannels,
+              pixels.count == count * config.numChannels * height * width else {
+            throw ModelError.badInput("\(pixels.count) values for \(count) images of \(config.numChannels)×\(height)×\(width)")
+        }
         let input = try Tensor(shape: [count, config.numChannels, height, width], values: pixels)
         let flat = try workspaces.withWorkspace { workspace in try self(input, workspace: workspace).toArray() }
         return (0..<count).map { Array(flat[($0 * dimension)..<(($0 + 1) * dimension)]) }

@@ -160,37 +160,6 @@ def attention_fixtures():
     save("attention", out)
 
 
-def resnet_fixture():
-    """A tiny transformers ResNetModel (bottleneck, v1.5) with non-trivial batch-norm statistics: its state dict
-    (keys `weights__<checkpoint key>`), an input batch and the reference `pooler_output` flattened."""
-    import json
-    from transformers import ResNetConfig, ResNetModel
-
-    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 24, 32], depths=[2, 1, 1, 1],
-                          layer_type="bottleneck", hidden_act="relu")
-    torch.manual_seed(900)
-    model = ResNetModel(config).eval()
-    g = gen(901)
-    with torch.no_grad():
-        for name, module in model.named_modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                c = module.num_features
-                module.weight.copy_(randn(g, c).abs() * 0.5 + 0.5)
-                module.bias.copy_(randn(g, c) * 0.2)
-                module.running_mean.copy_(randn(g, c) * 0.2)
-                module.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-    x = randn(g, 2, 3, 64, 48)
-    with torch.no_grad():
-        pooled = model(pixel_values=x).pooler_output.flatten(1)
-    out = {"resnet__x": to_np(x), "resnet__pooler_output": to_np(pooled)}
-    for key, value in model.state_dict().items():
-        if value.dtype == torch.float32:
-            out[f"weights__{key}"] = to_np(value)
-    save("resnet_tiny", out)
-    with open(os.path.join(OUT, "resnet_tiny_config.json"), "w") as f:
-        json.dump(config.to_diff_dict(), f, indent=1, sort_keys=True)
-
-
 if __name__ == "__main__":
     with torch.no_grad():
         conv_fixtures()
@@ -198,4 +167,3 @@ if __name__ == "__main__":
         linear_fixtures()
         elementwise_fixtures()
         attention_fixtures()
-    resnet_fixture()

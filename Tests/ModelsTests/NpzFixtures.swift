@@ -1,1 +1,0 @@
-../TensorsTests/NpzFixtures.swift
