@@ -8,6 +8,8 @@
 //     -> Imaging        decode posters, Pillow-exact resize, per-model preprocessing
 //   TensorFiles          safetensors, PyTorch zip checkpoints (restricted unpickler), .npy/.npz, model configs
 //     -> ModelHub       Hugging Face cache layout, `models fetch` from HF_ENDPOINT
+//   Tensors              our tensor layer over oneDNN (CDNNL): conv, matmul, pooling, element-wise, attention
+//   (Tensors, TensorFiles, Imaging) -> Models   ResNet-50, VGG16 (CLIP to come) built from checkpoints
 //   (Imaging, TensorFiles, ModelHub) -> PosterSimCLI  the `postersim` command
 import PackageDescription
 
