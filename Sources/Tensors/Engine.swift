@@ -249,6 +249,14 @@ public final class Workspace: @unchecked Sendable {
         return Tensor(shape: shape, blockedLayout: nil, storage: try allocate(bytes: plainBytes))
     }
 
+    /// A new plain tensor in the arena whose values `fill` writes (all `count` of them; contents start
+    /// unspecified). For model code that assembles inputs (patches, token rows) without a per-call allocation.
+    public func makeTensor(shape: [Int], fill: (UnsafeMutableBufferPointer<Float>) throws -> Void) throws -> Tensor {
+        let tensor = try makeTensor(shape: shape, layout: nil)
+        try fill(UnsafeMutableBufferPointer(start: tensor.storage.floats, count: tensor.count))
+        return tensor
+    }
+
     /// Scratchpad memory for one execution of `primitive`.
     func scratchpad(for primitive: Primitive) throws(EngineError) -> UnsafeMutableRawPointer? {
         guard let layout = primitive.scratchpad else { return nil }
