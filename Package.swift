@@ -8,7 +8,10 @@
 //     -> Imaging        decode posters, Pillow-exact resize, per-model preprocessing
 //   TensorFiles          safetensors, PyTorch zip checkpoints (restricted unpickler), .npy/.npz, model configs
 //     -> ModelHub       Hugging Face cache layout, `models fetch` from HF_ENDPOINT
-//   (Imaging, TensorFiles, ModelHub) -> PosterSimCLI  the `postersim` command
+//   Tensors              our tensor layer over oneDNN (CDNNL): conv, matmul, pooling, element-wise, attention
+//   Tokenization         CLIP's BPE tokenizer
+//   (Tensors, TensorFiles, Imaging, Tokenization, ModelHub) -> Models   CLIP, ResNet-50, VGG16 built from checkpoints
+//   everything -> PosterSimCLI  the `postersim` command
 import PackageDescription
 
 let package = Package(
@@ -19,6 +22,8 @@ let package = Package(
         .library(name: "Imaging", targets: ["Imaging"]),
         .library(name: "TensorFiles", targets: ["TensorFiles"]),
         .library(name: "ModelHub", targets: ["ModelHub"]),
+        .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "Models", targets: ["Models"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -33,13 +38,20 @@ let package = Package(
         .systemLibrary(name: "CLibPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CLibWebP", pkgConfig: "libwebp", providers: [.apt(["libwebp-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // oneDNN 2.6 ships no pkg-config file; the module map links `dnnl`.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         // C glue: libjpeg and libpng report errors by longjmp, which Swift cannot catch.
         .target(name: "CCodecs", dependencies: ["CLibJPEG", "CLibPNG", "CLibWebP"]),
 
         .target(name: "Imaging", dependencies: ["CCodecs"]),
         .target(name: "TensorFiles", dependencies: ["CZlib"]),
+        // CLIP's BPE tokenizer (text search).
         .target(name: "Tokenization"),
+        // Our tensor layer over oneDNN (convolutions, matmul, pooling) plus own loops for the rest.
+        .target(name: "Tensors", dependencies: ["CDNNL"]),
+        // ResNet-50, VGG16 and CLIP built from checkpoints on top of Tensors.
+        .target(name: "Models", dependencies: ["Tensors", "TensorFiles", "Imaging", "Tokenization", "ModelHub"]),
         .target(
             name: "ModelHub",
             dependencies: [
@@ -51,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "PosterSimCLI",
             dependencies: [
-                "Imaging", "TensorFiles", "ModelHub",
+                "Imaging", "TensorFiles", "ModelHub", "Models", "Tokenization",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -59,6 +71,8 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles", "CZlib"]),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"], exclude: ["Goldens"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TensorFiles"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensors", "TensorFiles", "Imaging", "Tokenization"]),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [

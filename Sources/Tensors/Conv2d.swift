@@ -1,0 +1,204 @@
+import CDNNL
+import Synchronization
+
+// Kernel choice for convolutions — measured, see the table in `KernelChoice.swift`.
+// Short version (AMD EPYC Zen 4, AVX-512, 2 threads, oneDNN 2.6.3 / OpenBLAS 0.3.21): oneDNN's direct
+// convolution ("brgconv:avx512_core") on the activation layout it picks itself (`any`) beats im2col + sgemm
+// (oneDNN or OpenBLAS) on the 3×3 and 7×7 ResNet-50 / VGG16 shapes and ties on 1×1, while the same primitive
+// forced onto plain NCHW falls back to "gemm:jit" and is several times slower. So convolutions run as oneDNN
+// primitives with `any` formats and that layout is kept from layer to layer (on this AVX-512 machine oneDNN picks
+// channels-last `acdb` activations with Acdb64a/32a-blocked weights; on AVX2 it may pick nChw8c); only the
+// network input and the final feature map are reordered.
+
+/// Eval-mode batch-norm parameters (PyTorch `BatchNorm2d`: weight=γ, bias=β, running mean/var, eps).
+public struct BatchNormParameters: Sendable {
+    public var weight: [Float]
+    public var bias: [Float]
+    public var runningMean: [Float]
+    public var runningVar: [Float]
+    public var eps: Float
+
+    public init(weight: [Float], bias: [Float], runningMean: [Float], runningVar: [Float], eps: Float = 1e-5) {
+        self.weight = weight
+        self.bias = bias
+        self.runningMean = runningMean
+        self.runningVar = runningVar
+        self.eps = eps
+    }
+}
+
+/// A 2-D convolution (PyTorch `Conv2d`, groups 1, dilation 1, zero padding) with bias and an optional fused
+/// activation and residual sum, run as a oneDNN convolution primitive.
+///
+/// Guarantees: weights are immutable after init and already reordered to the layout the primitive wants;
+/// primitives are created once per input shape and cached; `callAsFunction` is safe to call from several
+/// threads at once (each with its own `Workspace`).
+public final class Conv2d: Sendable {
+    public let inChannels: Int
+    public let outChannels: Int
+    public let kernelSize: (height: Int, width: Int)
+    public let stride: Int
+    public let padding: Int
+    public let activation: Activation
+
+    private let weightShape: [Int]
+    private let bias: Tensor
+    /// Weights in every layout a primitive asked for so far (normally one), first entry is the load-time one.
+    private let weights: Mutex<[Tensor]>
+    private let plans = Mutex<[PlanKey: Plan]>([:])
+
+    private struct PlanKey: Hashable {
+        var batch: Int, height: Int, width: Int
+        var residual: Bool
+    }
+
+    private final class Plan: Sendable {
+        let primitive: Primitive
+        let source: MemoryDescriptor
+        let weights: MemoryDescriptor
+        let destination: MemoryDescriptor
+        init(primitive: Primitive, source: MemoryDescriptor, weights: MemoryDescriptor, destination: MemoryDescriptor) {
+            self.primitive = primitive
+            self.source = source
+            self.weights = weights
+            self.destination = destination
+        }
+    }
+
+    /// - Parameters:
+    ///   - weight: OIHW values, `outChannels × inChannels × kernelHeight × kernelWidth`.
+    ///   - bias: `outChannels` values or nil.
+    ///   - batchNorm: eval-mode batch norm applied after the convolution; folded into weight and bias here.
+    ///   - expectedInput: a typical input height/width, used to choose the weight layout at load time.
+    public init(weight: [Float], weightShape: [Int], bias: [Float]?, stride: Int = 1, padding: Int = 0,
+                batchNorm: BatchNormParameters? = nil, activation: Activation = .identity,
+                expectedInput: (height: Int, width: Int) = (56, 56)) throws(EngineError) {
+        guard weightShape.count == 4 else { throw .shapeMismatch("conv weight shape \(weightShape) is not OIHW") }
+        guard stride >= 1, padding >= 0 else { throw .invalidArgument("conv stride \(stride), padding \(padding)") }
+        let count = try checkedProduct(weightShape)
+        guard count == weight.count else { throw .shapeMismatch("\(weight.count) conv weights for \(weightShape)") }
+        let out = weightShape[0]
+        if let bias, bias.count != out { throw .shapeMismatch("conv bias has \(bias.count) values, expected \(out)") }
+        inChannels = weightShape[1]
+        outChannels = out
+        kernelSize = (weightShape[2], weightShape[3])
+        self.stride = stride
+        self.padding = padding
+        self.activation = activation
+        self.weightShape = weightShape
+
+        var foldedWeight = weight
+        var foldedBias = bias ?? [Float](repeating: 0, count: out)
+        if let batchNorm { try Conv2d.foldBatchNorm(batchNorm, weight: &foldedWeight, bias: &foldedBias) }
+        self.bias = try Tensor(shape: [out], values: foldedBias)
+
+        // Reorder the weights now for the layout the primitive picks at a typical size, and drop the plain copy.
+        let plainWeights = try Tensor(shape: weightShape, values: foldedWeight)
+        weights = Mutex([plainWeights])
+        let workspace = try Workspace()
+        let plan = try makePlan(PlanKey(batch: 1, height: max(expectedInput.height, kernelSize.height),
+                                         width: max(expectedInput.width, kernelSize.width), residual: false))
+        let preferred = try weightTensor(plan.weights, workspace: workspace)
+        weights.withLock { $0 = [preferred] }
+    }
+
+    /// Folds eval-mode batch norm into conv weight and bias: y = γ·(conv(x) + b − μ)/√(σ²+ε) + β, so
+    /// W' = W·s and b' = (b − μ)·s + β with s = γ/√(σ²+ε) per output channel (computed in Double).
+    static func foldBatchNorm(_ bn: BatchNormParameters, weight: inout [Float], bias: inout [Float]) throws(EngineError) {
+        let out = bias.count
+        guard bn.weight.count == out, bn.bias.count == out, bn.runningMean.count == out, bn.runningVar.count == out
+        else { throw .shapeMismatch("batch norm parameters do not have \(out) channels") }
+        guard bn.eps >= 0 else { throw .invalidArgument("batch norm eps \(bn.eps)") }
+        let perChannel = weight.count / max(out, 1)
+        for o in 0..<out {
+            let scale = Double(bn.weight[o]) / (Double(bn.runningVar[o]) + Double(bn.eps)).squareRoot()
+            for i in (o * perChannel)..<((o + 1) * perChannel) { weight[i] = Float(Double(weight[i]) * scale) }
+            bias[o] = Float((Double(bias[o]) - Double(bn.runningMean[o])) * scale + Double(bn.bias[o]))
+        }
+    }
+
+    public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        ((height + 2 * padding - kernelSize.height) / stride + 1, (width + 2 * padding - kernelSize.width) / stride + 1)
+    }
+
+    private func makePlan(_ key: PlanKey) throws(EngineError) -> Plan {
+        if let plan = plans.withLock({ $0[key] }) { return plan }
+        let output = outputSize(height: key.height, width: key.width)
+        guard output.height >= 1, output.width >= 1 else {
+            throw .shapeMismatch("conv input \(key.height)x\(key.width) is smaller than kernel \(kernelSize)")
+        }
+        var src = dnnl_memory_desc_t(), wei = dnnl_memory_desc_t(), bia = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t()
+        try check(dnnl_memory_desc_init_by_tag(&src, 4, [key.batch, inChannels, key.height, key.width].map(Int64.init),
+                                               dnnl_f32, dnnl_format_tag_any), "dnnl_memory_desc_init_by_tag(src)")
+        try check(dnnl_memory_desc_init_by_tag(&wei, 4, weightShape.map(Int64.init), dnnl_f32, dnnl_format_tag_any),
+                  "dnnl_memory_desc_init_by_tag(weights)")
+        try check(dnnl_memory_desc_init_by_tag(&bia, 1, [Int64(outChannels)], dnnl_f32, dnnl_a),
+                  "dnnl_memory_desc_init_by_tag(bias)")
+        try check(dnnl_memory_desc_init_by_tag(&dst, 4, [key.batch, outChannels, output.height, output.width].map(Int64.init),
+                                               dnnl_f32, dnnl_format_tag_any), "dnnl_memory_desc_init_by_tag(dst)")
+        var desc = dnnl_convolution_desc_t()
+        let strides: [Int64] = [Int64(stride), Int64(stride)], pads: [Int64] = [Int64(padding), Int64(padding)]
+        try check(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
+                                                     &src, &wei, &bia, &dst, strides, pads, pads),
+                  "dnnl_convolution_forward_desc_init")
+        let attributes = try PrimitiveAttributes()
+        try attributes.setPostOps(sum: key.residual, activation: activation)
+        var pd: dnnl_primitive_desc_t?
+        try check(dnnl_primitive_desc_create(&pd, &desc, attributes.raw, try Engine.shared().raw, nil),
+                  "dnnl_primitive_desc_create(convolution)")
+        guard let pd else { throw .dnnl(call: "dnnl_primitive_desc_create(convolution)", status: "no descriptor") }
+        let source = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0).pointee)
+        let weightLayout = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee)
+        let destination = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0).pointee)
+        let plan = Plan(primitive: try Primitive(descriptor: pd), source: source, weights: weightLayout,
+                        destination: destination)
+        return plans.withLock { cache in
+            if let existing = cache[key] { return existing }
+            cache[key] = plan
+            return plan
+        }
+    }
+
+    /// The weights in `layout`, reordering (once, into owned memory) if no cached copy has it.
+    private func weightTensor(_ layout: MemoryDescriptor, workspace: Workspace) throws(EngineError) -> Tensor {
+        let existing = weights.withLock { list in list.first { (try? $0.memoryLayout()) == layout } }
+        if let existing { return existing }
+        guard let source = weights.withLock({ $0.first }) else { throw .invalidArgument("conv has no weights") }
+        let storage = try TensorStorage(ownedBytes: layout.byteCount)
+        try workspace.engine.reorder(from: source.memoryLayout(), source.storage.base, to: layout, storage.base,
+                                     stream: workspace.stream)
+        let reordered = Tensor(shape: weightShape, blockedLayout: layout, storage: storage)
+        weights.withLock { $0.append(reordered) }
+        return reordered
+    }
+
+    /// Runs the convolution on an NCHW tensor (plain or blocked). With `residual`, computes
+    /// activation(conv(x) + bias + residual), the ResNet shortcut sum fused as a oneDNN sum post-op.
+    /// The result is in the primitive's preferred (usually blocked) layout.
+    public func callAsFunction(_ input: Tensor, residual: Tensor? = nil, workspace: Workspace) throws(EngineError) -> Tensor {
+        guard input.shape.count == 4, input.shape[1] == inChannels else {
+            throw .shapeMismatch("conv expects N×\(inChannels)×H×W input, got \(input.shape)")
+        }
+        let key = PlanKey(batch: input.shape[0], height: input.shape[2], width: input.shape[3], residual: residual != nil)
+        let plan = try makePlan(key)
+        let output = outputSize(height: key.height, width: key.width)
+        let outputShape = [key.batch, outChannels, output.height, output.width]
+        let source = try workspace.converted(input, to: plan.source)
+        let weight = try weightTensor(plan.weights, workspace: workspace)
+        let result = try workspace.makeTensor(shape: outputShape, layout: plan.destination)
+        if let residual {
+            guard residual.shape == outputShape else {
+                throw .shapeMismatch("residual \(residual.shape) does not match conv output \(outputShape)")
+            }
+            try workspace.engine.reorder(from: residual.memoryLayout(), residual.storage.base, to: plan.destination,
+                                         result.storage.base, stream: workspace.stream)
+        }
+        try plan.primitive.execute(stream: workspace.stream, arguments: [
+            (DNNL_ARG_SRC, plan.source, source.storage.base),
+            (DNNL_ARG_WEIGHTS, plan.weights, weight.storage.base),
+            (DNNL_ARG_BIAS, try bias.memoryLayout(), bias.storage.base),
+            (DNNL_ARG_DST, plan.destination, result.storage.base),
+        ], scratchpad: try workspace.scratchpad(for: plan.primitive))
+        return result
+    }
+}
