@@ -5,5 +5,7 @@ struct PosterSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "postersim",
         abstract: "Find movie posters that look alike.",
-        subcommands: [PreprocessCommand.self, ModelsCommand.self])
+        subcommands: [
+            EmbedCommand.self, EmbedTextCommand.self, PreprocessCommand.self, ModelsCommand.self, BenchEmbedCommand.self,
+        ])
 }
