@@ -14,7 +14,7 @@ import Glibc
 extension Workspace {
     /// A plain tensor in this workspace holding a copy of `tensor`'s row-major values (blocked layouts are
     /// reordered). Used to move a result from a scratch workspace into one that outlives it.
-    public func copy(_ tensor: Tensor) throws(TensorError) -> Tensor {
+    public func copy(_ tensor: Tensor) throws(EngineError) -> Tensor {
         let source = try plain(tensor)
         let result = try makeTensor(shape: source.shape)
         result.storage.floats.update(from: source.storage.floats, count: source.count)
@@ -28,7 +28,7 @@ extension Workspace {
 /// column). Multiplying by the conv weight viewed as `[out, channels·patch·patch]` gives PyTorch's
 /// `conv(x).flatten(2).transpose(1, 2)`. Trailing pixels that do not fill a patch are dropped, as the conv does.
 public func patchRows(pixels: UnsafeBufferPointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
-                      patch: Int, workspace: Workspace) throws(TensorError) -> Tensor {
+                      patch: Int, workspace: Workspace) throws(EngineError) -> Tensor {
     guard batch >= 1, channels >= 1, patch >= 1, height >= patch, width >= patch else {
         throw .invalidArgument("patch rows of \(batch)×\(channels)×\(height)×\(width) with patch \(patch)")
     }
@@ -65,7 +65,7 @@ public func patchRows(pixels: UnsafeBufferPointer<Float>, batch: Int, channels: 
 ///   - classEmbedding: `dim` values; positionEmbedding: `(1 + patches)·dim` values.
 public func visionTokens(patches: Tensor, batch: Int, classEmbedding: UnsafeBufferPointer<Float>,
                          positionEmbedding: UnsafeBufferPointer<Float>,
-                         workspace: Workspace) throws(TensorError) -> Tensor {
+                         workspace: Workspace) throws(EngineError) -> Tensor {
     let source = try workspace.plain(patches)
     guard source.shape.count == 2, batch >= 1, source.shape[0] % batch == 0 else {
         throw .shapeMismatch("vision tokens from patches \(source.shape) for batch \(batch)")
@@ -92,7 +92,7 @@ public func visionTokens(patches: Tensor, batch: Int, classEmbedding: UnsafeBuff
 /// Ids outside `0..<table.count/dim` and lengths beyond the position table are rejected.
 public func tokenEmbeddings(ids: [Int], batch: Int, length: Int, table: UnsafeBufferPointer<Float>,
                             positions: UnsafeBufferPointer<Float>, dim: Int,
-                            workspace: Workspace) throws(TensorError) -> Tensor {
+                            workspace: Workspace) throws(EngineError) -> Tensor {
     guard dim >= 1, batch >= 1, length >= 1, ids.count == batch * length else {
         throw .shapeMismatch("\(ids.count) token ids for \(batch) sequences of \(length)")
     }
@@ -116,7 +116,7 @@ public func tokenEmbeddings(ids: [Int], batch: Int, length: Int, table: UnsafeBu
 }
 
 /// Rows `indices` of `input` viewed as `[rows, last]`: the result is `[indices.count, last]`.
-public func gatherRows(_ input: Tensor, indices: [Int], workspace: Workspace) throws(TensorError) -> Tensor {
+public func gatherRows(_ input: Tensor, indices: [Int], workspace: Workspace) throws(EngineError) -> Tensor {
     let source = try workspace.plain(input)
     guard let dim = source.shape.last, dim >= 1 else { throw .shapeMismatch("gather rows of \(source.shape)") }
     let rows = source.count / dim
@@ -138,7 +138,7 @@ public func gatherRows(_ input: Tensor, indices: [Int], workspace: Workspace) th
 /// token. The (sequence, head) pairs run in parallel on all cores, each with its own score buffer.
 /// Masked positions get exactly zero weight, as adding the dtype minimum before the softmax does.
 public func fusedAttention(_ qkv: Tensor, heads: Int, causal: Bool, queryRows: [[Int]]? = nil,
-                           workspace: Workspace) throws(TensorError) -> Tensor {
+                           workspace: Workspace) throws(EngineError) -> Tensor {
     let source = try workspace.plain(qkv)
     guard source.shape.count == 3, heads >= 1, source.shape[2] % (3 * heads) == 0 else {
         throw .shapeMismatch("fused attention over \(source.shape) with \(heads) heads")
@@ -157,7 +157,7 @@ public func fusedAttention(_ qkv: Tensor, heads: Int, causal: Bool, queryRows: [
     let scale = 1 / Float(headDim).squareRoot()
     let q0 = source.storage.floats, c0 = context.storage.floats, s0 = scoreBuffers.storage.floats
     let ld = 3 * dim
-    let failure = Mutex<TensorError?>(nil)
+    let failure = Mutex<EngineError?>(nil)
     do {
         parallelFor(workers, grain: 1) { worker in
             let scores = s0 + worker * queryCount * tokens
