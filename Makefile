@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release/postersim
 DEMO_OUT = .build/demo
 
-.PHONY: all build release test demo bootstrap clean reference-env reference-data parity fixtures
+.PHONY: all build release test demo bootstrap clean reference-env reference-data parity bench-embed fixtures
 
 all: build
 
@@ -49,6 +49,13 @@ reference-data: reference-env
 # Full-size parity: the Swift side against the reference tensors of the golden posters.
 parity: release reference-data
 	$(PY) tools/bench/preprocess_parity.py --cache $(FULL_SIZE) --swift-cmd "$(RELEASE_BIN)"
+	HF_HUB_CACHE=$(FULL_SIZE) HF_HUB_OFFLINE=1 $(PY) tools/bench/parity.py --cache $(FULL_SIZE) --swift-cmd "$(RELEASE_BIN) embed"
+
+# Speed and memory of our engine next to PyTorch and ONNX Runtime, same machine, same run, 2 threads.
+ONNX_DIR ?= $(HOME)/.cache/postersim/onnx
+bench-embed: release reference-data
+	$(PY) tools/bench/export_onnx.py --cache $(FULL_SIZE) --out $(ONNX_DIR)
+	$(PY) tools/bench/bench_embed.py --cache $(FULL_SIZE) --onnx $(ONNX_DIR) --swift-cmd "$(RELEASE_BIN) bench-embed --json"
 
 # Regenerate the committed fixtures (Tests/Fixtures) with the pinned reference stack.
 fixtures: reference-env
