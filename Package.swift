@@ -68,7 +68,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles", "CZlib"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles"]),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"], exclude: ["Goldens"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TensorFiles"]),

@@ -1,16 +1,17 @@
 import Foundation
 import Imaging
 import Testing
+import TensorFiles
 
 @Suite struct ResamplingTests {
     /// Every `__resized` golden is Pillow 13's `Image.resize` of the decoded image (bicubic for clip/resnet50,
     /// bilinear for vgg16) to the golden's own size; ours must match byte for byte.
     @Test(arguments: [("clip", ResampleFilter.bicubic), ("resnet50", .bicubic), ("vgg16", .bilinear)])
     func matchesPillowGoldens(model: String, filter: ResampleFilter) throws {
-        let decoded = try ResampleFixtures.decoded()
-        let golden = try ResampleFixtureArchive(url: ResampleFixtures.root.appendingPathComponent("preprocess/\(model).npz"))
+        let decoded = try Fixtures.decoded()
+        let golden = try Fixtures.npz("preprocess/\(model).npz")
         var checked = 0
-        for key in golden.keys.sorted() where key.hasSuffix("__resized") {
+        for key in golden.names.sorted() where key.hasSuffix("__resized") {
             let file = String(key.dropLast("__resized".count))
             let source = try #require(decoded[file]).rgbImage()
             let reference = try golden.array(key).rgbImage()

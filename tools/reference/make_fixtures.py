@@ -11,6 +11,7 @@ np.savez_compressed, but with fixed zip timestamps) so re-running gives byte-ide
 Stages (each can be run alone with --only; later stages read earlier outputs from --out):
     images      images/*, images/manifest.json, decoded.npz
     preprocess  preprocess/{clip,resnet50,vgg16}.npz
+    resize      resize/resize.npz (Pillow Image.resize for every filter, several sizes; see ref_resize.py)
     checkpoints checkpoints/** (tiny random-weight models, malformed files, dtypes, tensors.npz)
     embeddings  embeddings/** (reference embeddings of the tiny checkpoints, tokenizer ids, text embeddings)
 """
@@ -33,7 +34,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fixture_images  # noqa: E402
 
-STAGES = ["images", "preprocess", "checkpoints", "embeddings"]
+STAGES = ["images", "preprocess", "resize", "checkpoints", "embeddings"]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -199,6 +200,9 @@ def main() -> None:
     if "preprocess" in stages:
         import ref_preprocess
         ref_preprocess.stage_preprocess(out)
+    if "resize" in stages:
+        import ref_resize
+        ref_resize.stage_resize(out)
     if "checkpoints" in stages:
         import ref_checkpoints
         ref_checkpoints.stage_checkpoints(out)
