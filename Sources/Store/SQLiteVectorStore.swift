@@ -15,6 +15,9 @@ import GRDB
 /// - Vectors are stored as little-endian Float32 BLOBs of exactly `dimension * 4` bytes; reopening the file rebuilds
 ///   the same indexes (a BLOB of the wrong size is reported as `StoreError.corrupt`).
 /// - The schema is versioned with GRDB's `DatabaseMigrator`; opening an older file migrates it.
+/// - One instance per file should write. Another instance (or process) opened on the same file sees the database
+///   writes of the first in `fetchMovies`, `movieCount` and `stats`, but its in-memory search indexes reflect only its
+///   own writes and what was in the file when it was opened.
 public final class SQLiteVectorStore: VectorStore {
     public static let defaultPath = "./postersim.sqlite"
 
@@ -124,7 +127,7 @@ public final class SQLiteVectorStore: VectorStore {
                 return try Self.spaceStats(db, space: space, identity: identity)
             }
             if let loaded {
-                self.current.update { s in s = s.installing(loaded) }
+                self.publish(self.current.value.installing(loaded))
             }
             return stats
         }
@@ -162,7 +165,7 @@ public final class SQLiteVectorStore: VectorStore {
                     try stmt.execute(arguments: StatementArguments(args))
                 }
             }
-            self.current.update { s in s = s.updatingMovies(movies.map(MovieFilterFields.init)) }
+            self.publish(self.current.value.updatingMovies(movies.map(MovieFilterFields.init)))
         }
     }
 
@@ -205,7 +208,7 @@ public final class SQLiteVectorStore: VectorStore {
                 }
                 return out
             }
-            self.current.update { s in s = s.upserting(packed, space: name) }
+            self.publish(self.current.value.upserting(packed, space: name))
         }
     }
 
@@ -222,7 +225,7 @@ public final class SQLiteVectorStore: VectorStore {
                 }
                 return n
             }
-            self.current.update { s in s = s.removing(ids) }
+            self.publish(self.current.value.removing(ids))
             return deleted
         }
     }
@@ -323,6 +326,12 @@ public final class SQLiteVectorStore: VectorStore {
     }
 
     // MARK: Helpers
+
+    /// Called only from inside a GRDB write closure (after commit), so one writer at a time derives the next snapshot
+    /// from the current one; the expensive part ran before this call, outside the lock readers take.
+    private func publish(_ next: StoreSnapshot) {
+        current.set(next)
+    }
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {

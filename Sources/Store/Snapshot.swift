@@ -14,10 +14,13 @@ final class Locked<Value: Sendable>: @unchecked Sendable {
         return stored
     }
 
-    func update(_ body: (inout Value) -> Void) {
+    func set(_ value: Value) {
         lock.lock()
-        defer { lock.unlock() }
-        body(&stored)
+        let previous = stored
+        stored = value
+        lock.unlock()
+        // The previous value (possibly the last owner of a large matrix) is released here, outside the lock.
+        withExtendedLifetime(previous) {}
     }
 }
 
