@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release/postersim
 DEMO_OUT = .build/demo
 
-.PHONY: all build release test demo bootstrap clean reference-env reference-data parity bench-embed fixtures
+.PHONY: all build release test demo bootstrap clean reference-env reference-data parity bench-embed fixtures bench-store
 
 all: build
 
@@ -30,6 +30,15 @@ demo: release
 			--model-dir $$m=Tests/Fixtures/checkpoints/$$m --json || exit 1; \
 	done
 	@echo "demo: wrote $(DEMO_OUT)/poster-{clip,resnet50,vgg16}.npy"
+
+# Exact search latency of the embedded store next to faiss-cpu on the same vectors (see Benchmarks/StoreBench).
+# faiss comes from the reference environment; PYTHON=/path/to/python uses another one that has faiss-cpu and numpy.
+PYTHON ?= .venv-reference/bin/python
+BENCH_STORE_ARGS ?=
+bench-store:
+	@if [ "$(PYTHON)" = ".venv-reference/bin/python" ]; then scripts/bootstrap --reference; fi
+	$(SWIFT) build -c release --product postersim-bench-store
+	.build/release/postersim-bench-store --python $(PYTHON) --faiss-script bench/faiss_flat.py $(BENCH_STORE_ARGS)
 
 clean:
 	rm -rf .build

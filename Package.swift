@@ -24,6 +24,8 @@ let package = Package(
         .library(name: "ModelHub", targets: ["ModelHub"]),
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "Store", targets: ["Store"]),
+        .executable(name: "postersim-bench-store", targets: ["StoreBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -31,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // System libraries from Debian (see scripts/bootstrap).
@@ -45,6 +48,19 @@ let package = Package(
         .target(name: "CCodecs", dependencies: ["CLibJPEG", "CLibPNG", "CLibWebP"]),
 
         .target(name: "Imaging", dependencies: ["CCodecs"]),
+
+        // Exact vector scan kernels: baseline, AVX2+FMA and AVX-512 variants, chosen once at run time.
+        .target(name: "CVectorScan"),
+        // The embedded vector store (SQLite through GRDB) and its exact in-memory search.
+        .target(
+            name: "Store",
+            dependencies: ["CVectorScan", .product(name: "GRDB", package: "GRDB.swift")]),
+        // OpenBLAS, only for the benchmark's kernel comparison (cblas_sgemv).
+        .systemLibrary(name: "COpenBLAS", path: "Benchmarks/COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .executableTarget(
+            name: "StoreBench",
+            dependencies: ["Store", "CVectorScan", "COpenBLAS", "TensorFiles"],
+            path: "Benchmarks/StoreBench"),
         .target(name: "TensorFiles", dependencies: ["CZlib"]),
         // CLIP's BPE tokenizer (text search).
         .target(name: "Tokenization"),
@@ -73,6 +89,7 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"], exclude: ["Goldens"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TensorFiles"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensors", "TensorFiles", "Imaging", "Tokenization"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "TensorFiles"]),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [

@@ -1,0 +1,478 @@
+import Foundation
+import GRDB
+
+/// The embedded `VectorStore`: one SQLite file (GRDB `DatabasePool`, WAL mode), with each space's current vectors
+/// also held in memory as one contiguous matrix for exact search.
+///
+/// Guarantees, in addition to those of `VectorStore`:
+/// - Every write is one SQLite transaction (`BEGIN IMMEDIATE`); writes are serialised by GRDB's single writer.
+/// - The in-memory indexes are immutable snapshots. A write builds the next snapshot after its transaction commits,
+///   while still holding the writer, and publishes it under a lock; so the memory state changes in commit order, a
+///   query never sees a half-applied batch, and queries never wait for a write (they only copy a reference).
+/// - Appending to a space reuses its matrix buffer in place (readers only read rows below their snapshot's row count);
+///   replaced or deleted rows are tombstoned and compacted away later, so a write costs O(batch), not O(store),
+///   except for occasional compaction.
+/// - Vectors are stored as little-endian Float32 BLOBs of exactly `dimension * 4` bytes; reopening the file rebuilds
+///   the same indexes (a BLOB of the wrong size is reported as `StoreError.corrupt`).
+/// - The schema is versioned with GRDB's `DatabaseMigrator`; opening an older file migrates it.
+/// - One instance per file should write. Another instance (or process) opened on the same file sees the database
+///   writes of the first in `fetchMovies`, `movieCount` and `stats`, but its in-memory search indexes reflect only its
+///   own writes and what was in the file when it was opened.
+public final class SQLiteVectorStore: VectorStore {
+    public static let defaultPath = "./postersim.sqlite"
+
+    /// The database file.
+    public let path: String
+    /// Threads one query may use for its scan.
+    public let searchThreads: Int
+
+    private let pool: DatabasePool
+    private let current: Locked<StoreSnapshot>
+
+    /// Opens (creating if needed) the store at `path`, migrates it and loads every space's current vectors.
+    public init(path: String = SQLiteVectorStore.defaultPath, searchThreads: Int = ExactSearch.defaultThreads) throws {
+        self.path = path
+        self.searchThreads = max(1, searchThreads)
+        do {
+            var config = Configuration()
+            config.foreignKeysEnabled = true
+            config.label = "postersim.store"
+            pool = try DatabasePool(path: path, configuration: config)
+            try Self.migrator.migrate(pool)
+            let snapshot = try pool.read { db in try Self.loadSnapshot(db) }
+            current = Locked(snapshot)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.database("cannot open \(path): \(error)")
+        }
+    }
+
+    // MARK: Schema
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1: movies, vector spaces, embeddings") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE movie (
+                        id INTEGER PRIMARY KEY NOT NULL,
+                        title TEXT NOT NULL,
+                        original_title TEXT,
+                        overview TEXT,
+                        release_date TEXT,
+                        poster_path TEXT,
+                        backdrop_path TEXT,
+                        genre_ids TEXT NOT NULL DEFAULT '[]',
+                        original_language TEXT,
+                        popularity REAL,
+                        vote_average REAL,
+                        vote_count INTEGER,
+                        adult INTEGER,
+                        video INTEGER,
+                        popularity_rank INTEGER
+                    );
+                    CREATE TABLE vector_space (
+                        name TEXT PRIMARY KEY NOT NULL,
+                        dimension INTEGER NOT NULL CHECK (dimension > 0),
+                        metric TEXT NOT NULL CHECK (metric IN ('cosine', 'euclidean')),
+                        identity TEXT NOT NULL
+                    );
+                    CREATE TABLE embedding (
+                        space TEXT NOT NULL REFERENCES vector_space(name) ON DELETE CASCADE,
+                        movie_id INTEGER NOT NULL REFERENCES movie(id) ON DELETE CASCADE,
+                        identity TEXT NOT NULL,
+                        vector BLOB NOT NULL,
+                        PRIMARY KEY (space, movie_id)
+                    );
+                    CREATE INDEX embedding_by_movie ON embedding(movie_id);
+                    """)
+        }
+        return m
+    }
+
+    // MARK: Writes
+
+    @discardableResult
+    public func registerSpace(_ space: VectorSpace, identity: ModelIdentity) async throws -> SpaceStats {
+        guard !space.name.isEmpty else { throw StoreError.invalidSpace("empty name") }
+        guard space.dimension > 0, space.dimension <= 1 << 20 else {
+            throw StoreError.invalidSpace("dimension \(space.dimension) out of range 1...\(1 << 20)")
+        }
+        return try await write { db in
+            var loaded: PendingSpace?
+            let stats: SpaceStats = try db.inTransactionReturning {
+                if let row = try Row.fetchOne(
+                    db, sql: "SELECT dimension, metric, identity FROM vector_space WHERE name = ?",
+                    arguments: [space.name])
+                {
+                    let existing = try Self.space(named: space.name, from: row)
+                    guard existing.space == space else {
+                        throw StoreError.spaceConflict(existing: existing.space, requested: space)
+                    }
+                    if existing.identity != identity {
+                        try db.execute(
+                            sql: "UPDATE vector_space SET identity = ? WHERE name = ?",
+                            arguments: [identity.storedForm, space.name])
+                        loaded = try Self.loadSpace(db, space: space, identity: identity)
+                    }
+                } else {
+                    try db.execute(
+                        sql: "INSERT INTO vector_space (name, dimension, metric, identity) VALUES (?, ?, ?, ?)",
+                        arguments: [space.name, space.dimension, space.metric.rawValue, identity.storedForm])
+                    loaded = PendingSpace(
+                        space: space, identity: identity,
+                        storage: MatrixStorage(dimension: space.dimension, capacityRows: 64), ids: [], fields: [])
+                }
+                return try Self.spaceStats(db, space: space, identity: identity)
+            }
+            if let loaded {
+                self.publish(self.current.value.installing(loaded))
+            }
+            return stats
+        }
+    }
+
+    public func upsertMovies(_ movies: [Movie]) async throws {
+        guard !movies.isEmpty else { return }
+        for m in movies where m.id < 0 {
+            throw StoreError.invalidMovie(m.id, reason: "TMDB ids are non-negative")
+        }
+        try await write { db in
+            try db.inTransactionReturning {
+                let stmt = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO movie (id, title, original_title, overview, release_date, poster_path,
+                            backdrop_path, genre_ids, original_language, popularity, vote_average, vote_count, adult,
+                            video, popularity_rank)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(id) DO UPDATE SET
+                            title = excluded.title, original_title = excluded.original_title,
+                            overview = excluded.overview, release_date = excluded.release_date,
+                            poster_path = excluded.poster_path, backdrop_path = excluded.backdrop_path,
+                            genre_ids = excluded.genre_ids, original_language = excluded.original_language,
+                            popularity = excluded.popularity, vote_average = excluded.vote_average,
+                            vote_count = excluded.vote_count, adult = excluded.adult, video = excluded.video,
+                            popularity_rank = excluded.popularity_rank
+                        """)
+                for m in movies {
+                    let genres = "[" + m.genreIDs.map(String.init).joined(separator: ",") + "]"
+                    let args: [(any DatabaseValueConvertible)?] = [
+                        m.id, m.title, m.originalTitle, m.overview, m.releaseDate, m.posterPath, m.backdropPath,
+                        genres, m.originalLanguage, m.popularity, m.voteAverage, m.voteCount, m.adult, m.video,
+                        m.popularityRank,
+                    ]
+                    try stmt.execute(arguments: StatementArguments(args))
+                }
+            }
+            self.publish(self.current.value.updatingMovies(movies.map(MovieFilterFields.init)))
+        }
+    }
+
+    public func upsertEmbeddings(_ embeddings: [EmbeddingInput], space name: String, identity: ModelIdentity)
+        async throws
+    {
+        guard !embeddings.isEmpty else { return }
+        let snapshot = current.value
+        guard let index = snapshot.spaces[name] else { throw StoreError.unknownSpace(name) }
+        for e in embeddings { try Self.validate(e.vector, space: index.space) }
+        try await write { db in
+            let packed: [(id: MovieID, vector: [Float], fields: MovieFilterFields)] = try db.inTransactionReturning {
+                // Re-read the space inside the transaction: another process may have switched its identity.
+                guard let row = try Row.fetchOne(
+                    db, sql: "SELECT dimension, metric, identity FROM vector_space WHERE name = ?", arguments: [name])
+                else { throw StoreError.unknownSpace(name) }
+                let stored = try Self.space(named: name, from: row)
+                guard stored.identity == identity else {
+                    throw StoreError.identityMismatch(space: name, current: stored.identity, given: identity)
+                }
+                let movieStmt = try db.cachedStatement(
+                    sql: """
+                        SELECT release_date, genre_ids, original_language, adult, vote_count FROM movie WHERE id = ?
+                        """)
+                let insert = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO embedding (space, movie_id, identity, vector) VALUES (?, ?, ?, ?)
+                        ON CONFLICT(space, movie_id) DO UPDATE SET identity = excluded.identity, vector = excluded.vector
+                        """)
+                var out: [(id: MovieID, vector: [Float], fields: MovieFilterFields)] = []
+                out.reserveCapacity(embeddings.count)
+                let identityText = identity.storedForm
+                for e in embeddings {
+                    // Item by item, so a missing movie aborts the batch midway and the rollback undoes the rest.
+                    guard let m = try Row.fetchOne(movieStmt, arguments: [e.movieID]) else {
+                        throw StoreError.unknownMovie(e.movieID)
+                    }
+                    try insert.execute(arguments: [name, e.movieID, identityText, VectorBlob.encode(e.vector)])
+                    out.append((e.movieID, e.vector, Self.filterFields(id: e.movieID, row: m)))
+                }
+                return out
+            }
+            self.publish(self.current.value.upserting(packed, space: name))
+        }
+    }
+
+    @discardableResult
+    public func deleteMovies(ids: [MovieID]) async throws -> Int {
+        guard !ids.isEmpty else { return 0 }
+        return try await write { db in
+            let deleted: Int = try db.inTransactionReturning {
+                var n = 0
+                let stmt = try db.cachedStatement(sql: "DELETE FROM movie WHERE id = ?")
+                for id in ids {
+                    try stmt.execute(arguments: [id])
+                    n += db.changesCount
+                }
+                return n
+            }
+            self.publish(self.current.value.removing(ids))
+            return deleted
+        }
+    }
+
+    // MARK: Reads
+
+    public func fetchMovies(ids: [MovieID]) async throws -> [Movie] {
+        guard !ids.isEmpty else { return [] }
+        let found: [MovieID: Movie] = try await read { db in
+            var out: [MovieID: Movie] = [:]
+            // Chunks stay under SQLite's bound-parameter limit.
+            for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                for row in try Row.fetchAll(
+                    db, sql: "SELECT * FROM movie WHERE id IN (\(marks))", arguments: StatementArguments(chunk))
+                {
+                    let m = try Self.movie(from: row)
+                    out[m.id] = m
+                }
+            }
+            return out
+        }
+        return ids.compactMap { found[$0] }
+    }
+
+    public func query(space name: String, vector: [Float], k: Int, filter: SearchFilter) async throws
+        -> [SearchMatch]
+    {
+        try Self.validate(k: k)
+        let snapshot = current.value
+        guard let index = snapshot.spaces[name] else { throw StoreError.unknownSpace(name) }
+        try Self.validate(vector, space: index.space)
+        let compiled = filter.isEmpty ? nil : snapshot.interner.compile(filter)
+        return index.search(vector, k: k, filter: compiled, maxThreads: searchThreads)
+    }
+
+    public func query(space name: String, movieID id: MovieID, k: Int, filter: SearchFilter, excludeSelf: Bool)
+        async throws -> [SearchMatch]
+    {
+        try Self.validate(k: k)
+        let snapshot = current.value
+        guard let index = snapshot.spaces[name] else { throw StoreError.unknownSpace(name) }
+        guard let row = index.rowOfMovie[id], let vector = index.vector(of: id) else {
+            let exists = try await read { db in
+                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM movie WHERE id = ?)", arguments: [id])
+            }
+            if exists == true { throw StoreError.noEmbedding(movieID: id, space: name) }
+            throw StoreError.unknownMovie(id)
+        }
+        let compiled = filter.isEmpty ? nil : snapshot.interner.compile(filter)
+        var result: [SearchMatch] = []
+        var remaining = k
+        if !excludeSelf, compiled?.accepts(index.rowMeta[row], id: Int64(id)) ?? true {
+            // The movie's own score, computed by the same kernel path as every other row.
+            result.append(SearchMatch(movieID: id, score: index.score(row: row, query: vector)))
+            remaining -= 1
+        }
+        if remaining > 0 {
+            result += index.search(vector, k: remaining, filter: compiled, excludedRow: row, maxThreads: searchThreads)
+        }
+        return result
+    }
+
+    public func movieCount() async throws -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM movie") ?? 0 }
+    }
+
+    public func stats() async throws -> StoreStats {
+        let (movies, spaces) = try await read { db in
+            let movies = try Int.fetchOne(db, sql: "SELECT count(*) FROM movie") ?? 0
+            var spaces: [SpaceStats] = []
+            for row in try Row.fetchAll(db, sql: "SELECT name, dimension, metric, identity FROM vector_space ORDER BY name") {
+                let name: String = row["name"]
+                let s = try Self.space(named: name, from: row)
+                spaces.append(try Self.spaceStats(db, space: s.space, identity: s.identity))
+            }
+            return (movies, spaces)
+        }
+        var bytes = 0
+        for suffix in ["", "-wal"] {
+            if let size = try? FileManager.default.attributesOfItem(atPath: path + suffix)[.size] as? Int {
+                bytes += size
+            }
+        }
+        return StoreStats(movies: movies, spaces: spaces, bytesOnDisk: bytes)
+    }
+
+    public func completedPairs(movieIDs: [MovieID], spaces: [String]) async throws -> Set<EmbeddingKey> {
+        let snapshot = current.value
+        var done = Set<EmbeddingKey>()
+        for name in spaces {
+            guard let index = snapshot.spaces[name] else { throw StoreError.unknownSpace(name) }
+            for id in movieIDs where index.rowOfMovie[id] != nil {
+                done.insert(EmbeddingKey(movieID: id, space: name))
+            }
+        }
+        return done
+    }
+
+    // MARK: Helpers
+
+    /// Called only from inside a GRDB write closure (after commit), so one writer at a time derives the next snapshot
+    /// from the current one; the expensive part ran before this call, outside the lock readers take.
+    private func publish(_ next: StoreSnapshot) {
+        current.set(next)
+    }
+
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.writeWithoutTransaction(body)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.database("\(error)")
+        }
+    }
+
+    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.database("\(error)")
+        }
+    }
+
+    static func validate(k: Int) throws {
+        guard k >= 1, k <= StoreError.maxK else { throw StoreError.invalidK(k) }
+    }
+
+    static func validate(_ v: [Float], space: VectorSpace) throws {
+        guard v.count == space.dimension else {
+            throw StoreError.dimensionMismatch(space: space.name, expected: space.dimension, actual: v.count)
+        }
+        var sumSquares: Double = 0
+        for x in v {
+            guard x.isFinite else { throw StoreError.invalidVector(space: space.name, reason: "non-finite component") }
+            sumSquares += Double(x) * Double(x)
+        }
+        if space.metric == .cosine, !(sumSquares > 0) {
+            throw StoreError.invalidVector(space: space.name, reason: "zero vector has no cosine similarity")
+        }
+        if !sumSquares.isFinite || sumSquares > Double(Float.greatestFiniteMagnitude) {
+            throw StoreError.invalidVector(space: space.name, reason: "norm overflows Float32")
+        }
+    }
+
+    static func space(named name: String, from row: Row) throws -> (space: VectorSpace, identity: ModelIdentity) {
+        let dimension: Int = row["dimension"]
+        let metricText: String = row["metric"]
+        let identityText: String = row["identity"]
+        guard let metric = DistanceMetric(rawValue: metricText) else {
+            throw StoreError.corrupt("space '\(name)' has unknown metric '\(metricText)'")
+        }
+        guard let identity = ModelIdentity(storedForm: identityText) else {
+            throw StoreError.corrupt("space '\(name)' has unparsable identity '\(identityText)'")
+        }
+        return (VectorSpace(name: name, dimension: dimension, metric: metric), identity)
+    }
+
+    static func spaceStats(_ db: Database, space: VectorSpace, identity: ModelIdentity) throws -> SpaceStats {
+        let row = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT coalesce(sum(identity = ?), 0) AS current, coalesce(sum(identity != ?), 0) AS stale
+                FROM embedding WHERE space = ?
+                """,
+            arguments: [identity.storedForm, identity.storedForm, space.name])
+        return SpaceStats(
+            space: space, identity: identity, vectors: row?["current"] ?? 0, staleVectors: row?["stale"] ?? 0)
+    }
+
+    static func parseGenres(_ text: String) -> [Int] {
+        text.split(whereSeparator: { $0 == "[" || $0 == "]" || $0 == "," || $0 == " " }).compactMap { Int($0) }
+    }
+
+    static func filterFields(id: MovieID, row: Row) -> MovieFilterFields {
+        let date: String? = row["release_date"]
+        let genres: String = row["genre_ids"] ?? "[]"
+        let probe = Movie(id: id, title: "", releaseDate: date)
+        return MovieFilterFields(
+            id: id, releaseYear: probe.releaseYear, genreIDs: parseGenres(genres),
+            originalLanguage: row["original_language"], adult: row["adult"], voteCount: row["vote_count"])
+    }
+
+    static func movie(from row: Row) throws -> Movie {
+        let genres: String = row["genre_ids"] ?? "[]"
+        return Movie(
+            id: row["id"], title: row["title"], originalTitle: row["original_title"], overview: row["overview"],
+            releaseDate: row["release_date"], posterPath: row["poster_path"], backdropPath: row["backdrop_path"],
+            genreIDs: parseGenres(genres), originalLanguage: row["original_language"], popularity: row["popularity"],
+            voteAverage: row["vote_average"], voteCount: row["vote_count"], adult: row["adult"], video: row["video"],
+            popularityRank: row["popularity_rank"])
+    }
+
+    /// Loads one space's current-identity vectors (ordered by movie id) and their movies' filter fields.
+    static func loadSpace(_ db: Database, space: VectorSpace, identity: ModelIdentity) throws -> PendingSpace {
+        let count =
+            try Int.fetchOne(
+                db, sql: "SELECT count(*) FROM embedding WHERE space = ? AND identity = ?",
+                arguments: [space.name, identity.storedForm]) ?? 0
+        let storage = MatrixStorage(dimension: space.dimension, capacityRows: max(64, count + count / 4))
+        var ids: [MovieID] = []
+        var fields: [MovieFilterFields] = []
+        ids.reserveCapacity(count)
+        fields.reserveCapacity(count)
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT e.movie_id, e.vector, m.release_date, m.genre_ids, m.original_language, m.adult, m.vote_count
+                FROM embedding e JOIN movie m ON m.id = e.movie_id
+                WHERE e.space = ? AND e.identity = ? ORDER BY e.movie_id
+                """,
+            arguments: [space.name, identity.storedForm])
+        while let row = try rows.next() {
+            let id: MovieID = row["movie_id"]
+            let r = ids.count
+            guard r < storage.capacityRows else { throw StoreError.corrupt("space '\(space.name)' grew while loading") }
+            let blob: Data = row["vector"]
+            try VectorBlob.decode(blob, into: storage.row(r), dimension: space.dimension, space: space.name, id: id)
+            ids.append(id)
+            fields.append(filterFields(id: id, row: row))
+        }
+        return PendingSpace(space: space, identity: identity, storage: storage, ids: ids, fields: fields)
+    }
+
+    static func loadSnapshot(_ db: Database) throws -> StoreSnapshot {
+        var snapshot = StoreSnapshot.empty
+        for row in try Row.fetchAll(db, sql: "SELECT name, dimension, metric, identity FROM vector_space") {
+            let name: String = row["name"]
+            let s = try space(named: name, from: row)
+            snapshot = snapshot.installing(try loadSpace(db, space: s.space, identity: s.identity))
+        }
+        return snapshot
+    }
+}
+
+extension Database {
+    /// Runs `body` in an immediate transaction, returning its value; rolls back and rethrows on error.
+    func inTransactionReturning<T>(_ body: () throws -> T) throws -> T {
+        var result: T?
+        try inTransaction(.immediate) {
+            result = try body()
+            return .commit
+        }
+        guard let result else { throw StoreError.database("transaction returned no value") }
+        return result
+    }
+}

@@ -1,0 +1,365 @@
+import CVectorScan
+import Foundation
+
+/// A row-major Float32 matrix with room for `capacityRows` rows, 64-byte aligned.
+///
+/// Sharing rule (why this class may be `@unchecked Sendable`): published `SpaceIndex` snapshots read only rows below
+/// their own `rowCount`; the single writer appends only at or above the newest snapshot's `rowCount` and publishes the
+/// new count afterwards through a lock, which orders the writes before any reader that sees the new count. Rows below
+/// a published count are never written again.
+final class MatrixStorage: @unchecked Sendable {
+    let dimension: Int
+    let capacityRows: Int
+    let base: UnsafeMutablePointer<Float>
+
+    init(dimension: Int, capacityRows: Int) {
+        self.dimension = dimension
+        self.capacityRows = max(1, capacityRows)
+        let count = self.capacityRows * dimension
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
+        base = raw.bindMemory(to: Float.self, capacity: count)
+    }
+
+    deinit { UnsafeMutableRawPointer(base).deallocate() }
+
+    func row(_ r: Int) -> UnsafeMutablePointer<Float> { base + r * dimension }
+}
+
+/// The filter fields of one movie, packed so that a filter test is a few integer compares.
+struct RowMeta: Sendable, Equatable {
+    static let noYear = Int16.min
+    var year: Int16
+    var adult: Bool
+    var voteCount: Int32
+    /// Interned `original_language` + 1; 0 when unknown.
+    var language: UInt32
+    /// Bit i: the movie has the genre interned as i (i < 63). Bit 63: it also has genres beyond the interned 63.
+    var genreBits: UInt64
+}
+
+/// Maps languages and genre ids to small integers for `RowMeta`. Append-only; part of each published snapshot.
+struct MetaInterner: Sendable {
+    static let overflowBit: UInt64 = 1 << 63
+    private(set) var languages: [String: UInt32] = [:]
+    private(set) var genres: [Int: Int] = [:]
+    /// Genres of movies that have ids beyond the 63 interned ones (TMDB has about 19 movie genres, so normally empty).
+    private(set) var overflowGenres: [MovieID: [Int]] = [:]
+
+    mutating func pack(_ movie: MovieFilterFields) -> RowMeta {
+        var language: UInt32 = 0
+        if let lang = movie.originalLanguage {
+            if let code = languages[lang] {
+                language = code
+            } else {
+                language = UInt32(languages.count + 1)
+                languages[lang] = language
+            }
+        }
+        var bits: UInt64 = 0
+        var overflow = false
+        for g in movie.genreIDs {
+            if let bit = genres[g] {
+                bits |= 1 << UInt64(bit)
+            } else if genres.count < 63 {
+                let bit = genres.count
+                genres[g] = bit
+                bits |= 1 << UInt64(bit)
+            } else {
+                overflow = true
+            }
+        }
+        if overflow {
+            bits |= Self.overflowBit
+            overflowGenres[movie.id] = movie.genreIDs
+        } else if overflowGenres[movie.id] != nil {
+            overflowGenres[movie.id] = nil
+        }
+        let year = movie.releaseYear.map { Int16(clamping: $0) } ?? RowMeta.noYear
+        return RowMeta(
+            year: year, adult: movie.adult ?? false, voteCount: Int32(clamping: movie.voteCount ?? 0),
+            language: language, genreBits: bits)
+    }
+
+    mutating func forget(_ id: MovieID) {
+        if overflowGenres[id] != nil { overflowGenres[id] = nil }
+    }
+
+    func compile(_ filter: SearchFilter) -> CompiledFilter {
+        var c = CompiledFilter()
+        if filter.minYear != nil || filter.maxYear != nil {
+            c.checkYear = true
+            // Years outside Int16 cannot be stored, so clamping keeps the comparison exact.
+            c.yearLo = Int16(clamping: filter.minYear ?? Int(Int16.min + 1))
+            c.yearHi = Int16(clamping: filter.maxYear ?? Int(Int16.max))
+        }
+        if let g = filter.genreID {
+            if let bit = genres[g] {
+                c.genreMask = 1 << UInt64(bit)
+            } else if !overflowGenres.isEmpty {
+                c.genreMask = Self.overflowBit
+                c.overflowGenre = g
+                c.overflowGenres = overflowGenres
+            } else {
+                c.impossible = true
+            }
+        }
+        if let lang = filter.originalLanguage {
+            if let code = languages[lang] { c.language = code } else { c.impossible = true }
+        }
+        c.adult = filter.adult
+        if let v = filter.minVoteCount { c.minVotes = Int32(clamping: v) }
+        return c
+    }
+}
+
+/// The subset of `Movie` the index needs, so it can be read cheaply from the database.
+struct MovieFilterFields: Sendable {
+    var id: MovieID
+    var releaseYear: Int?
+    var genreIDs: [Int]
+    var originalLanguage: String?
+    var adult: Bool?
+    var voteCount: Int?
+
+    init(_ m: Movie) {
+        id = m.id
+        releaseYear = m.releaseYear
+        genreIDs = m.genreIDs
+        originalLanguage = m.originalLanguage
+        adult = m.adult
+        voteCount = m.voteCount
+    }
+
+    init(id: MovieID, releaseYear: Int?, genreIDs: [Int], originalLanguage: String?, adult: Bool?, voteCount: Int?) {
+        self.id = id
+        self.releaseYear = releaseYear
+        self.genreIDs = genreIDs
+        self.originalLanguage = originalLanguage
+        self.adult = adult
+        self.voteCount = voteCount
+    }
+}
+
+/// A `SearchFilter` translated to the packed representation.
+struct CompiledFilter: Sendable {
+    var impossible = false
+    var checkYear = false
+    var yearLo: Int16 = 0
+    var yearHi: Int16 = 0
+    var genreMask: UInt64 = 0
+    var overflowGenre: Int?
+    var overflowGenres: [MovieID: [Int]] = [:]
+    var language: UInt32?
+    var adult: Bool?
+    var minVotes: Int32?
+
+    @inline(__always)
+    func accepts(_ m: RowMeta, id: Int64) -> Bool {
+        if impossible { return false }
+        if checkYear {
+            if m.year == RowMeta.noYear || m.year < yearLo || m.year > yearHi { return false }
+        }
+        if genreMask != 0 {
+            if m.genreBits & genreMask == 0 { return false }
+            if let g = overflowGenre, !(overflowGenres[MovieID(id)]?.contains(g) ?? false) { return false }
+        }
+        if let l = language, m.language != l { return false }
+        if let a = adult, m.adult != a { return false }
+        if let v = minVotes, m.voteCount < v { return false }
+        return true
+    }
+}
+
+/// An immutable snapshot of one space's searchable vectors: the current identity's embeddings as one contiguous matrix,
+/// the row → movie id map (negative = deleted row), 1/‖row‖ for cosine, and the packed filter fields per row.
+final class SpaceIndex: Sendable {
+    let space: VectorSpace
+    let identity: ModelIdentity
+    let storage: MatrixStorage
+    let rowCount: Int
+    let rowIDs: [Int64]
+    let inverseNorms: [Float]
+    let rowMeta: [RowMeta]
+    let rowOfMovie: [MovieID: Int]
+
+    var liveCount: Int { rowOfMovie.count }
+
+    init(
+        space: VectorSpace, identity: ModelIdentity, storage: MatrixStorage, rowCount: Int, rowIDs: [Int64],
+        inverseNorms: [Float], rowMeta: [RowMeta], rowOfMovie: [MovieID: Int]
+    ) {
+        self.space = space
+        self.identity = identity
+        self.storage = storage
+        self.rowCount = rowCount
+        self.rowIDs = rowIDs
+        self.inverseNorms = inverseNorms
+        self.rowMeta = rowMeta
+        self.rowOfMovie = rowOfMovie
+    }
+
+    static func empty(_ space: VectorSpace, identity: ModelIdentity, capacity: Int = 0) -> SpaceIndex {
+        SpaceIndex(
+            space: space, identity: identity, storage: MatrixStorage(dimension: space.dimension, capacityRows: capacity),
+            rowCount: 0, rowIDs: [], inverseNorms: [], rowMeta: [], rowOfMovie: [:])
+    }
+
+    /// 1/‖v‖ as the index stores it (computed with the scan kernel, so a row's self-score is consistent).
+    static func inverseNorm(_ v: UnsafePointer<Float>, dimension: Int) -> Float {
+        var s: Float = 0
+        vs_dot_rows(v, 1, dimension, v, &s)
+        return s > 0 ? 1 / s.squareRoot() : 0
+    }
+
+    /// A new snapshot with `vectors` (already validated) added or replacing the movies' previous rows. Appends into
+    /// the shared storage when it has room (see `MatrixStorage`), otherwise compacts into a larger one.
+    func upserting(_ items: [(id: MovieID, vector: [Float], meta: RowMeta)]) -> SpaceIndex {
+        guard !items.isEmpty else { return self }
+        let dim = space.dimension
+        var rowIDs = self.rowIDs
+        var rowOfMovie = self.rowOfMovie
+        var rowMeta = self.rowMeta
+        var inverseNorms = self.inverseNorms
+        // Later items for the same movie win, like the SQL upsert.
+        var last: [MovieID: Int] = [:]
+        for (i, item) in items.enumerated() { last[item.id] = i }
+        let fresh = items.enumerated().filter { last[$0.element.id] == $0.offset }.map(\.element)
+        for item in fresh {
+            if let old = rowOfMovie[item.id] { rowIDs[old] = -1 }
+        }
+        let live = rowOfMovie.count + fresh.filter { rowOfMovie[$0.id] == nil }.count
+        var storage = self.storage
+        var rowCount = self.rowCount
+        let dead = rowIDs.lazy.filter { $0 < 0 }.count
+        if rowCount + fresh.count > storage.capacityRows || dead > max(1024, live / 4) {
+            // Compact the live rows into new storage with headroom for growth.
+            let newStorage = MatrixStorage(dimension: dim, capacityRows: max(64, live + live / 2))
+            var newIDs: [Int64] = []
+            var newNorms: [Float] = []
+            var newMeta: [RowMeta] = []
+            newIDs.reserveCapacity(live)
+            newMeta.reserveCapacity(live)
+            var newRowOf: [MovieID: Int] = [:]
+            newRowOf.reserveCapacity(live)
+            for r in 0..<rowCount where rowIDs[r] >= 0 {
+                let nr = newIDs.count
+                newStorage.row(nr).update(from: storage.row(r), count: dim)
+                newIDs.append(rowIDs[r])
+                newMeta.append(rowMeta[r])
+                if space.metric == .cosine { newNorms.append(inverseNorms[r]) }
+                newRowOf[MovieID(rowIDs[r])] = nr
+            }
+            storage = newStorage
+            rowCount = newIDs.count
+            rowIDs = newIDs
+            rowMeta = newMeta
+            inverseNorms = newNorms
+            rowOfMovie = newRowOf
+        }
+        for item in fresh {
+            let r = rowCount
+            let dst = storage.row(r)
+            item.vector.withUnsafeBufferPointer { src in
+                if let s = src.baseAddress { dst.update(from: s, count: dim) }
+            }
+            rowIDs.append(Int64(item.id))
+            rowMeta.append(item.meta)
+            if space.metric == .cosine { inverseNorms.append(Self.inverseNorm(dst, dimension: dim)) }
+            rowOfMovie[item.id] = r
+            rowCount += 1
+        }
+        return SpaceIndex(
+            space: space, identity: identity, storage: storage, rowCount: rowCount, rowIDs: rowIDs,
+            inverseNorms: inverseNorms, rowMeta: rowMeta, rowOfMovie: rowOfMovie)
+    }
+
+    /// A new snapshot without these movies' rows (rows are tombstoned; compaction happens on a later append).
+    func removing(_ ids: [MovieID]) -> SpaceIndex {
+        var rowIDs = self.rowIDs
+        var rowOfMovie = self.rowOfMovie
+        var changed = false
+        for id in ids {
+            if let r = rowOfMovie.removeValue(forKey: id) {
+                rowIDs[r] = -1
+                changed = true
+            }
+        }
+        guard changed else { return self }
+        return SpaceIndex(
+            space: space, identity: identity, storage: storage, rowCount: rowCount, rowIDs: rowIDs,
+            inverseNorms: inverseNorms, rowMeta: rowMeta, rowOfMovie: rowOfMovie)
+    }
+
+    /// A new snapshot with updated filter fields for movies that have rows.
+    func updatingMeta(_ metas: [MovieID: RowMeta]) -> SpaceIndex {
+        var rowMeta = self.rowMeta
+        var changed = false
+        for (id, meta) in metas {
+            if let r = rowOfMovie[id], rowMeta[r] != meta {
+                rowMeta[r] = meta
+                changed = true
+            }
+        }
+        guard changed else { return self }
+        return SpaceIndex(
+            space: space, identity: identity, storage: storage, rowCount: rowCount, rowIDs: rowIDs,
+            inverseNorms: inverseNorms, rowMeta: rowMeta, rowOfMovie: rowOfMovie)
+    }
+
+    /// Exact top-k for a validated query vector, skipping `excludedRow`.
+    func search(
+        _ query: [Float], k: Int, filter: CompiledFilter?, excludedRow: Int? = nil, maxThreads: Int
+    ) -> [SearchMatch] {
+        let meta = rowMeta
+        let ids = rowIDs
+        let accept: (@Sendable (Int) -> Bool)?
+        if filter != nil || excludedRow != nil {
+            accept = { row in
+                if row == excludedRow { return false }
+                if let f = filter { return f.accepts(meta[row], id: ids[row]) }
+                return true
+            }
+        } else {
+            accept = nil
+        }
+        return withExtendedLifetime(storage) {
+            rowIDs.withUnsafeBufferPointer { idp in
+                inverseNorms.withUnsafeBufferPointer { np in
+                    query.withUnsafeBufferPointer { qp in
+                        guard let idBase = idp.baseAddress, let qBase = qp.baseAddress else { return [] }
+                        return ExactSearch.topK(
+                            matrix: storage.base, rows: rowCount, dimension: space.dimension, metric: space.metric,
+                            inverseNorms: space.metric == .cosine ? np.baseAddress : nil, ids: idBase, query: qBase,
+                            k: k, maxThreads: maxThreads, accept: accept)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The score of one row against `query`, through the same scan path as `search` (so a movie's score against
+    /// itself equals what a scan would report).
+    func score(row: Int, query: [Float]) -> Float {
+        let id = rowIDs[row]
+        let norm = space.metric == .cosine ? inverseNorms[row] : 0
+        return withExtendedLifetime(storage) {
+            withUnsafePointer(to: id) { idp in
+                withUnsafePointer(to: norm) { np in
+                    query.withUnsafeBufferPointer { qp in
+                        guard let q = qp.baseAddress else { return Float.nan }
+                        let m = ExactSearch.topK(
+                            matrix: storage.row(row), rows: 1, dimension: space.dimension, metric: space.metric,
+                            inverseNorms: np, ids: idp, query: q, k: 1, maxThreads: 1)
+                        return m.first?.score ?? .nan
+                    }
+                }
+            }
+        }
+    }
+
+    /// The stored vector of a movie (a copy).
+    func vector(of id: MovieID) -> [Float]? {
+        guard let r = rowOfMovie[id] else { return nil }
+        return Array(UnsafeBufferPointer(start: storage.row(r), count: space.dimension))
+    }
+}

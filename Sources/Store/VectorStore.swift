@@ -1,0 +1,79 @@
+/// A store of movies and their embeddings in named vector spaces, with exact (or, for a server store, documented)
+/// top-k similarity search. `SQLiteVectorStore` is the embedded implementation; a PostgreSQL store implements the same
+/// protocol and passes the same contract tests.
+///
+/// Guarantees every implementation gives:
+///
+/// - **Atomic writes.** Each mutating call is one transaction: `upsertMovies`, `upsertEmbeddings` (a whole batch),
+///   `deleteMovies` and `registerSpace` either take effect completely or not at all. When one throws, the store is
+///   as it was before the call: a batch that fails on its fifth item leaves none of the first four.
+/// - **Snapshot reads.** Every read (fetch, query, count, stats, completed pairs) sees the state after some set of
+///   completed writes, never part of a write in progress: a query running while a batch is being written either sees
+///   the whole batch or none of it. A read that starts after a write returned sees that write (read-your-writes).
+/// - **Serialised writes.** Writes from concurrent tasks are applied one after the other; none is lost.
+/// - **Deterministic results.** Matches are ordered by score (descending for cosine similarity, ascending for squared
+///   euclidean distance), ties broken by ascending movie id.
+/// - **No mixing of checkpoints.** Each space has one current `ModelIdentity`. Only embeddings made under it are
+///   searchable and count as done; the others are reported as stale until overwritten.
+/// - **Durability.** A write that returned survives a crash of the process (for the file store: SQLite WAL commit).
+///
+/// Errors are `StoreError` values (dimension mismatch, unknown movie/space, identity mismatch...). Bad input never
+/// traps.
+public protocol VectorStore: Sendable {
+    /// Creates `space` with `identity` as its current model, or reopens it. Reopening with the same identity changes
+    /// nothing; with another identity it makes every existing embedding of the space stale (they stop being searched
+    /// and counted as done, and are replaced as the new model re-embeds the movies). Throws `spaceConflict` when the
+    /// space exists with another dimension or metric.
+    @discardableResult
+    func registerSpace(_ space: VectorSpace, identity: ModelIdentity) async throws -> SpaceStats
+
+    /// Inserts or replaces movies (by id), in one transaction. Replacing keeps the movie's embeddings.
+    func upsertMovies(_ movies: [Movie]) async throws
+
+    /// Inserts or replaces the embeddings of a batch of movies in one space, in one transaction (all or nothing).
+    /// `identity` must be the space's current identity. Every movie must already exist; every vector must have the
+    /// space's dimension and finite components (and, for cosine, a non-zero norm).
+    func upsertEmbeddings(_ embeddings: [EmbeddingInput], space: String, identity: ModelIdentity) async throws
+
+    /// The movies with these ids that exist, in the order of `ids` (unknown ids are skipped).
+    func fetchMovies(ids: [MovieID]) async throws -> [Movie]
+
+    /// Deletes movies and all their embeddings, in one transaction. Unknown ids are ignored. Returns how many movies
+    /// were deleted.
+    @discardableResult
+    func deleteMovies(ids: [MovieID]) async throws -> Int
+
+    /// The `k` movies closest to `vector` in `space` that pass `filter`.
+    func query(space: String, vector: [Float], k: Int, filter: SearchFilter) async throws -> [SearchMatch]
+
+    /// The `k` movies closest to movie `id`'s current embedding in `space` that pass `filter`. Unless `excludeSelf`,
+    /// the movie itself comes first (if it passes the filter) and counts toward `k`, as in the original service.
+    /// Throws `unknownMovie` when no such movie exists and `noEmbedding` when it has no current embedding in the space.
+    func query(space: String, movieID id: MovieID, k: Int, filter: SearchFilter, excludeSelf: Bool) async throws
+        -> [SearchMatch]
+
+    /// Number of movies.
+    func movieCount() async throws -> Int
+
+    /// Per-space counts (current and stale vectors) and, for a file store, its size.
+    func stats() async throws -> StoreStats
+
+    /// Which of `movieIDs` have a current embedding in each of `spaces` (for a resumable ingest).
+    func completedPairs(movieIDs: [MovieID], spaces: [String]) async throws -> Set<EmbeddingKey>
+}
+
+extension VectorStore {
+    public func fetchMovie(id: MovieID) async throws -> Movie? {
+        try await fetchMovies(ids: [id]).first
+    }
+
+    public func query(space: String, vector: [Float], k: Int) async throws -> [SearchMatch] {
+        try await query(space: space, vector: vector, k: k, filter: .none)
+    }
+
+    public func query(space: String, movieID id: MovieID, k: Int, excludeSelf: Bool = false) async throws
+        -> [SearchMatch]
+    {
+        try await query(space: space, movieID: id, k: k, filter: .none, excludeSelf: excludeSelf)
+    }
+}
