@@ -32,13 +32,12 @@ demo: release
 	@echo "demo: wrote $(DEMO_OUT)/poster-{clip,resnet50,vgg16}.npy"
 
 # Exact search latency of the embedded store next to faiss-cpu on the same vectors (see Benchmarks/StoreBench).
-# faiss comes from the reference environment; PYTHON=/path/to/python uses another one that has faiss-cpu and numpy.
-PYTHON ?= .venv-reference/bin/python
+# faiss comes from the reference environment; PY=/path/to/python uses another one that has faiss-cpu and numpy.
 BENCH_STORE_ARGS ?=
 bench-store:
-	@if [ "$(PYTHON)" = ".venv-reference/bin/python" ]; then scripts/bootstrap --reference; fi
+	@if [ "$(PY)" = ".venv-reference/bin/python" ]; then scripts/bootstrap --reference; fi
 	$(SWIFT) build -c release --product postersim-bench-store
-	.build/release/postersim-bench-store --python $(PYTHON) --faiss-script bench/faiss_flat.py $(BENCH_STORE_ARGS)
+	.build/release/postersim-bench-store --python $(PY) --faiss-script bench/faiss_flat.py $(BENCH_STORE_ARGS)
 
 clean:
 	rm -rf .build
