@@ -60,7 +60,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles", "CZlib"]),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
         // CZlib only for the private npz reader in the tests, until TensorFiles' reader lands.
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CZlib"]),
