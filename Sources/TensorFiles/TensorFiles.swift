@@ -1,1 +1,0 @@
-// Tensor file formats: safetensors, PyTorch zip checkpoints, NumPy .npy/.npz, model configs.
