@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "TensorFiles", targets: ["TensorFiles"]),
         .library(name: "ModelHub", targets: ["ModelHub"]),
         .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "Models", targets: ["Models"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -44,6 +45,8 @@ let package = Package(
         .target(name: "TensorFiles", dependencies: ["CZlib"]),
         // Our tensor layer over oneDNN (convolutions, matmul, pooling) plus own loops for the rest.
         .target(name: "Tensors", dependencies: ["CDNNL"]),
+        // ResNet-50, VGG16 and CLIP built from checkpoints on top of Tensors.
+        .target(name: "Models", dependencies: ["Tensors", "TensorFiles", "Imaging"]),
         .target(
             name: "ModelHub",
             dependencies: [
@@ -64,6 +67,7 @@ let package = Package(
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
         // CZlib only for the private npz reader in the tests, until TensorFiles' reader lands.
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CZlib"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensors", "CZlib", "TensorFiles"]),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [
