@@ -176,17 +176,18 @@ struct VGGFullyConnected: Sendable {
 /// `ClassifierHead` global pool that `forward_head(pre_logits=True)` applies.
 struct VGGConvMlp: Sendable {
     let layers: VGGFullyConnected
-    /// fc1's kernel size (7 in VGG16), also the minimum map size ConvMlp pools up to.
+    /// fc1's kernel size, also the minimum map size ConvMlp pools up to.
     let kernel: Int
     let pooling: RowPooling
 
     init(_ source: VGGTensorSource, inChannels: Int, globalPool: String?, storage: VGG16.HeadWeights) throws {
         let fc1 = try source.shape("pre_logits.fc1.weight")
-        guard fc1.count == 4, fc1[0] >= 1, fc1[1] == inChannels, fc1[2] >= 1, fc1[2] == fc1[3] else {
+        // timm's VGG builds `ConvMlp(prev_chs, 4096, 7, ...)`: the kernel is 7 whatever the widths.
+        kernel = 7
+        guard fc1.count == 4, fc1[0] >= 1, fc1[1] == inChannels, fc1[2] == kernel, fc1[3] == kernel else {
             throw VGG16Error.wrongShape(name: "pre_logits.fc1.weight", expected: [max(fc1.first ?? 1, 1), inChannels, 7, 7],
                                         found: fc1)
         }
-        kernel = fc1[2]
         let fc2 = try source.shape("pre_logits.fc2.weight")
         guard fc2.count == 4, fc2[0] >= 1, fc2[1] == fc1[0], fc2[2] == 1, fc2[3] == 1 else {
             throw VGG16Error.wrongShape(name: "pre_logits.fc2.weight", expected: [max(fc2.first ?? 1, 1), fc1[0], 1, 1],

@@ -267,3 +267,75 @@ struct VGG16Tests {
         #expect(try model.features([ImageTensor]()).isEmpty)
     }
 }
+
+/// Resident memory of this process from /proc/self/status: current (VmRSS) and peak (VmHWM), in MB.
+private func residentMemory() -> (current: Double, peak: Double) {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return (0, 0) }
+    func field(_ name: String) -> Double {
+        let line = status.split(separator: "\n").first { $0.hasPrefix(name + ":") } ?? ""
+        return (Double(line.split(separator: " ").dropFirst().first ?? "") ?? 0) / 1024
+    }
+    return (field("VmRSS"), field("VmHWM"))
+}
+
+/// Full-size benchmark and parity, run only on demand (release build recommended):
+///   POSTERSIM_VGG_BENCH=/tmp/postersim-full/models--timm--vgg16.tv_in1k/snapshots/<rev> \
+///   [POSTERSIM_VGG_BENCH_HEAD=packed] [POSTERSIM_VGG_BENCH_REPS=3] swift test -c release --filter VGG16Benchmark
+/// Prints load time, resident memory after load vs the checkpoint's bytes, ms/image at batch 1 and 8, and the
+/// cosine against the goldens written next to the cache by `make_fixtures.py --full-size` (goldens/reference.npz).
+@Suite("VGG16Benchmark", .serialized, .enabled(if: ProcessInfo.processInfo.environment["POSTERSIM_VGG_BENCH"] != nil))
+struct VGG16Benchmark {
+    @Test("full-size VGG16: timing, memory, parity")
+    func fullSize() throws {
+        let environment = ProcessInfo.processInfo.environment
+        // One configuration per process, so the peak RSS belongs to it alone.
+        let headWeights: VGG16.HeadWeights = environment["POSTERSIM_VGG_BENCH_HEAD"] == "packed" ? .packed : .mapped
+        let directory = URL(fileURLWithPath: try #require(environment["POSTERSIM_VGG_BENCH"]))
+        let repetitions = Int(environment["POSTERSIM_VGG_BENCH_REPS"] ?? "") ?? 3
+        let weightsBytes = (try FileManager.default.attributesOfItem(
+            atPath: directory.appendingPathComponent("model.safetensors").path)[.size] as? Int) ?? 0
+        let before = residentMemory()
+        let start = Date()
+        let model = try VGG16.load(directory: directory, headWeights: headWeights)
+        let loadSeconds = Date().timeIntervalSince(start)
+        let afterLoad = residentMemory()
+        print(String(format: "VGG16 %@: load %.1f s; weights %.0f MB; RSS before %.0f MB, after load %.0f MB (peak %.0f MB)",
+                     "\(headWeights)", loadSeconds, Double(weightsBytes) / 1_048_576, before.current,
+                     afterLoad.current, afterLoad.peak))
+
+        // Goldens: <cache>/goldens/reference.npz (<image>__vgg16_tensor inputs and <image>__vgg16 fc7).
+        var goldenDirectory = directory
+        for _ in 0..<4 { goldenDirectory.deleteLastPathComponent() }
+        let goldens = try NPZArchive(contentsOf: goldenDirectory.appendingPathComponent("goldens/reference.npz"))
+        let names = goldens.names.filter { $0.hasSuffix("__vgg16_tensor") }.sorted()
+        var inputs: [ImageTensor] = []
+        var minimumCosine = 1.0
+        for name in names {
+            let tensor = try goldens.array(name)
+            let input = ImageTensor(shape: tensor.shape, values: tensor.floats())
+            inputs.append(input)
+            let reference = try goldens.array(String(name.dropLast("_tensor".count))).floats()
+            let ours = try model.features(input).first ?? []
+            minimumCosine = min(minimumCosine, cosine(ours, reference))
+            expectMatches(ours, reference, "full-size \(name)")
+        }
+        print(String(format: "VGG16 %@: parity on %d goldens, min cosine %.7f", "\(headWeights)", names.count, minimumCosine))
+
+        for batchSize in [1, 8] {
+            let batch = (0..<batchSize).map { inputs[$0 % max(inputs.count, 1)] }
+            _ = try model.features(batch) // warm-up: primitives, workspaces
+            var best = Double.infinity, total = 0.0
+            for _ in 0..<repetitions {
+                let t0 = Date()
+                _ = try model.features(batch)
+                let elapsed = Date().timeIntervalSince(t0)
+                best = min(best, elapsed)
+                total += elapsed
+            }
+            let memory = residentMemory()
+            print(String(format: "VGG16 %@: batch %d: best %.1f ms/image, mean %.1f ms/image (%d runs); RSS %.0f MB, peak %.0f MB",
+                         "\(headWeights)", batchSize, best * 1000 / Double(batchSize),
+                         total * 1000 / Double(repetitions * batchSize), repetitions, memory.current, memory.peak))
+        }
+    }
+}
