@@ -293,7 +293,7 @@ struct VGG16Benchmark {
         let directory = URL(fileURLWithPath: try #require(environment["POSTERSIM_VGG_BENCH"]))
         let repetitions = Int(environment["POSTERSIM_VGG_BENCH_REPS"] ?? "") ?? 3
         let weightsBytes = (try FileManager.default.attributesOfItem(
-            atPath: directory.appendingPathComponent("model.safetensors").path)[.size] as? Int) ?? 0
+            atPath: directory.appendingPathComponent("model.safetensors").resolvingSymlinksInPath().path)[.size] as? Int) ?? 0
         let before = residentMemory()
         let start = Date()
         let model = try VGG16.load(directory: directory, headWeights: headWeights)
@@ -305,7 +305,7 @@ struct VGG16Benchmark {
 
         // Goldens: <cache>/goldens/reference.npz (<image>__vgg16_tensor inputs and <image>__vgg16 fc7).
         var goldenDirectory = directory
-        for _ in 0..<4 { goldenDirectory.deleteLastPathComponent() }
+        for _ in 0..<3 { goldenDirectory.deleteLastPathComponent() }
         let goldens = try NPZArchive(contentsOf: goldenDirectory.appendingPathComponent("goldens/reference.npz"))
         let names = goldens.names.filter { $0.hasSuffix("__vgg16_tensor") }.sorted()
         var inputs: [ImageTensor] = []
