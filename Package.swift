@@ -8,6 +8,8 @@
 //     -> Imaging        decode posters, Pillow-exact resize, per-model preprocessing
 //   TensorFiles          safetensors, PyTorch zip checkpoints (restricted unpickler), .npy/.npz, model configs
 //     -> ModelHub       Hugging Face cache layout, `models fetch` from HF_ENDPOINT
+//   Tensors              our tensor layer over oneDNN (CDNNL): conv, matmul, pooling, element-wise, attention
+//   (Tensors, TensorFiles, Imaging) -> Models   ResNet-50, VGG16 (CLIP to come) built from checkpoints
 //   (Imaging, TensorFiles, ModelHub) -> PosterSimCLI  the `postersim` command
 import PackageDescription
 
@@ -65,9 +67,8 @@ let package = Package(
 
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles", "CZlib"]),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
-        // CZlib only for the private npz reader in the tests, until TensorFiles' reader lands.
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CZlib"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensors", "CZlib", "TensorFiles"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TensorFiles"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensors", "TensorFiles"]),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [

@@ -17,7 +17,7 @@ public final class MultiHeadAttention: Sendable {
     public init(embedDim: Int, heads: Int,
                 query: (weight: [Float], bias: [Float]), key: (weight: [Float], bias: [Float]),
                 value: (weight: [Float], bias: [Float]), output: (weight: [Float], bias: [Float]),
-                expectedRows: Int = 50) throws(TensorError) {
+                expectedRows: Int = 50) throws(EngineError) {
         guard embedDim >= 1, heads >= 1, embedDim % heads == 0 else {
             throw .invalidArgument("embed dim \(embedDim) is not divisible by \(heads) heads")
         }
@@ -35,7 +35,7 @@ public final class MultiHeadAttention: Sendable {
     }
 
     /// `input` is `[batch, tokens, embedDim]`; with `causal`, token i attends to tokens 0...i only.
-    public func callAsFunction(_ input: Tensor, causal: Bool, workspace: Workspace) throws(TensorError) -> Tensor {
+    public func callAsFunction(_ input: Tensor, causal: Bool, workspace: Workspace) throws(EngineError) -> Tensor {
         guard input.shape.count == 3, input.shape[2] == embedDim else {
             throw .shapeMismatch("attention expects [batch, tokens, \(embedDim)], got \(input.shape)")
         }

@@ -3,11 +3,12 @@ import Synchronization
 
 // Kernel choice for convolutions — measured, see the table in `KernelChoice.swift`.
 // Short version (AMD EPYC Zen 4, AVX-512, 2 threads, oneDNN 2.6.3 / OpenBLAS 0.3.21): oneDNN's direct
-// convolution ("brgconv:avx512_core") on blocked nChw16c activations beats im2col + sgemm (oneDNN or OpenBLAS)
-// on every ResNet-50 and VGG16 shape, while the same primitive forced onto plain NCHW memory falls back to
-// "gemm:jit" and is several times slower. So convolutions run as oneDNN primitives with `any` formats and the
-// blocked layout is kept from layer to layer; only the network input (3 channels, plain) and the final
-// feature map are reordered.
+// convolution ("brgconv:avx512_core") on the activation layout it picks itself (`any`) beats im2col + sgemm
+// (oneDNN or OpenBLAS) on the 3×3 and 7×7 ResNet-50 / VGG16 shapes and ties on 1×1, while the same primitive
+// forced onto plain NCHW falls back to "gemm:jit" and is several times slower. So convolutions run as oneDNN
+// primitives with `any` formats and that layout is kept from layer to layer (on this AVX-512 machine oneDNN picks
+// channels-last `acdb` activations with Acdb64a/32a-blocked weights; on AVX2 it may pick nChw8c); only the
+// network input and the final feature map are reordered.
 
 /// Eval-mode batch-norm parameters (PyTorch `BatchNorm2d`: weight=γ, bias=β, running mean/var, eps).
 public struct BatchNormParameters: Sendable {
@@ -71,7 +72,7 @@ public final class Conv2d: Sendable {
     ///   - expectedInput: a typical input height/width, used to choose the weight layout at load time.
     public init(weight: [Float], weightShape: [Int], bias: [Float]?, stride: Int = 1, padding: Int = 0,
                 batchNorm: BatchNormParameters? = nil, activation: Activation = .identity,
-                expectedInput: (height: Int, width: Int) = (56, 56)) throws(TensorError) {
+                expectedInput: (height: Int, width: Int) = (56, 56)) throws(EngineError) {
         guard weightShape.count == 4 else { throw .shapeMismatch("conv weight shape \(weightShape) is not OIHW") }
         guard stride >= 1, padding >= 0 else { throw .invalidArgument("conv stride \(stride), padding \(padding)") }
         let count = try checkedProduct(weightShape)
@@ -103,7 +104,7 @@ public final class Conv2d: Sendable {
 
     /// Folds eval-mode batch norm into conv weight and bias: y = γ·(conv(x) + b − μ)/√(σ²+ε) + β, so
     /// W' = W·s and b' = (b − μ)·s + β with s = γ/√(σ²+ε) per output channel (computed in Double).
-    static func foldBatchNorm(_ bn: BatchNormParameters, weight: inout [Float], bias: inout [Float]) throws(TensorError) {
+    static func foldBatchNorm(_ bn: BatchNormParameters, weight: inout [Float], bias: inout [Float]) throws(EngineError) {
         let out = bias.count
         guard bn.weight.count == out, bn.bias.count == out, bn.runningMean.count == out, bn.runningVar.count == out
         else { throw .shapeMismatch("batch norm parameters do not have \(out) channels") }
@@ -120,7 +121,7 @@ public final class Conv2d: Sendable {
         ((height + 2 * padding - kernelSize.height) / stride + 1, (width + 2 * padding - kernelSize.width) / stride + 1)
     }
 
-    private func makePlan(_ key: PlanKey) throws(TensorError) -> Plan {
+    private func makePlan(_ key: PlanKey) throws(EngineError) -> Plan {
         if let plan = plans.withLock({ $0[key] }) { return plan }
         let output = outputSize(height: key.height, width: key.width)
         guard output.height >= 1, output.width >= 1 else {
@@ -159,7 +160,7 @@ public final class Conv2d: Sendable {
     }
 
     /// The weights in `layout`, reordering (once, into owned memory) if no cached copy has it.
-    private func weightTensor(_ layout: MemoryDescriptor, workspace: Workspace) throws(TensorError) -> Tensor {
+    private func weightTensor(_ layout: MemoryDescriptor, workspace: Workspace) throws(EngineError) -> Tensor {
         let existing = weights.withLock { list in list.first { (try? $0.memoryLayout()) == layout } }
         if let existing { return existing }
         guard let source = weights.withLock({ $0.first }) else { throw .invalidArgument("conv has no weights") }
@@ -174,7 +175,7 @@ public final class Conv2d: Sendable {
     /// Runs the convolution on an NCHW tensor (plain or blocked). With `residual`, computes
     /// activation(conv(x) + bias + residual), the ResNet shortcut sum fused as a oneDNN sum post-op.
     /// The result is in the primitive's preferred (usually blocked) layout.
-    public func callAsFunction(_ input: Tensor, residual: Tensor? = nil, workspace: Workspace) throws(TensorError) -> Tensor {
+    public func callAsFunction(_ input: Tensor, residual: Tensor? = nil, workspace: Workspace) throws(EngineError) -> Tensor {
         guard input.shape.count == 4, input.shape[1] == inChannels else {
             throw .shapeMismatch("conv expects N×\(inChannels)×H×W input, got \(input.shape)")
         }

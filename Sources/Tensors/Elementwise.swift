@@ -13,7 +13,7 @@ private typealias Vector = SIMD16<Float>
 
 /// a + b, element by element. Both must have the same shape and the same layout (blocked layouts included:
 /// their zero padding stays zero). Result in that layout.
-public func add(_ a: Tensor, _ b: Tensor, workspace: Workspace) throws(TensorError) -> Tensor {
+public func add(_ a: Tensor, _ b: Tensor, workspace: Workspace) throws(EngineError) -> Tensor {
     guard a.shape == b.shape else { throw .shapeMismatch("add \(a.shape) + \(b.shape)") }
     let left = try a.memoryLayout()
     let rightTensor = try workspace.converted(b, to: left)
@@ -34,7 +34,7 @@ public func add(_ a: Tensor, _ b: Tensor, workspace: Workspace) throws(TensorErr
 }
 
 /// max(x, 0) element by element, in the input's layout. NaN stays NaN as in PyTorch.
-public func relu(_ a: Tensor, workspace: Workspace) throws(TensorError) -> Tensor {
+public func relu(_ a: Tensor, workspace: Workspace) throws(EngineError) -> Tensor {
     let layout = try a.memoryLayout()
     let result = try workspace.makeTensor(shape: a.shape, layout: a.blockedLayout)
     let count = layout.byteCount / 4
@@ -54,12 +54,12 @@ public func relu(_ a: Tensor, workspace: Workspace) throws(TensorError) -> Tenso
 }
 
 /// Exact GELU, x·½(1 + erf(x/√2)) (PyTorch `gelu(approximate="none")`).
-public func gelu(_ a: Tensor, workspace: Workspace) throws(TensorError) -> Tensor {
+public func gelu(_ a: Tensor, workspace: Workspace) throws(EngineError) -> Tensor {
     try eltwise(a, .gelu, workspace: workspace)
 }
 
 /// quick GELU, x·sigmoid(1.702·x) (transformers `QuickGELUActivation`).
-public func quickGelu(_ a: Tensor, workspace: Workspace) throws(TensorError) -> Tensor {
+public func quickGelu(_ a: Tensor, workspace: Workspace) throws(EngineError) -> Tensor {
     try eltwise(a, .quickGelu, workspace: workspace)
 }
 
@@ -69,7 +69,7 @@ private final class EltwiseCache: Sendable {
     let plans = Mutex<[Key: Primitive]>([:])
 }
 
-private func eltwise(_ a: Tensor, _ activation: Activation, workspace: Workspace) throws(TensorError) -> Tensor {
+private func eltwise(_ a: Tensor, _ activation: Activation, workspace: Workspace) throws(EngineError) -> Tensor {
     guard let (kind, alpha) = activation.eltwise else { return a }
     let source = try workspace.plain(a)
     let layout = try MemoryDescriptor(plain: [max(source.count, 1)])
@@ -98,7 +98,7 @@ private func eltwise(_ a: Tensor, _ activation: Activation, workspace: Workspace
 /// Layer normalisation over the last axis (PyTorch `nn.LayerNorm(d, eps)`): (x − mean)/√(var + eps)·γ + β with
 /// the biased variance. `weight`/`bias` have `d` values.
 public func layerNorm(_ a: Tensor, weight: [Float], bias: [Float], eps: Float,
-                      workspace: Workspace) throws(TensorError) -> Tensor {
+                      workspace: Workspace) throws(EngineError) -> Tensor {
     let source = try workspace.plain(a)
     guard let d = source.shape.last, d > 0, weight.count == d, bias.count == d else {
         throw .shapeMismatch("layer norm over \(a.shape) with \(weight.count) weights, \(bias.count) biases")
@@ -127,7 +127,7 @@ public func layerNorm(_ a: Tensor, weight: [Float], bias: [Float], eps: Float,
 }
 
 /// Softmax over the last axis (PyTorch `softmax(dim=-1)`): exp(x − max) / Σ exp(x − max).
-public func softmax(_ a: Tensor, workspace: Workspace) throws(TensorError) -> Tensor {
+public func softmax(_ a: Tensor, workspace: Workspace) throws(EngineError) -> Tensor {
     let source = try workspace.plain(a)
     guard let d = source.shape.last, d > 0 else { throw .shapeMismatch("softmax over \(a.shape)") }
     let rows = source.count / d

@@ -8,7 +8,7 @@ import Glibc
 public final class Engine: @unchecked Sendable {
     let raw: dnnl_engine_t
 
-    private init() throws(TensorError) {
+    private init() throws(EngineError) {
         var engine: dnnl_engine_t?
         try check(dnnl_engine_create(&engine, dnnl_cpu, 0), "dnnl_engine_create")
         guard let engine else { throw .dnnl(call: "dnnl_engine_create", status: "no engine") }
@@ -17,10 +17,10 @@ public final class Engine: @unchecked Sendable {
 
     deinit { dnnl_engine_destroy(raw) }
 
-    private static let instance: Result<Engine, TensorError> = Result { () throws(TensorError) in try Engine() }
+    private static let instance: Result<Engine, EngineError> = Result { () throws(EngineError) in try Engine() }
 
     /// The process-wide CPU engine.
-    public static func shared() throws(TensorError) -> Engine { try instance.get() }
+    public static func shared() throws(EngineError) -> Engine { try instance.get() }
 
     /// Which instruction set oneDNN dispatches to on this machine (e.g. "avx512_core_bf16").
     public static var effectiveISA: String {
@@ -36,7 +36,7 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// Reorders `tensor` into a new owned plain tensor (used outside workspaces, e.g. by `Tensor.toArray`).
-    func reorderedCopy(_ tensor: Tensor) throws(TensorError) -> Tensor {
+    func reorderedCopy(_ tensor: Tensor) throws(EngineError) -> Tensor {
         let plain = try MemoryDescriptor(plain: tensor.shape)
         let storage = try TensorStorage(ownedBytes: plain.byteCount)
         let stream = try Stream(engine: self)
@@ -47,7 +47,7 @@ public final class Engine: @unchecked Sendable {
     /// Copies memory between two layouts of the same logical tensor with a oneDNN reorder primitive.
     func reorder(from source: MemoryDescriptor, _ sourceBase: UnsafeMutableRawPointer,
                  to destination: MemoryDescriptor, _ destinationBase: UnsafeMutableRawPointer,
-                 stream: Stream) throws(TensorError) {
+                 stream: Stream) throws(EngineError) {
         if source == destination {
             destinationBase.copyMemory(from: sourceBase, byteCount: source.byteCount)
             return
@@ -67,7 +67,7 @@ public final class Engine: @unchecked Sendable {
 final class Stream {
     let raw: dnnl_stream_t
 
-    init(engine: Engine) throws(TensorError) {
+    init(engine: Engine) throws(EngineError) {
         var stream: dnnl_stream_t?
         try check(dnnl_stream_create(&stream, engine.raw, dnnl_stream_default_flags.rawValue), "dnnl_stream_create")
         guard let stream else { throw .dnnl(call: "dnnl_stream_create", status: "no stream") }
@@ -85,7 +85,7 @@ final class Primitive: @unchecked Sendable {
     let scratchpad: MemoryDescriptor?
 
     /// Takes ownership of `descriptor` (destroyed here) and creates the primitive.
-    init(descriptor: dnnl_primitive_desc_t?) throws(TensorError) {
+    init(descriptor: dnnl_primitive_desc_t?) throws(EngineError) {
         guard let descriptor else { throw .dnnl(call: "dnnl_primitive_desc_create", status: "no descriptor") }
         defer { dnnl_primitive_desc_destroy(descriptor) }
         var primitive: dnnl_primitive_t?
@@ -103,7 +103,7 @@ final class Primitive: @unchecked Sendable {
 
     /// Wraps each (argument, layout, pointer) in a oneDNN memory object, runs the primitive and waits for it.
     func execute(stream: Stream, arguments: [(Int32, MemoryDescriptor, UnsafeMutableRawPointer)],
-                 scratchpad scratchpadBase: UnsafeMutableRawPointer?) throws(TensorError) {
+                 scratchpad scratchpadBase: UnsafeMutableRawPointer?) throws(EngineError) {
         let engine = try Engine.shared()
         var all = arguments
         if let scratchpad {
@@ -133,7 +133,7 @@ final class PrimitiveAttributes {
     let raw: dnnl_primitive_attr_t
     private var postOps: dnnl_post_ops_t?
 
-    init() throws(TensorError) {
+    init() throws(EngineError) {
         var attr: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create")
         guard let attr else { throw .dnnl(call: "dnnl_primitive_attr_create", status: "no attr") }
@@ -143,7 +143,7 @@ final class PrimitiveAttributes {
     }
 
     /// Appends post-ops in order: an optional sum (dst += previous dst contents) and an optional activation.
-    func setPostOps(sum: Bool, activation: Activation) throws(TensorError) {
+    func setPostOps(sum: Bool, activation: Activation) throws(EngineError) {
         guard sum || activation != .identity else { return }
         var ops: dnnl_post_ops_t?
         try check(dnnl_post_ops_create(&ops), "dnnl_post_ops_create")
@@ -195,7 +195,7 @@ public final class Workspace: @unchecked Sendable {
     private final class Chunk {
         let base: UnsafeMutableRawPointer
         let size: Int
-        init(size: Int) throws(TensorError) {
+        init(size: Int) throws(EngineError) {
             var pointer: UnsafeMutableRawPointer?
             guard posix_memalign(&pointer, 64, size) == 0, let pointer else { throw .outOfMemory(bytes: size) }
             base = pointer
@@ -208,7 +208,7 @@ public final class Workspace: @unchecked Sendable {
     private var used = 0          // bytes used in the last chunk
     private var totalUsed = 0     // bytes handed out since the last reset, across chunks
 
-    public init(engine: Engine? = nil) throws(TensorError) {
+    public init(engine: Engine? = nil) throws(EngineError) {
         if let engine { self.engine = engine } else { self.engine = try Engine.shared() }
         stream = try Stream(engine: self.engine)
     }
@@ -224,7 +224,7 @@ public final class Workspace: @unchecked Sendable {
         totalUsed = 0
     }
 
-    func allocate(bytes: Int) throws(TensorError) -> TensorStorage {
+    func allocate(bytes: Int) throws(EngineError) -> TensorStorage {
         let rounded = (max(bytes, 1) + 63) & ~63
         if let last = chunks.last, last.size - used >= rounded {
             let storage = TensorStorage(slice: last.base + used, byteCount: bytes, owner: last)
@@ -240,7 +240,7 @@ public final class Workspace: @unchecked Sendable {
     }
 
     /// A new tensor in the arena, in `layout` (plain when nil). Contents are unspecified.
-    func makeTensor(shape: [Int], layout: MemoryDescriptor? = nil) throws(TensorError) -> Tensor {
+    func makeTensor(shape: [Int], layout: MemoryDescriptor? = nil) throws(EngineError) -> Tensor {
         let plainBytes = try checkedProduct(shape) * 4
         // A oneDNN descriptor that is just row-major is recorded as plain.
         if let layout, try layout != MemoryDescriptor(plain: shape) {
@@ -249,14 +249,22 @@ public final class Workspace: @unchecked Sendable {
         return Tensor(shape: shape, blockedLayout: nil, storage: try allocate(bytes: plainBytes))
     }
 
+    /// A new plain tensor in the arena whose values `fill` writes (all `count` of them; contents start
+    /// unspecified). For model code that assembles inputs (patches, token rows) without a per-call allocation.
+    public func makeTensor(shape: [Int], fill: (UnsafeMutableBufferPointer<Float>) throws -> Void) throws -> Tensor {
+        let tensor = try makeTensor(shape: shape, layout: nil)
+        try fill(UnsafeMutableBufferPointer(start: tensor.storage.floats, count: tensor.count))
+        return tensor
+    }
+
     /// Scratchpad memory for one execution of `primitive`.
-    func scratchpad(for primitive: Primitive) throws(TensorError) -> UnsafeMutableRawPointer? {
+    func scratchpad(for primitive: Primitive) throws(EngineError) -> UnsafeMutableRawPointer? {
         guard let layout = primitive.scratchpad else { return nil }
         return try allocate(bytes: layout.byteCount).base
     }
 
     /// `tensor` in `layout`: the tensor itself when it already is, else a reordered copy in the arena.
-    func converted(_ tensor: Tensor, to layout: MemoryDescriptor) throws(TensorError) -> Tensor {
+    func converted(_ tensor: Tensor, to layout: MemoryDescriptor) throws(EngineError) -> Tensor {
         let current = try tensor.memoryLayout()
         if current == layout { return tensor }
         let result = try makeTensor(shape: tensor.shape, layout: layout)
@@ -265,7 +273,7 @@ public final class Workspace: @unchecked Sendable {
     }
 
     /// `tensor` as a plain row-major tensor (a no-op for plain tensors).
-    public func plain(_ tensor: Tensor) throws(TensorError) -> Tensor {
+    public func plain(_ tensor: Tensor) throws(EngineError) -> Tensor {
         guard tensor.blockedLayout != nil else { return tensor }
         return try converted(tensor, to: MemoryDescriptor(plain: tensor.shape))
     }

@@ -33,7 +33,7 @@ public final class Linear: Sendable {
     ///   - bias: `outFeatures` values or nil.
     ///   - expectedRows: typical row count, used to pick the packed weight layout at load time.
     public init(weight: [Float], outFeatures: Int, inFeatures: Int, bias: [Float]?,
-                activation: Activation = .identity, expectedRows: Int = 8) throws(TensorError) {
+                activation: Activation = .identity, expectedRows: Int = 8) throws(EngineError) {
         guard outFeatures >= 1, inFeatures >= 1 else { throw .invalidArgument("linear \(inFeatures)→\(outFeatures)") }
         guard try checkedProduct([outFeatures, inFeatures]) == weight.count else {
             throw .shapeMismatch("\(weight.count) linear weights for \(outFeatures)×\(inFeatures)")
@@ -57,7 +57,7 @@ public final class Linear: Sendable {
         weights.withLock { $0 = [packed] }
     }
 
-    private func plan(rows: Int) throws(TensorError) -> Plan {
+    private func plan(rows: Int) throws(EngineError) -> Plan {
         if let found = plans.withLock({ $0[rows] }) { return found }
         var src = dnnl_memory_desc_t(), wei = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t()
         var bia = try bias.memoryLayout().raw
@@ -83,7 +83,7 @@ public final class Linear: Sendable {
         }
     }
 
-    private func weightTensor(_ layout: MemoryDescriptor, workspace: Workspace) throws(TensorError) -> Tensor {
+    private func weightTensor(_ layout: MemoryDescriptor, workspace: Workspace) throws(EngineError) -> Tensor {
         let existing = weights.withLock { list in list.first { $0.blockedLayout == layout } }
         if let existing { return existing }
         guard let source = weights.withLock({ $0.first }), let sourceLayout = source.blockedLayout else {
@@ -99,7 +99,7 @@ public final class Linear: Sendable {
 
     /// Applies the layer to the last axis of `input` (any leading shape). Blocked inputs are made plain first,
     /// so an NCHW feature map flattens in PyTorch's C·H·W order.
-    public func callAsFunction(_ input: Tensor, workspace: Workspace) throws(TensorError) -> Tensor {
+    public func callAsFunction(_ input: Tensor, workspace: Workspace) throws(EngineError) -> Tensor {
         let source = try workspace.plain(input)
         guard let last = source.shape.last, source.count % inFeatures == 0,
               last == inFeatures || source.shape.count == 4 else {

@@ -24,7 +24,7 @@ public final class MaxPool2d: Sendable {
     }
     private let plans = Mutex<[(MemoryDescriptor, Plan)]>([])
 
-    public init(kernelSize: Int, stride: Int, padding: Int = 0) throws(TensorError) {
+    public init(kernelSize: Int, stride: Int, padding: Int = 0) throws(EngineError) {
         guard kernelSize >= 1, stride >= 1, padding >= 0, padding <= kernelSize / 2 else {
             throw .invalidArgument("max pool kernel \(kernelSize), stride \(stride), padding \(padding)")
         }
@@ -37,7 +37,7 @@ public final class MaxPool2d: Sendable {
         ((height + 2 * padding - kernelSize) / stride + 1, (width + 2 * padding - kernelSize) / stride + 1)
     }
 
-    private func plan(for input: Tensor) throws(TensorError) -> Plan {
+    private func plan(for input: Tensor) throws(EngineError) -> Plan {
         let layout = try input.memoryLayout()
         if let found = plans.withLock({ list in list.first { $0.0 == layout }?.1 }) { return found }
         let output = outputSize(height: input.shape[2], width: input.shape[3])
@@ -62,7 +62,7 @@ public final class MaxPool2d: Sendable {
         return plan
     }
 
-    public func callAsFunction(_ input: Tensor, workspace: Workspace) throws(TensorError) -> Tensor {
+    public func callAsFunction(_ input: Tensor, workspace: Workspace) throws(EngineError) -> Tensor {
         guard input.shape.count == 4 else { throw .shapeMismatch("max pool expects NCHW, got \(input.shape)") }
         let plan = try plan(for: input)
         let output = outputSize(height: input.shape[2], width: input.shape[3])
@@ -80,7 +80,7 @@ public final class MaxPool2d: Sendable {
 /// output cell i along an axis of length L → O averages input [floor(i·L/O), ceil((i+1)·L/O)). Windows may
 /// overlap or (when O > L) repeat cells. Returns a plain tensor; blocked inputs are reordered first.
 public func adaptiveAvgPool2d(_ input: Tensor, outputSize: (height: Int, width: Int),
-                              workspace: Workspace) throws(TensorError) -> Tensor {
+                              workspace: Workspace) throws(EngineError) -> Tensor {
     guard input.shape.count == 4 else { throw .shapeMismatch("adaptive avg pool expects NCHW, got \(input.shape)") }
     guard outputSize.height >= 1, outputSize.width >= 1 else {
         throw .invalidArgument("adaptive avg pool output size \(outputSize)")

@@ -11,7 +11,7 @@ public struct MemoryDescriptor: @unchecked Sendable, Equatable {
     init(raw: dnnl_memory_desc_t) { self.raw = raw }
 
     /// A dense row-major (plain) float32 descriptor for `shape` (up to 6 dimensions).
-    init(plain shape: [Int]) throws(TensorError) {
+    init(plain shape: [Int]) throws(EngineError) {
         let tags: [dnnl_format_tag_t] = [dnnl_a, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd, dnnl_abcde, dnnl_abcdef]
         guard shape.count >= 1, shape.count < tags.count else {
             throw .invalidArgument("tensors of rank \(shape.count) are not supported")
@@ -44,7 +44,7 @@ final class TensorStorage: @unchecked Sendable {
     private let owner: AnyObject?
 
     /// Allocates owned, 64-byte aligned, zero-filled memory.
-    init(ownedBytes: Int) throws(TensorError) {
+    init(ownedBytes: Int) throws(EngineError) {
         let size = max(ownedBytes, 64)
         var pointer: UnsafeMutableRawPointer?
         guard posix_memalign(&pointer, 64, size) == 0, let pointer else { throw .outOfMemory(bytes: size) }
@@ -68,7 +68,7 @@ final class TensorStorage: @unchecked Sendable {
 /// A float32 tensor: a logical shape (PyTorch order, e.g. NCHW or [rows, columns]) and its storage.
 ///
 /// Guarantees: `layout` is either `nil` (dense row-major, `count` floats) or a oneDNN blocked layout chosen by a
-/// primitive (e.g. nChw16c), whose bytes may include zero padding; `toArray()` always returns row-major values.
+/// primitive (e.g. channels-last `acdb` or nChw16c), whose bytes may include zero padding; `toArray()` always returns row-major values.
 /// Tensors are values: operations never modify their inputs. A tensor produced inside a `Workspace` shares the
 /// workspace's arena and is valid until the workspace is reset; copy out results with `toArray()` before that.
 public struct Tensor: @unchecked Sendable {
@@ -88,7 +88,7 @@ public struct Tensor: @unchecked Sendable {
     }
 
     /// An owned plain tensor holding `values` (row-major).
-    public init(shape: [Int], values: [Float]) throws(TensorError) {
+    public init(shape: [Int], values: [Float]) throws(EngineError) {
         let count = try checkedProduct(shape)
         guard count == values.count else {
             throw .shapeMismatch("\(values.count) values for shape \(shape)")
@@ -101,19 +101,19 @@ public struct Tensor: @unchecked Sendable {
     }
 
     /// An owned plain tensor of zeros.
-    public init(zeros shape: [Int]) throws(TensorError) {
+    public init(zeros shape: [Int]) throws(EngineError) {
         let count = try checkedProduct(shape)
         self.init(shape: shape, blockedLayout: nil, storage: try TensorStorage(ownedBytes: count * 4))
     }
 
     /// The oneDNN descriptor of this tensor's actual memory.
-    func memoryLayout() throws(TensorError) -> MemoryDescriptor {
+    func memoryLayout() throws(EngineError) -> MemoryDescriptor {
         if let blockedLayout { return blockedLayout }
         return try MemoryDescriptor(plain: shape)
     }
 
     /// Row-major values. Blocked tensors are reordered on the fly (one small allocation).
-    public func toArray() throws(TensorError) -> [Float] {
+    public func toArray() throws(EngineError) -> [Float] {
         if blockedLayout == nil {
             return Array(UnsafeBufferPointer(start: storage.floats, count: count))
         }
@@ -123,12 +123,12 @@ public struct Tensor: @unchecked Sendable {
 
     /// Read-only access to the raw (row-major) floats of a plain tensor.
     public func withUnsafeFloats<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
-        guard blockedLayout == nil else { throw TensorError.invalidArgument("tensor is in a blocked layout") }
+        guard blockedLayout == nil else { throw EngineError.invalidArgument("tensor is in a blocked layout") }
         return try body(UnsafeBufferPointer(start: storage.floats, count: count))
     }
 
     /// The same values under another shape with the same element count (plain tensors only; no copy).
-    public func reshaped(_ newShape: [Int]) throws(TensorError) -> Tensor {
+    public func reshaped(_ newShape: [Int]) throws(EngineError) -> Tensor {
         guard blockedLayout == nil else { throw .invalidArgument("cannot reshape a blocked tensor; make it plain first") }
         guard try checkedProduct(newShape) == count else { throw .shapeMismatch("reshape \(shape) -> \(newShape)") }
         return Tensor(shape: newShape, blockedLayout: nil, storage: storage)

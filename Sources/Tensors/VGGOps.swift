@@ -44,7 +44,7 @@ public final class DenseLayer: @unchecked Sendable {
     ///     otherwise it is only read during init.
     ///   - bias: `outFeatures` values.
     public init(weights: UnsafeBufferPointer<Float>, outFeatures: Int, inFeatures: Int, bias: [Float],
-                activation: Activation, storage: DenseWeightStorage) throws(TensorError) {
+                activation: Activation, storage: DenseWeightStorage) throws(EngineError) {
         guard outFeatures >= 1, inFeatures >= 1 else { throw .invalidArgument("dense layer \(inFeatures)→\(outFeatures)") }
         guard try checkedProduct([outFeatures, inFeatures]) == weights.count, let source = weights.baseAddress else {
             throw .shapeMismatch("\(weights.count) dense weights for \(outFeatures)×\(inFeatures)")
@@ -84,7 +84,7 @@ public final class DenseLayer: @unchecked Sendable {
     }
 
     /// The weight layout oneDNN's matmul asks for (`any`) at `rows` rows.
-    private static func preferredWeightLayout(rows: Int, inFeatures: Int, outFeatures: Int) throws(TensorError)
+    private static func preferredWeightLayout(rows: Int, inFeatures: Int, outFeatures: Int) throws(EngineError)
         -> MemoryDescriptor {
         var wei = dnnl_memory_desc_t()
         try check(dnnl_memory_desc_init_by_tag(&wei, 2, [Int64(inFeatures), Int64(outFeatures)], dnnl_f32,
@@ -96,7 +96,7 @@ public final class DenseLayer: @unchecked Sendable {
     }
 
     private static func matmulDescriptor(rows: Int, inFeatures: Int, outFeatures: Int, weights: dnnl_memory_desc_t,
-                                         activation: Activation) throws(TensorError) -> dnnl_primitive_desc_t {
+                                         activation: Activation) throws(EngineError) -> dnnl_primitive_desc_t {
         var src = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t(), bia = dnnl_memory_desc_t(), wei = weights
         let m = Int64(rows), k = Int64(inFeatures), n = Int64(outFeatures)
         try check(dnnl_memory_desc_init_by_tag(&src, 2, [m, k], dnnl_f32, dnnl_ab), "dnnl_memory_desc_init_by_tag(src)")
@@ -114,7 +114,7 @@ public final class DenseLayer: @unchecked Sendable {
     }
 
     /// The primitive for `rows` rows, always bound to the one weight layout this layer holds.
-    private func primitive(rows: Int) throws(TensorError) -> Primitive {
+    private func primitive(rows: Int) throws(EngineError) -> Primitive {
         if let found = plans.withLock({ $0[rows] }) { return found }
         let pd = try DenseLayer.matmulDescriptor(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
                                                  weights: weightLayout.raw, activation: activation)
@@ -128,7 +128,7 @@ public final class DenseLayer: @unchecked Sendable {
 
     /// Applies the layer to a plain `[rows, inFeatures]` tensor (blocked inputs are made plain first; a 4-D
     /// NCHW input is read as `[N, C·H·W]`, PyTorch's `flatten(1)` order). Result: plain `[rows, outFeatures]`.
-    public func callAsFunction(_ input: Tensor, workspace: Workspace) throws(TensorError) -> Tensor {
+    public func callAsFunction(_ input: Tensor, workspace: Workspace) throws(EngineError) -> Tensor {
         let source = try workspace.plain(input)
         guard let first = source.shape.first, first >= 1, source.count == first * inFeatures else {
             throw .shapeMismatch("dense layer expects [rows, \(inFeatures)], got \(source.shape)")
@@ -150,7 +150,7 @@ public final class DenseLayer: @unchecked Sendable {
 /// `(n·outH + y)·outW + x` holds the window at (y, x) flattened as `c·k·k + ky·k + kx`, the order of a PyTorch
 /// conv weight `[out, c, ky, kx]`. Result: plain `[N·outH·outW, C·k·k]` with outH = H − k + 1, outW = W − k + 1.
 /// When the map is exactly k×k this is the flattened map itself (no copy).
-public func patches(_ input: Tensor, kernel k: Int, workspace: Workspace) throws(TensorError) -> Tensor {
+public func patches(_ input: Tensor, kernel k: Int, workspace: Workspace) throws(EngineError) -> Tensor {
     guard input.shape.count == 4 else { throw .shapeMismatch("patches expect NCHW, got \(input.shape)") }
     let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
     guard k >= 1, h >= k, w >= k else { throw .shapeMismatch("map \(h)x\(w) is smaller than the \(k)x\(k) kernel") }
@@ -184,7 +184,7 @@ public enum RowPooling: Sendable {
 /// Reduces each group of `group` consecutive rows of a plain `[N·group, D]` tensor to one row: mean or max per
 /// column. Result: plain `[N, D]`. With `group == 1` the input is returned as is.
 public func poolRows(_ input: Tensor, group: Int, _ pooling: RowPooling,
-                     workspace: Workspace) throws(TensorError) -> Tensor {
+                     workspace: Workspace) throws(EngineError) -> Tensor {
     let source = try workspace.plain(input)
     guard source.shape.count == 2, group >= 1, source.shape[0] % group == 0 else {
         throw .shapeMismatch("cannot pool \(source.shape) in groups of \(group) rows")

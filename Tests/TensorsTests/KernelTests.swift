@@ -59,11 +59,11 @@ private func tensor(_ array: FixtureArray) throws -> Tensor { try Tensor(shape: 
     @Test func rejectsBadShapes() throws {
         let conv = try Conv2d(weight: [Float](repeating: 0.5, count: 2 * 3 * 3 * 3), weightShape: [2, 3, 3, 3], bias: nil)
         try pool.withWorkspace { ws in
-            #expect(throws: TensorError.self) { try conv(try Tensor(zeros: [1, 4, 8, 8]), workspace: ws) }
-            #expect(throws: TensorError.self) { try conv(try Tensor(zeros: [1, 3, 2, 2]), workspace: ws) }
+            #expect(throws: EngineError.self) { try conv(try Tensor(zeros: [1, 4, 8, 8]), workspace: ws) }
+            #expect(throws: EngineError.self) { try conv(try Tensor(zeros: [1, 3, 2, 2]), workspace: ws) }
         }
-        #expect(throws: TensorError.self) { try Conv2d(weight: [1, 2, 3], weightShape: [1, 1, 2, 2], bias: nil) }
-        #expect(throws: TensorError.self) {
+        #expect(throws: EngineError.self) { try Conv2d(weight: [1, 2, 3], weightShape: [1, 1, 2, 2], bias: nil) }
+        #expect(throws: EngineError.self) {
             try Conv2d(weight: [1, 2, 3, 4], weightShape: [1, 1, 2, 2], bias: [1, 2])
         }
     }
@@ -178,13 +178,13 @@ private func tensor(_ array: FixtureArray) throws -> Tensor { try Tensor(shape: 
 
     @Test func shapeErrors() throws {
         try pool.withWorkspace { ws in
-            #expect(throws: TensorError.self) { try add(Tensor(zeros: [2, 3]), Tensor(zeros: [3, 2]), workspace: ws) }
-            #expect(throws: TensorError.self) {
+            #expect(throws: EngineError.self) { try add(Tensor(zeros: [2, 3]), Tensor(zeros: [3, 2]), workspace: ws) }
+            #expect(throws: EngineError.self) {
                 try layerNorm(Tensor(zeros: [2, 3]), weight: [1, 1], bias: [0, 0], eps: 1e-5, workspace: ws)
             }
         }
-        #expect(throws: TensorError.self) { try Tensor(shape: [2, 2], values: [1, 2, 3]) }
-        #expect(throws: TensorError.self) { try Tensor(zeros: [Int.max, 4]) }
+        #expect(throws: EngineError.self) { try Tensor(shape: [2, 2], values: [1, 2, 3]) }
+        #expect(throws: EngineError.self) { try Tensor(zeros: [Int.max, 4]) }
     }
 }
 

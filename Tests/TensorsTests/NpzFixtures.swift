@@ -1,14 +1,13 @@
-// A tiny private reader for the kernel goldens (.npz = zip of .npy, written by np.savez_compressed).
-// Temporary: once the TensorFiles module's npz reader is merged, the tests switch to it.
-import CZlib
+// Access to the kernel goldens (Tests/Fixtures/kernels/<name>.npz, from tools/reference/make_kernel_fixtures.py)
+// through TensorFiles' npz reader.
 import Foundation
-import Testing
+import TensorFiles
 
 struct FixtureError: Error, CustomStringConvertible {
     let description: String
 }
 
-/// One array from a fixture: shape and values as Float (float32 / int64 arrays).
+/// One array from a fixture: shape and values as Float (float32 and int64 arrays).
 struct FixtureArray {
     let shape: [Int]
     let values: [Float]
@@ -22,9 +21,14 @@ struct KernelFixture {
     init(_ name: String) throws {
         var root = URL(fileURLWithPath: #filePath)
         while root.lastPathComponent != "Tests" { root.deleteLastPathComponent() }
-        let url = root.appendingPathComponent("Fixtures/kernels/\(name).npz")
-        let data = try Data(contentsOf: url)
-        arrays = try KernelFixture.readZip([UInt8](data))
+        let archive = try NPZArchive(contentsOf: root.appendingPathComponent("Fixtures/kernels/\(name).npz"))
+        var arrays: [String: FixtureArray] = [:]
+        for key in archive.names {
+            let raw = try archive.array(key)
+            let values = raw.dtype == .int64 ? try raw.int64s().map { Float($0) } : raw.floats()
+            arrays[key] = FixtureArray(shape: raw.shape, values: values)
+        }
+        self.arrays = arrays
     }
 
     subscript(_ key: String) -> FixtureArray {
@@ -32,77 +36,6 @@ struct KernelFixture {
             guard let array = arrays[key] else { throw FixtureError(description: "fixture has no array \(key)") }
             return array
         }
-    }
-
-    private static func u16(_ b: [UInt8], _ o: Int) -> Int { Int(b[o]) | Int(b[o + 1]) << 8 }
-    private static func u32(_ b: [UInt8], _ o: Int) -> Int { u16(b, o) | u16(b, o + 2) << 16 }
-
-    /// Walks the local file headers (np.savez writes no data descriptors and no zip64 for small files).
-    private static func readZip(_ bytes: [UInt8]) throws -> [String: FixtureArray] {
-        var result: [String: FixtureArray] = [:]
-        var offset = 0
-        while offset + 30 <= bytes.count, u32(bytes, offset) == 0x0403_4b50 {
-            let method = u16(bytes, offset + 8)
-            let compressed = u32(bytes, offset + 18), size = u32(bytes, offset + 22)
-            let nameLength = u16(bytes, offset + 26), extraLength = u16(bytes, offset + 28)
-            let nameStart = offset + 30, dataStart = nameStart + nameLength + extraLength
-            guard dataStart + compressed <= bytes.count else { throw FixtureError(description: "truncated npz") }
-            let name = String(decoding: bytes[nameStart..<(nameStart + nameLength)], as: UTF8.self)
-            let payload = Array(bytes[dataStart..<(dataStart + compressed)])
-            let npy = method == 0 ? payload : try inflate(payload, expected: size)
-            result[String(name.dropLast(4))] = try parseNpy(npy)
-            offset = dataStart + compressed
-        }
-        return result
-    }
-
-    private static func inflate(_ input: [UInt8], expected: Int) throws -> [UInt8] {
-        var output = [UInt8](repeating: 0, count: expected)
-        var stream = z_stream()
-        guard inflateInit2_(&stream, -MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw FixtureError(description: "inflateInit2 failed")
-        }
-        defer { inflateEnd(&stream) }
-        var input = input
-        let status = input.withUnsafeMutableBufferPointer { src in
-            output.withUnsafeMutableBufferPointer { dst in
-                stream.next_in = src.baseAddress
-                stream.avail_in = UInt32(src.count)
-                stream.next_out = dst.baseAddress
-                stream.avail_out = UInt32(dst.count)
-                return CZlib.inflate(&stream, Z_FINISH)
-            }
-        }
-        guard status == Z_STREAM_END, Int(stream.total_out) == expected else {
-            throw FixtureError(description: "inflate failed (\(status))")
-        }
-        return output
-    }
-
-    private static func parseNpy(_ b: [UInt8]) throws -> FixtureArray {
-        guard b.count > 10, b[0] == 0x93, b[1] == UInt8(ascii: "N") else { throw FixtureError(description: "not npy") }
-        let major = Int(b[6])
-        let headerLength = major == 1 ? u16(b, 8) : u32(b, 8)
-        let headerStart = major == 1 ? 10 : 12
-        let header = String(decoding: b[headerStart..<(headerStart + headerLength)], as: UTF8.self)
-        guard !header.contains("'fortran_order': True") else { throw FixtureError(description: "fortran order") }
-        guard let open = header.range(of: "'shape': ("), let close = header[open.upperBound...].firstIndex(of: ")")
-        else { throw FixtureError(description: "npy header without shape: \(header)") }
-        let shape = header[open.upperBound..<close].split(separator: ",")
-            .compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        let count = shape.reduce(1, *)
-        let data = Array(b[(headerStart + headerLength)...])
-        if header.contains("'<f4'") {
-            guard data.count >= count * 4 else { throw FixtureError(description: "short npy data") }
-            let values = data.withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
-            return FixtureArray(shape: shape, values: values)
-        }
-        if header.contains("'<i8'") {
-            guard data.count >= count * 8 else { throw FixtureError(description: "short npy data") }
-            let values = data.withUnsafeBytes { raw in (0..<count).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) } }
-            return FixtureArray(shape: shape, values: values)
-        }
-        throw FixtureError(description: "unsupported npy dtype in \(header)")
     }
 }
 

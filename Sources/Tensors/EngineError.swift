@@ -1,8 +1,8 @@
 import CDNNL
 
-/// Every failure the tensor layer reports. oneDNN status codes are mapped to `.dnnl` with the name of the call
+/// Every failure the tensor layer (Tensors) reports. oneDNN status codes are mapped to `.dnnl` with the name of the call
 /// that failed, so a bad shape or an unsupported primitive never traps.
-public enum TensorError: Error, CustomStringConvertible, Equatable, Sendable {
+public enum EngineError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A oneDNN call returned a status other than success.
     case dnnl(call: String, status: String)
     /// Shapes or element counts do not fit together.
@@ -36,14 +36,14 @@ func statusName(_ status: dnnl_status_t) -> String {
     }
 }
 
-/// Throws `TensorError.dnnl` when a oneDNN call did not succeed.
+/// Throws `EngineError.dnnl` when a oneDNN call did not succeed.
 @inline(__always)
-func check(_ status: dnnl_status_t, _ call: @autoclosure () -> String) throws(TensorError) {
-    if status != dnnl_success { throw TensorError.dnnl(call: call(), status: statusName(status)) }
+func check(_ status: dnnl_status_t, _ call: @autoclosure () -> String) throws(EngineError) {
+    if status != dnnl_success { throw EngineError.dnnl(call: call(), status: statusName(status)) }
 }
 
 /// Multiplies sizes, reporting overflow instead of trapping.
-func checkedProduct(_ values: [Int]) throws(TensorError) -> Int {
+func checkedProduct(_ values: [Int]) throws(EngineError) -> Int {
     var result = 1
     for value in values {
         guard value >= 0 else { throw .invalidArgument("negative dimension \(value) in \(values)") }

@@ -1,0 +1,235 @@
+import Foundation
+import TensorFiles
+import Tensors
+
+// ResNet as transformers' `ResNetModel` computes it (reference: transformers/models/resnet/modeling_resnet.py).
+// One type per sub-module, named after the checkpoint key path (`embedder.embedder`, `encoder.stages.N.layers.M`,
+// `layer.K`, `shortcut`). Differences from the reference are only in how, not what: batch norm (eval mode) is
+// folded into the preceding convolution at load, the residual sum and the ReLU after it are fused into the last
+// convolution of each block as oneDNN post-ops, and activations stay in oneDNN's blocked layout between layers.
+
+/// Errors while building or running a model (tensor lookup errors come from TensorFiles as `CheckpointError`).
+public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
+    case unsupportedConfig(String)
+    case badInput(String)
+
+    public var description: String {
+        switch self {
+        case .unsupportedConfig(let what): return "unsupported model configuration: \(what)"
+        case .badInput(let what): return "bad model input: \(what)"
+        }
+    }
+}
+
+extension ResNetConfig {
+    /// Checks the configuration is one this implementation computes exactly.
+    func validated() throws -> ResNetConfig {
+        guard hiddenAct == "relu" else { throw ModelError.unsupportedConfig("hidden_act \(hiddenAct)") }
+        guard !hiddenSizes.isEmpty, hiddenSizes.count == depths.count, depths.allSatisfy({ $0 >= 1 }),
+              numChannels >= 1, embeddingSize >= 1, hiddenSizes.allSatisfy({ $0 >= 1 }) else {
+            throw ModelError.unsupportedConfig("hidden_sizes \(hiddenSizes) / depths \(depths)")
+        }
+        return self
+    }
+}
+
+extension CheckpointReader {
+    /// Values of `name` after checking the shape the model expects (`CheckpointError` otherwise).
+    func values(_ name: String, shape: [Int]) throws -> [Float] {
+        try floats(name, expectedShape: shape).values
+    }
+}
+
+/// `ResNetConvLayer`: conv (no bias, padding k/2) → BatchNorm2d → activation, as one conv with folded BN.
+struct ResNetConvLayer: Sendable {
+    let conv: Conv2d
+
+    init(_ store: some CheckpointReader, prefix: String, inChannels: Int, outChannels: Int, kernelSize: Int,
+         stride: Int, relu: Bool, expectedInput: Int) throws {
+        let shape = [outChannels, inChannels, kernelSize, kernelSize]
+        let weight = try store.values("\(prefix).convolution.weight", shape: shape)
+        let bn = try batchNorm(store, prefix: "\(prefix).normalization", channels: outChannels)
+        conv = try Conv2d(weight: weight, weightShape: shape, bias: nil, stride: stride, padding: kernelSize / 2,
+                          batchNorm: bn, activation: relu ? .relu : .identity,
+                          expectedInput: (expectedInput, expectedInput))
+    }
+}
+
+/// `ResNetShortCut`: 1×1 conv with stride → BatchNorm2d, projecting the residual.
+struct ResNetShortCut: Sendable {
+    let conv: Conv2d
+
+    init(_ store: some CheckpointReader, prefix: String, inChannels: Int, outChannels: Int, stride: Int,
+         expectedInput: Int) throws {
+        let shape = [outChannels, inChannels, 1, 1]
+        conv = try Conv2d(weight: try store.values("\(prefix).convolution.weight", shape: shape), weightShape: shape,
+                          bias: nil, stride: stride,
+                          batchNorm: try batchNorm(store, prefix: "\(prefix).normalization", channels: outChannels),
+                          expectedInput: (expectedInput, expectedInput))
+    }
+}
+
+private func batchNorm(_ store: some CheckpointReader, prefix: String, channels: Int) throws -> BatchNormParameters {
+    // transformers uses nn.BatchNorm2d's default eps (1e-5); the checkpoint does not store it.
+    BatchNormParameters(weight: try store.values("\(prefix).weight", shape: [channels]),
+                        bias: try store.values("\(prefix).bias", shape: [channels]),
+                        runningMean: try store.values("\(prefix).running_mean", shape: [channels]),
+                        runningVar: try store.values("\(prefix).running_var", shape: [channels]), eps: 1e-5)
+}
+
+/// `ResNetBottleNeckLayer` (1×1 reduce → 3×3 → 1×1 expand, stride in the 3×3 unless `downsample_in_bottleneck`:
+/// ResNet v1.5) and `ResNetBasicLayer` (3×3 → 3×3); residual added before the final ReLU.
+struct ResNetResidualLayer: Sendable {
+    let shortcut: ResNetShortCut?
+    let layers: [ResNetConvLayer]
+
+    init(_ store: some CheckpointReader, prefix: String, config: ResNetConfig, inChannels: Int, outChannels: Int,
+         stride: Int, expectedInput: Int) throws {
+        let projects = inChannels != outChannels || stride != 1
+        shortcut = projects ? try ResNetShortCut(store, prefix: "\(prefix).shortcut", inChannels: inChannels,
+                                                 outChannels: outChannels, stride: stride,
+                                                 expectedInput: expectedInput) : nil
+        let output = (expectedInput - 1) / stride + 1
+        if config.layerType == .bottleneck {
+            let reduced = outChannels / 4
+            guard reduced >= 1 else { throw ModelError.unsupportedConfig("bottleneck width \(outChannels) < 4") }
+            let firstStride = config.downsampleInBottleneck ? stride : 1
+            layers = [
+                try ResNetConvLayer(store, prefix: "\(prefix).layer.0", inChannels: inChannels, outChannels: reduced,
+                                    kernelSize: 1, stride: firstStride, relu: true, expectedInput: expectedInput),
+                try ResNetConvLayer(store, prefix: "\(prefix).layer.1", inChannels: reduced, outChannels: reduced,
+                                    kernelSize: 3, stride: stride / firstStride, relu: true,
+                                    expectedInput: (expectedInput - 1) / firstStride + 1),
+                // The block's ReLU comes after the residual sum; both are fused into this conv.
+                try ResNetConvLayer(store, prefix: "\(prefix).layer.2", inChannels: reduced, outChannels: outChannels,
+                                    kernelSize: 1, stride: 1, relu: true, expectedInput: output),
+            ]
+        } else {
+            layers = [
+                try ResNetConvLayer(store, prefix: "\(prefix).layer.0", inChannels: inChannels, outChannels: outChannels,
+                                    kernelSize: 3, stride: stride, relu: true, expectedInput: expectedInput),
+                try ResNetConvLayer(store, prefix: "\(prefix).layer.1", inChannels: outChannels,
+                                    outChannels: outChannels, kernelSize: 3, stride: 1, relu: true,
+                                    expectedInput: output),
+            ]
+        }
+    }
+
+    func callAsFunction(_ input: Tensor, workspace: Workspace) throws -> Tensor {
+        let residual = try shortcut.map { try $0.conv(input, workspace: workspace) } ?? input
+        var hidden = input
+        for layer in layers.dropLast() { hidden = try layer.conv(hidden, workspace: workspace) }
+        guard let last = layers.last else { return hidden }
+        return try last.conv(hidden, residual: residual, workspace: workspace)
+    }
+}
+
+/// `ResNetStage`: the first layer may change width and stride, the rest keep them.
+struct ResNetStage: Sendable {
+    let layers: [ResNetResidualLayer]
+
+    init(_ store: some CheckpointReader, prefix: String, config: ResNetConfig, inChannels: Int, outChannels: Int,
+         stride: Int, depth: Int, expectedInput: Int) throws {
+        var layers: [ResNetResidualLayer] = []
+        var size = expectedInput
+        for index in 0..<depth {
+            layers.append(try ResNetResidualLayer(store, prefix: "\(prefix).layers.\(index)", config: config,
+                                                  inChannels: index == 0 ? inChannels : outChannels,
+                                                  outChannels: outChannels, stride: index == 0 ? stride : 1,
+                                                  expectedInput: size))
+            if index == 0 { size = (size - 1) / stride + 1 }
+        }
+        self.layers = layers
+    }
+
+    func callAsFunction(_ input: Tensor, workspace: Workspace) throws -> Tensor {
+        var hidden = input
+        for layer in layers { hidden = try layer(hidden, workspace: workspace) }
+        return hidden
+    }
+}
+
+/// `ResNetEmbeddings`: 7×7/2 conv + BN + ReLU (`embedder.embedder`), then 3×3/2 max pool (`embedder.pooler`).
+struct ResNetEmbeddings: Sendable {
+    let embedder: ResNetConvLayer
+    let pooler: MaxPool2d
+
+    init(_ store: some CheckpointReader, prefix: String, config: ResNetConfig, imageSize: Int) throws {
+        embedder = try ResNetConvLayer(store, prefix: "\(prefix).embedder", inChannels: config.numChannels,
+                                       outChannels: config.embeddingSize, kernelSize: 7, stride: 2, relu: true,
+                                       expectedInput: imageSize)
+        pooler = try MaxPool2d(kernelSize: 3, stride: 2, padding: 1)
+    }
+
+    func callAsFunction(_ pixels: Tensor, workspace: Workspace) throws -> Tensor {
+        try pooler(embedder.conv(pixels, workspace: workspace), workspace: workspace)
+    }
+}
+
+/// transformers `ResNetModel`: embeddings → encoder stages → adaptive average pool to 1×1. `pooler_output`
+/// flattened is the embedding (2048-d for microsoft/resnet-50).
+///
+/// Guarantees: immutable after load (weights folded and pre-reordered); `embed` is safe to call concurrently;
+/// each image of a batch gets the same result as on its own.
+public final class ResNetModel: Sendable {
+    public let config: ResNetConfig
+    let embedder: ResNetEmbeddings
+    let stages: [ResNetStage]
+    private let workspaces = WorkspacePool()
+
+    /// Embedding width (`hidden_sizes.last`).
+    public var dimension: Int { config.hiddenSizes[config.hiddenSizes.count - 1] }
+
+    /// Loads from checkpoint keys `resnet.embedder…`/`resnet.encoder…` (ResNetForImageClassification) or the
+    /// same without the `resnet.` prefix (ResNetModel). `imageSize` picks weight layouts at load time.
+    public init(config: ResNetConfig, checkpoint store: some CheckpointReader, imageSize: Int = 224) throws {
+        let config = try config.validated()
+        self.config = config
+        let root = store.info("resnet.embedder.embedder.convolution.weight") != nil ? "resnet." : ""
+        embedder = try ResNetEmbeddings(store, prefix: "\(root)embedder", config: config, imageSize: imageSize)
+        var size = ((imageSize - 1) / 2 + 1 - 1) / 2 + 1
+        var stages: [ResNetStage] = []
+        var inChannels = config.embeddingSize
+        for (index, (width, depth)) in zip(config.hiddenSizes, config.depths).enumerated() {
+            let stride = index == 0 ? (config.downsampleInFirstStage ? 2 : 1) : 2
+            stages.append(try ResNetStage(store, prefix: "\(root)encoder.stages.\(index)", config: config,
+                                          inChannels: inChannels, outChannels: width, stride: stride, depth: depth,
+                                          expectedInput: size))
+            size = (size - 1) / stride + 1
+            inChannels = width
+        }
+        self.stages = stages
+    }
+
+    /// Loads a transformers checkpoint directory: `config.json` plus `model.safetensors` or `pytorch_model.bin`.
+    public convenience init(directory: URL, imageSize: Int = 224) throws {
+        let config = try ResNetConfig.load(from: directory.appendingPathComponent("config.json"))
+        let safetensors = directory.appendingPathComponent("model.safetensors")
+        let weights = FileManager.default.fileExists(atPath: safetensors.path)
+            ? safetensors : directory.appendingPathComponent("pytorch_model.bin")
+        try self.init(config: config, checkpoint: try openCheckpoint(at: weights), imageSize: imageSize)
+    }
+
+    /// `pooler_output` for a batch of preprocessed images `[N, channels, H, W]` (plain NCHW); returns `[N, dim]`.
+    public func callAsFunction(_ pixels: Tensor, workspace: Workspace) throws -> Tensor {
+        guard pixels.shape.count == 4, pixels.shape[1] == config.numChannels else {
+            throw ModelError.badInput("expected [N, \(config.numChannels), H, W] pixels, got \(pixels.shape)")
+        }
+        var hidden = try embedder(pixels, workspace: workspace)
+        for stage in stages { hidden = try stage(hidden, workspace: workspace) }
+        let pooled = try adaptiveAvgPool2d(hidden, outputSize: (1, 1), workspace: workspace)
+        return try pooled.reshaped([pixels.shape[0], dimension])
+    }
+
+    /// Embeds `count` images stored back to back in `pixels` (each channels×H×W, row-major).
+    public func embed(pixels: [Float], count: Int, height: Int, width: Int) throws -> [[Float]] {
+        guard count >= 1, height >= 1, width >= 1,
+              pixels.count / count / height / width == config.numChannels,
+              pixels.count == count * config.numChannels * height * width else {
+            throw ModelError.badInput("\(pixels.count) values for \(count) images of \(config.numChannels)×\(height)×\(width)")
+        }
+        let input = try Tensor(shape: [count, config.numChannels, height, width], values: pixels)
+        let flat = try workspaces.withWorkspace { workspace in try self(input, workspace: workspace).toArray() }
+        return (0..<count).map { Array(flat[($0 * dimension)..<(($0 + 1) * dimension)]) }
+    }
+}

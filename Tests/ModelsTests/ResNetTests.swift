@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+@testable import Models
+import TensorFiles
+
+private let fixtures: URL = {
+    var root = URL(fileURLWithPath: #filePath)
+    while root.lastPathComponent != "Tests" { root.deleteLastPathComponent() }
+    return root.appendingPathComponent("Fixtures")
+}()
+
+private func cosine(_ a: [Float], _ b: [Float]) -> Double {
+    let dot = zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+    let na = a.reduce(0.0) { $0 + Double($1) * Double($1) }, nb = b.reduce(0.0) { $0 + Double($1) * Double($1) }
+    return dot / (na * nb).squareRoot()
+}
+
+@Suite("ResNet") struct ResNetTests {
+    /// Every image with a reference tensor: embedding of the tiny transformers checkpoint equals the reference
+    /// `pooler_output` (tools/reference, embeddings/resnet50.npz) to the tolerance; the safetensors and
+    /// the pytorch_model.bin copies give the same model.
+    @Test(arguments: ["resnet50", "resnet50-bin"])
+    func matchesReferenceEmbeddings(_ checkpoint: String) throws {
+        let model = try ResNetModel(directory: fixtures.appendingPathComponent("checkpoints/\(checkpoint)"))
+        let inputs = try NPZArchive(contentsOf: fixtures.appendingPathComponent("preprocess/resnet50.npz"))
+        let references = try NPZArchive(contentsOf: fixtures.appendingPathComponent("embeddings/resnet50.npz"))
+        let files = inputs.names.filter { $0.hasSuffix("__tensor") }.map { String($0.dropLast("__tensor".count)) }
+        #expect(files.count >= 3)
+        var batch: [Float] = []
+        var expected: [[Float]] = []
+        for file in files {
+            let pixels = try inputs.array("\(file)__tensor")
+            #expect(pixels.shape == [3, 224, 224])
+            batch += pixels.floats()
+            expected.append(try references.array(file).floats())
+        }
+        let vectors = try model.embed(pixels: batch, count: files.count, height: 224, width: 224)
+        for (index, file) in files.enumerated() {
+            let vector = vectors[index], reference = expected[index]
+            #expect(vector.count == model.dimension && reference.count == model.dimension, "\(file)")
+            #expect(cosine(vector, reference) >= 0.99999, "\(file)")
+            let norm = Float(reference.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
+            let worst = zip(vector, reference).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(worst <= 1e-4 * norm, "\(file): max abs difference \(worst), norm \(norm)")
+        }
+        // One image alone gives what it gave inside the batch.
+        let first = try model.embed(pixels: Array(batch[..<(3 * 224 * 224)]), count: 1, height: 224, width: 224)
+        #expect(zip(first[0], vectors[0]).allSatisfy { abs($0 - $1) <= 1e-5 })
+    }
+
+    @Test func missingTensorIsReported() throws {
+        let directory = fixtures.appendingPathComponent("checkpoints/malformed/resnet50_missing_tensor")
+        #expect(throws: CheckpointError.self) { try ResNetModel(directory: directory) }
+    }
+
+    @Test func unsupportedConfigsAreRejected() throws {
+        let directory = fixtures.appendingPathComponent("checkpoints/resnet50")
+        let checkpoint = try openCheckpoint(at: directory.appendingPathComponent("model.safetensors"))
+        var config = try ResNetConfig.load(from: directory.appendingPathComponent("config.json"))
+        config.hiddenAct = "gelu"
+        #expect(throws: ModelError.unsupportedConfig("hidden_act gelu")) {
+            try ResNetModel(config: config, checkpoint: checkpoint)
+        }
+        config = try ResNetConfig.load(from: directory.appendingPathComponent("config.json"))
+        config.embeddingSize += 1   // stem weights no longer fit
+        #expect(throws: CheckpointError.self) { try ResNetModel(config: config, checkpoint: checkpoint) }
+        let model = try ResNetModel(config: try ResNetConfig.load(from: directory.appendingPathComponent("config.json")),
+                                    checkpoint: checkpoint)
+        #expect(throws: ModelError.self) { try model.embed(pixels: [Float](repeating: 0, count: 10), count: 1, height: 224, width: 224) }
+        #expect(throws: ModelError.self) { try model.embed(pixels: [], count: 0, height: 224, width: 224) }
+    }
+}
