@@ -207,13 +207,13 @@ struct VGGConvMlp: Sendable {
         let (h, w) = (map.shape[2], map.shape[3])
         if h < kernel || w < kernel {
             let size = (height: max(kernel, h), width: max(kernel, w))
-            x = try relay.run { ws in try adaptiveAvgPool2d(x, outputSize: size, workspace: ws) }
+            x = try relay.run(x) { ws in try adaptiveAvgPool2d(x, outputSize: size, workspace: ws) }
         }
         let positions = (x.shape[2] - kernel + 1) * (x.shape[3] - kernel + 1)
-        let rows = try relay.run { ws in try patches(x, kernel: kernel, workspace: ws) }
-        let fc6 = try relay.run { ws in try layers.fc6(rows, workspace: ws) }
-        let fc7 = try relay.run { ws in try layers.fc7(fc6, workspace: ws) }
-        return try relay.run { ws in try poolRows(fc7, group: positions, pooling, workspace: ws) }
+        let rows = try relay.run(x) { ws in try patches(x, kernel: kernel, workspace: ws) }
+        let fc6 = try relay.run(rows) { ws in try layers.fc6(rows, workspace: ws) }
+        let fc7 = try relay.run(fc6) { ws in try layers.fc7(fc6, workspace: ws) }
+        return try relay.run(fc7) { ws in try poolRows(fc7, group: positions, pooling, workspace: ws) }
     }
 }
 
@@ -243,15 +243,15 @@ struct VGGClassifier: Sendable {
         let size = VGGClassifier.poolSize
         // AdaptiveAvgPool2d to the size the map already has is the identity (one-cell windows).
         if map.shape[2] != size || map.shape[3] != size {
-            x = try relay.run { ws in
+            x = try relay.run(x) { ws in
                 try adaptiveAvgPool2d(x, outputSize: (size, size), workspace: ws)
             }
         }
-        let flat = try relay.run { ws in
+        let flat = try relay.run(x) { ws in
             try ws.plain(x).reshaped([x.shape[0], x.shape[1] * size * size])
         }
-        let fc6 = try relay.run { ws in try layers.fc6(flat, workspace: ws) }
-        return try relay.run { ws in try layers.fc7(fc6, workspace: ws) }
+        let fc6 = try relay.run(flat) { ws in try layers.fc6(flat, workspace: ws) }
+        return try relay.run(fc6) { ws in try layers.fc7(fc6, workspace: ws) }
     }
 }
 
@@ -264,9 +264,12 @@ struct WorkspaceRelay {
 
     init(_ workspaces: (Workspace, Workspace)) { self.workspaces = workspaces }
 
-    mutating func run(_ step: (Workspace) throws -> Tensor) throws -> Tensor {
+    /// Runs `step` on `input` (which lives in the other workspace or outside both). A step may return a view of
+    /// its input (a reshape, a no-op pool): then the other workspace still holds the live data and is kept.
+    mutating func run(_ input: Tensor, _ step: (Workspace) throws -> Tensor) throws -> Tensor {
         let (target, other) = turn == 0 ? workspaces : (workspaces.1, workspaces.0)
         let result = try step(target)
+        if sharesStorage(result, input) { return result }
         other.reset()
         turn = 1 - turn
         return result
@@ -402,8 +405,8 @@ public final class VGG16: Sendable {
             var x = batch
             for step in featureLayers.steps {
                 switch step {
-                case .conv(let layer): x = try relay.run { ws in try layer.conv(x, workspace: ws) }
-                case .pool(let pool): x = try relay.run { ws in try pool(x, workspace: ws) }
+                case .conv(let layer): x = try relay.run(x) { ws in try layer.conv(x, workspace: ws) }
+                case .pool(let pool): x = try relay.run(x) { ws in try pool(x, workspace: ws) }
                 }
             }
             let output: Tensor
