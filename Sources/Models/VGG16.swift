@@ -1,128 +1,453 @@
 import Foundation
+import Imaging
+import Synchronization
 import TensorFiles
 import Tensors
 
-// VGG16 fc7 features as timm's `vgg16.tv_in1k` and torchvision's `vgg16` compute them (references: timm
-// models/vgg.py `VGG.forward_features` + `ConvMlp` as `pre_logits`; torchvision models/vgg.py with
-// `classifier[:-1]`): 13 3×3 convs with ReLU, max pool 2×2/2 after conv 2, 4, 7, 10, 13, then fc6 (a 7×7 conv in
-// timm = a linear layer on the flattened 7×7 map in torchvision, same weights) + ReLU and fc7 + ReLU.
-// Eval mode: dropout is the identity. Channel widths are read from the checkpoint's tensor shapes.
+// VGG16's fc7 after its ReLU, as the reference computes it in eval mode (dropout is the identity):
+//
+// - timm 1.0.31 timm/models/vgg.py (`timm/vgg16.tv_in1k`): `forward_features` is `self.features` (13 conv 3×3 /
+//   padding 1 + ReLU, max pool 2×2/2 after each of the 5 blocks; no adaptive pool after it). `forward_head(x,
+//   pre_logits=True)` runs `self.pre_logits`, a `ConvMlp`: if the map is smaller than the 7×7 kernel in either
+//   dimension it is first adaptive-average-pooled to (max(7, H), max(7, W)) ("keep the input size >= 7x7"); then
+//   fc1 (7×7 conv, no padding) → ReLU → dropout → fc2 (1×1 conv) → ReLU. Then `self.head` (ClassifierHead) with
+//   pre_logits=True applies only its global pool (`global_pool`, "avg") and flattens. For a 224×224 input the
+//   map is exactly 7×7, so fc1 yields one position and the pool is the identity.
+// - torchvision torchvision/models/vgg.py: `features` (same layers, same keys), `avgpool` = AdaptiveAvgPool2d((7, 7)),
+//   `torch.flatten(x, 1)` (NCHW order), then `classifier[:-1]` = Linear(C·49 → 4096), ReLU, Dropout,
+//   Linear(4096 → 4096), ReLU, Dropout.
+//
+// How, not what, differs here: a 7×7 conv over a 7×7 map is a linear layer over the NCHW-flattened map, whose
+// index c·49 + y·7 + x is exactly the flattened conv weight `[out, c, ky, kx]`; so both layouts share one pair of
+// matmuls (`DenseLayer`), and a larger map runs the same matmul on its 7×7 windows (`patches`). Each ReLU is fused
+// into the preceding conv or matmul; activations stay in oneDNN's blocked layout through `features`.
 
-/// VGG16 feature extractor returning fc7 after its ReLU (4096-d for the real weights).
+/// Errors while loading VGG16 or running it. Every case names what was wrong (tensor, file, input shape).
+public enum VGG16Error: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The checkpoint lacks a tensor the network needs.
+    case missingTensor(String)
+    /// A tensor exists with another shape than the network built so far implies.
+    case wrongShape(name: String, expected: [Int], found: [Int])
+    /// The keys match neither timm's (`pre_logits.fc1`) nor torchvision's (`classifier.0`) VGG16 layout.
+    case unknownLayout(String)
+    /// config.json describes something this implementation does not compute.
+    case unsupportedConfig(String)
+    /// The directory holds no checkpoint this loader reads (or several candidates).
+    case noCheckpoint(directory: String, reason: String)
+    /// The input batch does not fit the network.
+    case badInput(String)
+
+    public var description: String {
+        switch self {
+        case .missingTensor(let name): return "VGG16 checkpoint has no tensor \(name)"
+        case .wrongShape(let name, let expected, let found):
+            return "VGG16 checkpoint tensor \(name) has shape \(found), expected \(expected)"
+        case .unknownLayout(let why): return "not a VGG16 checkpoint in timm or torchvision layout: \(why)"
+        case .unsupportedConfig(let why): return "unsupported VGG16 configuration: \(why)"
+        case .noCheckpoint(let directory, let reason): return "no VGG16 checkpoint in \(directory): \(reason)"
+        case .badInput(let why): return "bad VGG16 input: \(why)"
+        }
+    }
+}
+
+/// Reads VGG16 tensors by name, turning missing or misshaped tensors into `VGG16Error`s that name them.
+struct VGGTensorSource {
+    let reader: any CheckpointReader
+
+    func shape(_ name: String) throws -> [Int] {
+        guard let info = reader.info(name) else { throw VGG16Error.missingTensor(name) }
+        return info.shape
+    }
+
+    func floats(_ name: String, shape expected: [Int]) throws -> FloatTensor {
+        let found = try shape(name)
+        guard found == expected else { throw VGG16Error.wrongShape(name: name, expected: expected, found: found) }
+        return try reader.floats(name)
+    }
+}
+
+/// `features.N` + `features.N+1`: Conv2d(3×3, padding 1) and its ReLU, fused into one oneDNN convolution.
+struct VGGConvLayer: Sendable {
+    let key: String
+    let conv: Conv2d
+
+    /// Output width from the checkpoint's `features.N.weight` shape; the input width must be `inChannels`.
+    init(_ source: VGGTensorSource, index: Int, inChannels: Int, expectedInput: Int) throws {
+        key = "features.\(index)"
+        let weightName = "\(key).weight", biasName = "\(key).bias"
+        let found = try source.shape(weightName)
+        let outChannels = found.first ?? 0
+        let shape = [outChannels, inChannels, 3, 3]
+        guard found.count == 4, outChannels >= 1 else {
+            throw VGG16Error.wrongShape(name: weightName, expected: [max(outChannels, 1), inChannels, 3, 3], found: found)
+        }
+        let weight = try source.floats(weightName, shape: shape).values
+        let bias = try source.floats(biasName, shape: [outChannels]).values
+        conv = try Conv2d(weight: weight, weightShape: shape, bias: bias, stride: 1, padding: 1, activation: .relu,
+                          expectedInput: (expectedInput, expectedInput))
+    }
+}
+
+/// `features`: VGG16's 13 conv layers (configuration "D") in 5 blocks, each block closed by MaxPool2d(2, 2).
+/// The module indices are those of `nn.Sequential` in both timm and torchvision (conv, ReLU, …, pool).
+struct VGGFeatures: Sendable {
+    enum Step: Sendable {
+        case conv(VGGConvLayer)
+        case pool(MaxPool2d)
+    }
+
+    /// Conv layers per block in VGG16.
+    static let blockDepths = [2, 2, 3, 3, 3]
+
+    let steps: [Step]
+    let inChannels: Int
+    let outChannels: Int
+    /// Output width of each conv layer, in order, as read from the checkpoint.
+    let widths: [Int]
+
+    init(_ source: VGGTensorSource, expectedInput: Int = 224) throws {
+        let first = try source.shape("features.0.weight")
+        guard first.count == 4, first[1] >= 1 else {
+            throw VGG16Error.wrongShape(name: "features.0.weight", expected: [first.first ?? 1, 3, 3, 3], found: first)
+        }
+        inChannels = first[1]
+        var steps: [Step] = []
+        var widths: [Int] = []
+        var index = 0, channels = inChannels, size = expectedInput
+        for depth in VGGFeatures.blockDepths {
+            for _ in 0..<depth {
+                let layer = try VGGConvLayer(source, index: index, inChannels: channels, expectedInput: max(size, 1))
+                steps.append(.conv(layer))
+                channels = layer.conv.outChannels
+                widths.append(channels)
+                index += 2 // conv, ReLU
+            }
+            steps.append(.pool(try MaxPool2d(kernelSize: 2, stride: 2)))
+            index += 1
+            size /= 2
+        }
+        self.steps = steps
+        self.widths = widths
+        outChannels = channels
+    }
+
+    /// Spatial size of the final map for an `height`×`width` input (floor division by 2 per pool).
+    static func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        (height >> blockDepths.count, width >> blockDepths.count)
+    }
+}
+
+/// Two fully-connected layers with ReLU (fc6 and fc7), shared by both heads below.
+struct VGGFullyConnected: Sendable {
+    let fc6: DenseLayer
+    let fc7: DenseLayer
+
+    /// - Parameters: names and shapes as stored (conv `[out, in, kh, kw]` or linear `[out, in]`), read as
+    ///   `[out, in·kh·kw]` matrices.
+    init(_ source: VGGTensorSource, fc6 name6: String, inFeatures: Int, fc7 name7: String,
+         storage: VGG16.HeadWeights) throws {
+        fc6 = try VGGFullyConnected.dense(source, name6, inFeatures: inFeatures, storage: storage)
+        fc7 = try VGGFullyConnected.dense(source, name7, inFeatures: fc6.outFeatures, storage: storage)
+    }
+
+    private static func dense(_ source: VGGTensorSource, _ key: String, inFeatures: Int,
+                              storage: VGG16.HeadWeights) throws -> DenseLayer {
+        let weightName = "\(key).weight"
+        let found = try source.shape(weightName)
+        // The caller already checked rank and trailing dims through `inFeatures` when the stored shape is 4-D.
+        let out = found.first ?? 0
+        let stored = found.dropFirst().reduce(1, *)
+        guard out >= 1, found.count >= 2, stored == inFeatures else {
+            throw VGG16Error.wrongShape(name: weightName, expected: [max(out, 1), inFeatures], found: found)
+        }
+        let weight = try source.floats(weightName, shape: found)
+        let bias = try source.floats("\(key).bias", shape: [out]).values
+        // In place only when the values are a zero-copy view of the mapped file (the view keeps it mapped).
+        let mode: DenseWeightStorage = storage == .mapped && weight.isView
+            ? .borrowed(owner: weight) : .packed(expectedRows: 8)
+        return try weight.withUnsafeBufferPointer { values in
+            try DenseLayer(weights: values, outFeatures: out, inFeatures: inFeatures, bias: bias, activation: .relu,
+                           storage: mode)
+        }
+    }
+}
+
+/// timm `pre_logits` (`ConvMlp`: fc1 k×k conv, ReLU, dropout, fc2 1×1 conv, ReLU) followed by the
+/// `ClassifierHead` global pool that `forward_head(pre_logits=True)` applies.
+struct VGGConvMlp: Sendable {
+    let layers: VGGFullyConnected
+    /// fc1's kernel size, also the minimum map size ConvMlp pools up to.
+    let kernel: Int
+    let pooling: RowPooling
+
+    init(_ source: VGGTensorSource, inChannels: Int, globalPool: String?, storage: VGG16.HeadWeights) throws {
+        let fc1 = try source.shape("pre_logits.fc1.weight")
+        // timm's VGG builds `ConvMlp(prev_chs, 4096, 7, ...)`: the kernel is 7 whatever the widths.
+        kernel = 7
+        guard fc1.count == 4, fc1[0] >= 1, fc1[1] == inChannels, fc1[2] == kernel, fc1[3] == kernel else {
+            throw VGG16Error.wrongShape(name: "pre_logits.fc1.weight", expected: [max(fc1.first ?? 1, 1), inChannels, 7, 7],
+                                        found: fc1)
+        }
+        let fc2 = try source.shape("pre_logits.fc2.weight")
+        guard fc2.count == 4, fc2[0] >= 1, fc2[1] == fc1[0], fc2[2] == 1, fc2[3] == 1 else {
+            throw VGG16Error.wrongShape(name: "pre_logits.fc2.weight", expected: [max(fc2.first ?? 1, 1), fc1[0], 1, 1],
+                                        found: fc2)
+        }
+        switch globalPool ?? "avg" {
+        case "avg": pooling = .average
+        case "max": pooling = .maximum
+        case let other: throw VGG16Error.unsupportedConfig("global_pool \"\(other)\" (only avg and max are implemented)")
+        }
+        layers = try VGGFullyConnected(source, fc6: "pre_logits.fc1", inFeatures: inChannels * kernel * kernel,
+                                       fc7: "pre_logits.fc2", storage: storage)
+    }
+
+    func callAsFunction(_ map: Tensor, relay: inout WorkspaceRelay) throws -> Tensor {
+        var x = map
+        let (h, w) = (map.shape[2], map.shape[3])
+        if h < kernel || w < kernel {
+            let size = (height: max(kernel, h), width: max(kernel, w))
+            x = try relay.run(x) { ws in try adaptiveAvgPool2d(x, outputSize: size, workspace: ws) }
+        }
+        let positions = (x.shape[2] - kernel + 1) * (x.shape[3] - kernel + 1)
+        let rows = try relay.run(x) { ws in try patches(x, kernel: kernel, workspace: ws) }
+        let fc6 = try relay.run(rows) { ws in try layers.fc6(rows, workspace: ws) }
+        let fc7 = try relay.run(fc6) { ws in try layers.fc7(fc6, workspace: ws) }
+        return try relay.run(fc7) { ws in try poolRows(fc7, group: positions, pooling, workspace: ws) }
+    }
+}
+
+/// torchvision `avgpool` (AdaptiveAvgPool2d((7, 7))), `flatten(1)` and `classifier[:-1]` (`classifier.0`,
+/// ReLU, Dropout, `classifier.3`, ReLU, Dropout).
+struct VGGClassifier: Sendable {
+    static let poolSize = 7
+    let layers: VGGFullyConnected
+
+    init(_ source: VGGTensorSource, inChannels: Int, storage: VGG16.HeadWeights) throws {
+        let area = VGGClassifier.poolSize * VGGClassifier.poolSize
+        let fc6 = try source.shape("classifier.0.weight")
+        guard fc6.count == 2, fc6[0] >= 1, fc6[1] == inChannels * area else {
+            throw VGG16Error.wrongShape(name: "classifier.0.weight", expected: [max(fc6.first ?? 1, 1), inChannels * area],
+                                        found: fc6)
+        }
+        let fc7 = try source.shape("classifier.3.weight")
+        guard fc7.count == 2, fc7[0] >= 1, fc7[1] == fc6[0] else {
+            throw VGG16Error.wrongShape(name: "classifier.3.weight", expected: [max(fc7.first ?? 1, 1), fc6[0]], found: fc7)
+        }
+        layers = try VGGFullyConnected(source, fc6: "classifier.0", inFeatures: inChannels * area, fc7: "classifier.3",
+                                       storage: storage)
+    }
+
+    func callAsFunction(_ map: Tensor, relay: inout WorkspaceRelay) throws -> Tensor {
+        var x = map
+        let size = VGGClassifier.poolSize
+        // AdaptiveAvgPool2d to the size the map already has is the identity (one-cell windows).
+        if map.shape[2] != size || map.shape[3] != size {
+            x = try relay.run(x) { ws in
+                try adaptiveAvgPool2d(x, outputSize: (size, size), workspace: ws)
+            }
+        }
+        let flat = try relay.run(x) { ws in
+            try ws.plain(x).reshaped([x.shape[0], x.shape[1] * size * size])
+        }
+        let fc6 = try relay.run(flat) { ws in try layers.fc6(flat, workspace: ws) }
+        return try relay.run(fc6) { ws in try layers.fc7(fc6, workspace: ws) }
+    }
+}
+
+/// Two workspaces used in turn: each step writes into one while its input lives in the other, then the other is
+/// rewound. Only two activations are alive at any time, so a batch of 8 full-size images needs ~2 × 100 MB
+/// instead of every intermediate map.
+struct WorkspaceRelay {
+    let workspaces: (Workspace, Workspace)
+    private var turn = 0
+
+    init(_ workspaces: (Workspace, Workspace)) { self.workspaces = workspaces }
+
+    /// Runs `step` on `input` (which lives in the other workspace or outside both). A step may return a view of
+    /// its input (a reshape, a no-op pool): then the other workspace still holds the live data and is kept.
+    mutating func run(_ input: Tensor, _ step: (Workspace) throws -> Tensor) throws -> Tensor {
+        let (target, other) = turn == 0 ? workspaces : (workspaces.1, workspaces.0)
+        let result = try step(target)
+        if sharesStorage(result, input) { return result }
+        other.reset()
+        turn = 1 - turn
+        return result
+    }
+}
+
+/// VGG16 image embeddings: fc7 after its ReLU (4096-d for the real network), eval mode, equal to timm's
+/// `forward_head(forward_features(x), pre_logits=True)` for `timm/vgg16.tv_in1k` and to torchvision's
+/// `classifier[:-1](flatten(avgpool(features(x))))` for a torchvision state dict.
 ///
-/// Guarantees: immutable after load; `embed` is safe to call concurrently; batch results equal one-by-one results.
-public final class VGG16Model: Sendable {
-    /// Indices of the convolutions inside `features` (`features.N.weight`), and after which of them a pool follows.
-    static let convIndices = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
-    static let poolAfter: Set<Int> = [1, 3, 6, 9, 12]
-
-    public enum Layout: Sendable, Equatable {
-        /// timm: `pre_logits.fc1` (conv 7×7), `pre_logits.fc2` (conv 1×1).
+/// Guarantees: every width comes from the checkpoint's tensor shapes (tiny test checkpoints load as well as the
+/// real one); a missing or misshaped tensor is a `VGG16Error` naming it; weights are immutable after loading and
+/// held once (convolutions packed for oneDNN, the fully-connected layers either read in place from the mapped
+/// checkpoint or packed once, see `HeadWeights`); `features` may be called from many threads at once, each call
+/// borrowing its own pair of workspaces; a batch gives the same vectors as its images one by one.
+public final class VGG16: Sendable {
+    /// The checkpoint layout the weights came from.
+    public enum Layout: String, Sendable {
+        /// timm (`features.*`, `pre_logits.fc1/fc2` as convs, `head.fc`), e.g. `timm/vgg16.tv_in1k`.
         case timm
-        /// torchvision: `avgpool` to 7×7, `classifier.0` and `classifier.3` (linear).
+        /// torchvision state dict (`features.*`, `classifier.0/3/6` linears).
         case torchvision
     }
 
+    /// Where the fully-connected weights (90% of VGG16's bytes) live after loading.
+    public enum HeadWeights: Sendable, Equatable {
+        /// Read in place from the memory-mapped checkpoint when it stores them as aligned float32 (else packed).
+        case mapped
+        /// Copied once into oneDNN's packed matmul layout; the checkpoint can then be closed.
+        case packed
+    }
+
+    private enum Head: Sendable {
+        case preLogits(VGGConvMlp)
+        case classifier(VGGClassifier)
+    }
+
     public let layout: Layout
-    public let dimension: Int
-    let convs: [Conv2d]
-    let pool: MaxPool2d
-    let fc6: Linear
-    let fc7: Linear
-    private let workspaces = WorkspacePool()
+    /// Channels the input must have (3 for RGB).
+    public let inputChannels: Int
+    /// Output widths of the 13 conv layers.
+    public let convolutionWidths: [Int]
+    /// Length of each output vector (fc7's width, 4096 for the real network).
+    public let outputDimension: Int
 
-    public init(checkpoint: some CheckpointReader, imageSize: Int = 224) throws {
-        var convs: [Conv2d] = []
-        var inChannels = 3
-        var size = imageSize
-        for (position, index) in VGG16Model.convIndices.enumerated() {
-            let name = "features.\(index)"
-            guard let info = checkpoint.info("\(name).weight") else { throw CheckpointError.missingTensor("\(name).weight") }
-            guard info.shape.count == 4, info.shape[1] == inChannels, info.shape[2] == 3, info.shape[3] == 3 else {
-                throw CheckpointError.shapeMismatch(name: "\(name).weight", expected: [info.shape.first ?? 0, inChannels, 3, 3],
-                                                    actual: info.shape)
-            }
-            let out = info.shape[0]
-            convs.append(try Conv2d(weight: try checkpoint.values("\(name).weight", shape: info.shape),
-                                    weightShape: info.shape, bias: try checkpoint.values("\(name).bias", shape: [out]),
-                                    stride: 1, padding: 1, activation: .relu, expectedInput: (size, size)))
-            if VGG16Model.poolAfter.contains(position) { size /= 2 }
-            inChannels = out
-        }
-        self.convs = convs
-        pool = try MaxPool2d(kernelSize: 2, stride: 2)
+    private let featureLayers: VGGFeatures
+    private let head: Head
+    private let idleWorkspaces = Mutex<[(Workspace, Workspace)]>([])
 
-        let flattened = inChannels * 7 * 7
-        let fc6Name: String, fc7Name: String
-        if checkpoint.info("pre_logits.fc1.weight") != nil {
+    /// Builds the network from a checkpoint in timm or torchvision layout (detected from the keys).
+    /// - Parameters:
+    ///   - config: timm's config.json, when present: `architecture` must be a plain VGG16, `num_features` (if set)
+    ///     must equal the last conv width, and `global_pool` selects the head's pooling.
+    ///   - headWeights: see `HeadWeights`.
+    public init(weights: some CheckpointReader, config: TimmModelConfig? = nil,
+                headWeights: HeadWeights = .mapped) throws {
+        let source = VGGTensorSource(reader: weights)
+        let names = Set(weights.tensorNames)
+        if names.contains("pre_logits.fc1.weight") {
             layout = .timm
-            (fc6Name, fc7Name) = ("pre_logits.fc1", "pre_logits.fc2")
-        } else if checkpoint.info("classifier.0.weight") != nil {
+        } else if names.contains("classifier.0.weight") {
             layout = .torchvision
-            (fc6Name, fc7Name) = ("classifier.0", "classifier.3")
         } else {
-            throw CheckpointError.missingTensor("pre_logits.fc1.weight (timm) or classifier.0.weight (torchvision)")
+            throw VGG16Error.unknownLayout("neither pre_logits.fc1.weight (timm) nor classifier.0.weight (torchvision) is present")
         }
-        guard let fc6Shape = checkpoint.info("\(fc6Name).weight")?.shape, let hidden = fc6Shape.first else {
-            throw CheckpointError.missingTensor("\(fc6Name).weight")
-        }
-        let fc6Expected = layout == .timm ? [hidden, inChannels, 7, 7] : [hidden, flattened]
-        let fc7Expected = layout == .timm ? [hidden, hidden, 1, 1] : [hidden, hidden]
-        fc6 = try Linear(weight: try checkpoint.values("\(fc6Name).weight", shape: fc6Expected), outFeatures: hidden,
-                         inFeatures: flattened, bias: try checkpoint.values("\(fc6Name).bias", shape: [hidden]),
-                         activation: .relu)
-        fc7 = try Linear(weight: try checkpoint.values("\(fc7Name).weight", shape: fc7Expected), outFeatures: hidden,
-                         inFeatures: hidden, bias: try checkpoint.values("\(fc7Name).bias", shape: [hidden]),
-                         activation: .relu)
-        dimension = hidden
-    }
-
-    /// Loads a timm checkpoint directory (`model.safetensors` or `pytorch_model.bin`) or a torchvision state dict file.
-    public convenience init(path: URL, imageSize: Int = 224) throws {
-        var isDirectory: ObjCBool = false
-        var weights = path
-        if FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory), isDirectory.boolValue {
-            let safetensors = path.appendingPathComponent("model.safetensors")
-            weights = FileManager.default.fileExists(atPath: safetensors.path)
-                ? safetensors : path.appendingPathComponent("pytorch_model.bin")
-        }
-        try self.init(checkpoint: try openCheckpoint(at: weights), imageSize: imageSize)
-    }
-
-    /// fc7 after ReLU for `[N, 3, H, W]` pixels; returns `[N, dimension]`.
-    public func callAsFunction(_ pixels: Tensor, workspace: Workspace) throws -> Tensor {
-        guard pixels.shape.count == 4, pixels.shape[1] == 3 else {
-            throw ModelError.badInput("expected [N, 3, H, W] pixels, got \(pixels.shape)")
-        }
-        var hidden = pixels
-        for (position, conv) in convs.enumerated() {
-            hidden = try conv(hidden, workspace: workspace)
-            if VGG16Model.poolAfter.contains(position) { hidden = try pool(hidden, workspace: workspace) }
-        }
-        let (height, width) = (hidden.shape[2], hidden.shape[3])
-        switch layout {
-        case .torchvision:
-            // torchvision always pools adaptively to 7×7 (the identity at 224×224 input).
-            hidden = try adaptiveAvgPool2d(hidden, outputSize: (7, 7), workspace: workspace)
-        case .timm:
-            // timm's ConvMlp pools up to the 7×7 kernel only when the map is smaller; a larger map would make fc6
-            // a sliding conv followed by global pooling, which this engine does not implement.
-            guard height <= 7, width <= 7 else {
-                throw ModelError.badInput("timm VGG16 fc6 on a \(height)×\(width) map (image larger than 224)")
+        if let config {
+            guard config.architecture == "vgg16" else {
+                throw VGG16Error.unsupportedConfig("architecture \"\(config.architecture)\" (expected vgg16)")
             }
-            if height < 7 || width < 7 { hidden = try adaptiveAvgPool2d(hidden, outputSize: (7, 7), workspace: workspace) }
         }
-        return try fc7(fc6(hidden, workspace: workspace), workspace: workspace)
+        featureLayers = try VGGFeatures(source)
+        if let expected = config?.numFeatures, expected != featureLayers.outChannels {
+            throw VGG16Error.unsupportedConfig(
+                "num_features \(expected) but the last conv (features.28) has \(featureLayers.outChannels) channels")
+        }
+        switch layout {
+        case .timm:
+            let mlp = try VGGConvMlp(source, inChannels: featureLayers.outChannels, globalPool: config?.globalPool,
+                                     storage: headWeights)
+            head = .preLogits(mlp)
+            outputDimension = mlp.layers.fc7.outFeatures
+        case .torchvision:
+            let classifier = try VGGClassifier(source, inChannels: featureLayers.outChannels, storage: headWeights)
+            head = .classifier(classifier)
+            outputDimension = classifier.layers.fc7.outFeatures
+        }
+        inputChannels = featureLayers.inChannels
+        convolutionWidths = featureLayers.widths
     }
 
-    /// Embeds `count` images of 3×H×W stored back to back.
-    public func embed(pixels: [Float], count: Int, height: Int, width: Int) throws -> [[Float]] {
-        guard count >= 1, height >= 1, width >= 1, pixels.count / count / height / width == 3,
-              pixels.count == count * 3 * height * width else {
-            throw ModelError.badInput("\(pixels.count) values for \(count) images of 3×\(height)×\(width)")
+    /// Loads `directory`: timm's `config.json` + `model.safetensors`, or a single PyTorch checkpoint file
+    /// (`.pth`, `.pt`, `.bin`) holding a torchvision (or timm) state dict, with or without config.json.
+    public static func load(directory: URL, headWeights: HeadWeights = .mapped) throws -> VGG16 {
+        let fileManager = FileManager.default
+        let configURL = directory.appendingPathComponent("config.json")
+        let config = fileManager.fileExists(atPath: configURL.path) ? try TimmModelConfig.load(from: configURL) : nil
+        let safetensors = directory.appendingPathComponent("model.safetensors")
+        let checkpointURL: URL
+        if fileManager.fileExists(atPath: safetensors.path) {
+            checkpointURL = safetensors
+        } else {
+            let files: [URL]
+            do {
+                files = try fileManager.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
+            } catch {
+                throw VGG16Error.noCheckpoint(directory: directory.path, reason: "cannot list it (\(error.localizedDescription))")
+            }
+            let candidates = files.filter { ["pth", "pt", "bin"].contains($0.pathExtension) }
+                .sorted { $0.lastPathComponent < $1.lastPathComponent }
+            guard candidates.count == 1, let only = candidates.first else {
+                throw VGG16Error.noCheckpoint(directory: directory.path, reason: candidates.isEmpty
+                    ? "no model.safetensors and no .pth/.pt/.bin file"
+                    : "several PyTorch checkpoints: \(candidates.map(\.lastPathComponent).joined(separator: ", "))")
+            }
+            checkpointURL = only
         }
-        let input = try Tensor(shape: [count, 3, height, width], values: pixels)
-        let flat = try workspaces.withWorkspace { workspace in try self(input, workspace: workspace).toArray() }
-        return (0..<count).map { Array(flat[($0 * dimension)..<(($0 + 1) * dimension)]) }
+        return try VGG16(weights: openCheckpoint(at: checkpointURL), config: config, headWeights: headWeights)
+    }
+
+    /// fc7 vectors for a batch `[N, C, H, W]` (plain float32, NCHW), one `[Float]` of `outputDimension` per image.
+    /// H and W must be at least 32 (five 2×2 pools); 224×224 is what the model was trained on.
+    public func features(_ batch: Tensor) throws -> [[Float]] {
+        guard batch.shape.count == 4, batch.shape[0] >= 1, batch.shape[1] == inputChannels else {
+            throw VGG16Error.badInput("expected [N, \(inputChannels), H, W] with N ≥ 1, got \(batch.shape)")
+        }
+        let map = VGGFeatures.outputSize(height: batch.shape[2], width: batch.shape[3])
+        guard map.height >= 1, map.width >= 1 else {
+            throw VGG16Error.badInput("image \(batch.shape[2])x\(batch.shape[3]) is smaller than 32x32")
+        }
+        let count = batch.shape[0]
+        let values = try withWorkspaces { workspaces -> [Float] in
+            var relay = WorkspaceRelay(workspaces)
+            var x = batch
+            for step in featureLayers.steps {
+                switch step {
+                case .conv(let layer): x = try relay.run(x) { ws in try layer.conv(x, workspace: ws) }
+                case .pool(let pool): x = try relay.run(x) { ws in try pool(x, workspace: ws) }
+                }
+            }
+            let output: Tensor
+            switch head {
+            case .preLogits(let mlp): output = try mlp(x, relay: &relay)
+            case .classifier(let classifier): output = try classifier(x, relay: &relay)
+            }
+            guard output.shape == [count, outputDimension] else {
+                throw VGG16Error.badInput("head produced \(output.shape), expected [\(count), \(outputDimension)]")
+            }
+            return try output.toArray()
+        }
+        return (0..<count).map { Array(values[($0 * outputDimension)..<(($0 + 1) * outputDimension)]) }
+    }
+
+    /// fc7 vectors for preprocessed images: one `[C, H, W]` tensor or a batch `[N, C, H, W]`.
+    public func features(_ images: ImageTensor) throws -> [[Float]] {
+        let shape = images.shape.count == 3 ? [1] + images.shape : images.shape
+        return try features(Tensor(shape: shape, values: images.values))
+    }
+
+    /// fc7 vectors for several preprocessed `[C, H, W]` images of one size, run as one batch.
+    public func features(_ images: [ImageTensor]) throws -> [[Float]] {
+        guard let first = images.first else { return [] }
+        guard first.shape.count == 3, images.allSatisfy({ $0.shape == first.shape }) else {
+            throw VGG16Error.badInput("images must all be [C, H, W] of one size, got \(images.map(\.shape))")
+        }
+        var values: [Float] = []
+        values.reserveCapacity(first.values.count * images.count)
+        for image in images { values.append(contentsOf: image.values) }
+        return try features(Tensor(shape: [images.count] + first.shape, values: values))
+    }
+
+    /// Runs `body` with a pair of workspaces no other caller is using, then rewinds and returns them.
+    private func withWorkspaces<R>(_ body: ((Workspace, Workspace)) throws -> R) throws -> R {
+        let pair = try idleWorkspaces.withLock { $0.popLast() } ?? (Workspace(), Workspace())
+        defer {
+            pair.0.reset()
+            pair.1.reset()
+            idleWorkspaces.withLock { $0.append(pair) }
+        }
+        return try body(pair)
     }
 }
