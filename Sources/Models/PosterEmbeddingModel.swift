@@ -41,7 +41,7 @@ public final class PosterEmbeddingModel: Sendable {
     enum Network: Sendable {
         case clip(CLIPModel)
         case resnet50(ResNetModel)
-        case vgg16(VGG16Model)
+        case vgg16(VGG16)
     }
 
     let network: Network
@@ -61,9 +61,9 @@ public final class PosterEmbeddingModel: Sendable {
             network = .resnet50(model)
             dimension = model.dimension
         case .vgg16:
-            let model = try VGG16Model(path: directory)
+            let model = try VGG16.load(directory: directory)
             network = .vgg16(model)
-            dimension = model.dimension
+            dimension = model.outputDimension
         }
     }
 
@@ -86,7 +86,7 @@ public final class PosterEmbeddingModel: Sendable {
         switch network {
         case .clip(let model): vectors = try model.imageFeatures(batch)
         case .resnet50(let model): vectors = try model.embed(pixels: batch.values, count: count, height: height, width: width)
-        case .vgg16(let model): vectors = try model.embed(pixels: batch.values, count: count, height: height, width: width)
+        case .vgg16(let model): vectors = try model.features(batch)
         }
         if let wrong = vectors.first(where: { $0.count != dimension }) {
             throw PosterEmbeddingError.dimensionMismatch(model: name, expected: dimension, actual: wrong.count)
