@@ -25,7 +25,7 @@ test:
 demo: release
 	@mkdir -p $(DEMO_OUT)
 	@for m in clip resnet50 vgg16; do \
-		$(RELEASE_BIN) preprocess --model $$m Tests/Fixtures/images/poster_2x3.jpg --out $(DEMO_OUT)/poster-$$m.npy || exit 1; \
+		$(RELEASE_BIN) preprocess --model $$m Tests/Fixtures/images/jpeg_large_500x750.jpg --out $(DEMO_OUT)/poster-$$m.npy || exit 1; \
 	done
 	@echo "demo: wrote $(DEMO_OUT)/poster-{clip,resnet50,vgg16}.npy"
 

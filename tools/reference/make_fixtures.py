@@ -3,7 +3,7 @@
 
 Usage (from the package root, with the reference venv):
     /opt/postersim-ref/bin/python tools/reference/make_fixtures.py [--out Tests/Fixtures] [--only images,preprocess,...]
-    /opt/postersim-ref/bin/python tools/reference/make_fixtures.py --full-size --out DIR   # heavy, for `make parity`
+    /opt/postersim-ref/bin/python tools/reference/make_fixtures.py --full-size DIR          # heavy, for `make parity`
 
 Determinism: every random source is seeded; .npz files are written by `save_npz` below (zip + deflate like
 np.savez_compressed, but with fixed zip timestamps) so re-running gives byte-identical files.
@@ -181,13 +181,14 @@ def main() -> None:
     default_out = Path(__file__).resolve().parents[2] / "Tests" / "Fixtures"
     ap.add_argument("--out", type=Path, default=default_out)
     ap.add_argument("--only", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES))
-    ap.add_argument("--full-size", action="store_true",
-                    help="write full-size random-weight checkpoints (HF cache layout) + goldens into --out")
+    ap.add_argument("--full-size", nargs="?", const="", metavar="DIR",
+                    help="write full-size random-weight checkpoints (HF cache layout) + goldens into DIR "
+                         "(or into --out); DIR must be outside the git work tree")
     args = ap.parse_args()
     out: Path = args.out.resolve()
-    if args.full_size:
+    if args.full_size is not None:
         import full_size  # heavy; torch/transformers/timm
-        full_size.run(out)
+        full_size.run(Path(args.full_size).resolve() if args.full_size else out)
         return
     stages = [s.strip() for s in args.only.split(",") if s.strip()]
     for s in stages:
