@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "TensorFiles", targets: ["TensorFiles"]),
         .library(name: "ModelHub", targets: ["ModelHub"]),
         .library(name: "Store", targets: ["Store"]),
+        .library(name: "Ingest", targets: ["Ingest"]),
         .executable(name: "postersim-bench-store", targets: ["StoreBench"]),
     ],
     dependencies: [
@@ -63,6 +64,14 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // TMDB client, poster cache and the resumable ingest pipeline (posters -> embedders -> store).
+        .target(
+            name: "Ingest",
+            dependencies: [
+                "Store", "Imaging",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "PosterSimCLI",
             dependencies: [
@@ -73,6 +82,12 @@ let package = Package(
 
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles", "CZlib"]),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
+        .testTarget(
+            name: "IngestTests",
+            dependencies: [
+                "Ingest", "Store", "Imaging", "CZlib",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "TensorFiles"]),
         .testTarget(
             name: "ModelHubTests",
