@@ -122,16 +122,31 @@ struct ProjectionEmbedder: PosterEmbedder {
 
     static let side = (width: 16, height: 24)
 
-    init(name: String, dimension: Int, metric: DistanceMetric, seed: UInt64, weightsVersion: Int = 1) {
+    /// `clipLikeInput`: CLIP's preprocessing (shortest edge 224, bicubic, center crop 224, CLIP mean/std) instead of
+    /// a tiny 16x24 resize, for throughput measurements with a realistic input size.
+    init(
+        name: String, dimension: Int, metric: DistanceMetric, seed: UInt64, weightsVersion: Int = 1,
+        clipLikeInput: Bool = false
+    ) {
         space = VectorSpace(name: name, dimension: dimension, metric: metric)
         identity = ModelIdentity(
             repo: "test/\(name)", weightsSHA256: String(format: "%048llx%016llx", seed, UInt64(weightsVersion)))
-        preprocessor = ImagePreprocessor(
-            config: PreprocessingConfig(
-                processorName: "test \(name)", resize: .exact(width: Self.side.width, height: Self.side.height),
-                filter: .bilinear, centerCrops: [], rescale: .divideBy255InFloat32, mean: [0.5, 0.5, 0.5],
-                std: [0.25, 0.25, 0.25]))
-        inputSize = 3 * Self.side.width * Self.side.height
+        if clipLikeInput {
+            preprocessor = ImagePreprocessor(
+                config: PreprocessingConfig(
+                    processorName: "test \(name) (CLIP-like)", resize: .shortestEdge(224), filter: .bicubic,
+                    centerCrops: [.init(width: 224, height: 224, rounding: .transformers)],
+                    rescale: .multiplyInFloat64(factor: 1 / 255), mean: [0.48145466, 0.4578275, 0.40821073],
+                    std: [0.26862954, 0.26130258, 0.27577711]))
+            inputSize = 3 * 224 * 224
+        } else {
+            preprocessor = ImagePreprocessor(
+                config: PreprocessingConfig(
+                    processorName: "test \(name)", resize: .exact(width: Self.side.width, height: Self.side.height),
+                    filter: .bilinear, centerCrops: [], rescale: .divideBy255InFloat32, mean: [0.5, 0.5, 0.5],
+                    std: [0.25, 0.25, 0.25]))
+            inputSize = 3 * Self.side.width * Self.side.height
+        }
         // Another checkpoint version is another function.
         var rng = SeededGenerator(seed: seed &* 1000 &+ UInt64(weightsVersion))
         weights = (0..<(dimension * inputSize)).map { _ in Float.random(in: -1...1, using: &rng) / 32 }
