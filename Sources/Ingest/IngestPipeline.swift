@@ -142,10 +142,10 @@ public struct IngestPipeline: Sendable {
         try await withThrowingTaskGroup(of: PreparedPoster.self) { group in
             var next = work.makeIterator()
             // Start a poster only when one has been handed over: at most `concurrency` exist at once.
-            var started = 0
-            while started < concurrency, let item = next.next() {
+            var launched = 0
+            while launched < concurrency, let item = next.next() {
                 group.addTask { try await Self.prepare(item, fetcher: fetcher, decoder: decoder, preprocessors: preprocessors) }
-                started += 1
+                launched += 1
             }
             while let prepared = try await group.next() {
                 if let item = next.next() {

@@ -82,7 +82,10 @@ public final class ProgressRenderer: Sendable {
                     return Self.line(p) + "\n"
                 }
             case .finished(let summary):
-                return clear(&s) + Self.summaryText(summary)
+                // Keep the final bar on screen; the summary goes below it.
+                let end = s.barVisible ? "\n" : ""
+                s.barVisible = false
+                return end + Self.summaryText(summary)
             }
         }
         if let text { write(text) }
