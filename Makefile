@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release/postersim
 DEMO_OUT = .build/demo
 
-.PHONY: all build release test demo bootstrap clean bench-store
+.PHONY: all build release test demo bootstrap clean bench-store reference-env reference-data parity fixtures
 
 all: build
 
@@ -22,10 +22,12 @@ test:
 	$(SWIFT) test
 
 # The main job. For now: preprocess a generated sample poster for each model and write the tensors as .npy.
+# The preprocessing configs come from the fixture checkpoints, which carry the real repos' configs.
 demo: release
 	@mkdir -p $(DEMO_OUT)
 	@for m in clip resnet50 vgg16; do \
-		$(RELEASE_BIN) preprocess --model $$m Tests/Fixtures/images/jpeg_large_500x750.jpg --out $(DEMO_OUT)/poster-$$m.npy || exit 1; \
+		$(RELEASE_BIN) preprocess --model $$m Tests/Fixtures/images/jpeg_large_500x750.jpg --out $(DEMO_OUT)/poster-$$m.npy \
+			--model-dir $$m=Tests/Fixtures/checkpoints/$$m --json || exit 1; \
 	done
 	@echo "demo: wrote $(DEMO_OUT)/poster-{clip,resnet50,vgg16}.npy"
 
@@ -40,3 +42,23 @@ bench-store:
 
 clean:
 	rm -rf .build
+
+# --- On-demand checks against the Python reference (they install their Python side themselves) ---
+PY ?= .venv-reference/bin/python
+# Full-size random-weight checkpoints in the Hugging Face cache layout, plus goldens (about 1.2 GB). Kept outside the
+# checkout: the reference script refuses to write inside a git work tree.
+FULL_SIZE ?= $(HOME)/.cache/postersim/full-size
+
+reference-env:
+	scripts/bootstrap --reference
+
+reference-data: reference-env
+	@[ -f $(FULL_SIZE)/goldens/reference.npz ] || $(PY) tools/reference/make_fixtures.py --full-size --out $(FULL_SIZE)
+
+# Full-size parity: the Swift side against the reference tensors of the golden posters.
+parity: release reference-data
+	$(PY) tools/bench/preprocess_parity.py --cache $(FULL_SIZE) --swift-cmd "$(RELEASE_BIN)"
+
+# Regenerate the committed fixtures (Tests/Fixtures) with the pinned reference stack.
+fixtures: reference-env
+	$(PY) tools/reference/make_fixtures.py --out Tests/Fixtures

@@ -56,6 +56,7 @@ let package = Package(
             dependencies: ["Store", "CVectorScan", "COpenBLAS", "TensorFiles"],
             path: "Benchmarks/StoreBench"),
         .target(name: "TensorFiles", dependencies: ["CZlib"]),
+        .target(name: "Tokenization"),
         .target(
             name: "ModelHub",
             dependencies: [
@@ -82,6 +83,7 @@ let package = Package(
 
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles", "CZlib"]),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"], exclude: ["Goldens"]),
         .testTarget(
             name: "IngestTests",
             dependencies: [

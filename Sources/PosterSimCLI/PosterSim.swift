@@ -4,5 +4,6 @@ import ArgumentParser
 struct PosterSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "postersim",
-        abstract: "Find movie posters that look alike.")
+        abstract: "Find movie posters that look alike.",
+        subcommands: [PreprocessCommand.self, ModelsCommand.self])
 }

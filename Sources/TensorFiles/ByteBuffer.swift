@@ -67,7 +67,11 @@ public final class ByteBuffer: @unchecked Sendable {
     /// Copies `bytes` into a new owned, 64-byte aligned allocation.
     public convenience init<C: Collection>(copying bytes: C) where C.Element == UInt8 {
         self.init(owningCount: bytes.count) { destination in
-            destination.copyBytes(from: bytes)
+            // Contiguous sources (arrays, Data) take the memcpy path.
+            let copied: Void? = bytes.withContiguousStorageIfAvailable { source in
+                destination.copyMemory(from: UnsafeRawBufferPointer(source))
+            }
+            if copied == nil { destination.copyBytes(from: bytes) }
         }
     }
 
@@ -80,7 +84,7 @@ public final class ByteBuffer: @unchecked Sendable {
             return
         }
         let memory = UnsafeMutableRawPointer.allocate(byteCount: owningCount, alignment: 64)
-        memory.initializeMemory(as: UInt8.self, repeating: 0, count: owningCount)
+        memset(memory, 0, owningCount)
         do {
             try fill(UnsafeMutableRawBufferPointer(start: memory, count: owningCount))
         } catch {

@@ -65,7 +65,8 @@ public func openCheckpoint(at url: URL) throws -> any CheckpointReader {
     if head.count >= 4, head[0] == 0x50, head[1] == 0x4B, head[2] == 0x03, head[3] == 0x04 {
         return try TorchCheckpoint(buffer: buffer)
     }
-    if head.count >= 2, head[0] == 0x80, (2...5).contains(head[1]) || url.pathExtension == "bin" && head[0] == 0x80 {
+    // Before torch 1.6, torch.save wrote a bare pickle stream (PROTO opcode 0x80, then the protocol number).
+    if head.count >= 2, head[0] == 0x80, (2...5).contains(head[1]) {
         throw CheckpointError.legacyTorchFormat(path: url.path)
     }
     if url.pathExtension == "safetensors" || (head.count == 9 && head[8] == UInt8(ascii: "{")) {

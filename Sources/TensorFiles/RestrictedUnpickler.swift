@@ -236,14 +236,14 @@ struct RestrictedUnpickler {
                 let count = try readLength(opcode == UInt8(ascii: "C") ? 1 : opcode == 0x8E ? 8 : 4, at: offset)
                 stack.append(.bytes(Array(try take(count, at: offset))))
             case UInt8(ascii: "q"), UInt8(ascii: "r"): // BINPUT, LONG_BINPUT
-                let index = try readLength(opcode == UInt8(ascii: "q") ? 1 : 4, at: offset)
+                let index = Int(try readUInt(opcode == UInt8(ascii: "q") ? 1 : 4, at: offset))
                 guard let top = stack.last, !isMark(top) else { throw PickleError.stackUnderflow(offset: offset) }
                 memo[index] = top
             case 0x94: // MEMOIZE
                 guard let top = stack.last, !isMark(top) else { throw PickleError.stackUnderflow(offset: offset) }
                 memo[memo.count] = top
             case UInt8(ascii: "h"), UInt8(ascii: "j"): // BINGET, LONG_BINGET
-                let index = try readLength(opcode == UInt8(ascii: "h") ? 1 : 4, at: offset)
+                let index = Int(try readUInt(opcode == UInt8(ascii: "h") ? 1 : 4, at: offset))
                 guard let value = memo[index] else { throw PickleError.missingMemo(index: index, offset: offset) }
                 stack.append(value)
             case 0x85: stack.append(.tuple([try pop(offset)]))

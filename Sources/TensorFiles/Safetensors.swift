@@ -18,7 +18,6 @@ public enum SafetensorsError: Error, CustomStringConvertible, Sendable, Equatabl
     case byteCountMismatch(name: String, expected: Int, actual: Int)
     case shapeOverflow(name: String, shape: [Int])
     case overlappingTensors(String, String)
-    case tensorNotFound(String)
 
     public var description: String {
         switch self {
@@ -36,7 +35,6 @@ public enum SafetensorsError: Error, CustomStringConvertible, Sendable, Equatabl
             return "safetensors: tensor \(name) needs \(expected) bytes for its shape and dtype but data_offsets span \(actual)"
         case .shapeOverflow(let name, let shape): return "safetensors: tensor \(name) has an invalid shape \(shape)"
         case .overlappingTensors(let first, let second): return "safetensors: tensors \(first) and \(second) overlap"
-        case .tensorNotFound(let name): return "safetensors: no tensor named \(name)"
         }
     }
 }

@@ -63,14 +63,16 @@ func checkedByteCount(_ shape: [Int], _ dtype: TensorDType) throws -> Int {
     return bytes
 }
 
-/// IEEE 754 binary16 → binary32, exact for every input: normals, subnormals (renormalised), ±0, ±inf and NaN
-/// (payload kept in the high mantissa bits, quiet bit preserved), matching torch's `Half -> float` conversion.
+/// IEEE 754 binary16 → binary32, exact for every input: normals, subnormals (renormalised), ±0 and ±inf. NaNs keep
+/// their sign and payload (in the high mantissa bits) and come out quiet, as the x86 F16C instruction `vcvtph2ps`
+/// converts them; torch's vectorised `Half -> float` path gives the same bits for all 65536 inputs (torch's scalar
+/// path may return a different NaN payload, so NaN bits are not a stable contract).
 @inline(__always) public func float32(fromFloat16Bits h: UInt16) -> Float {
     let sign = UInt32(h & 0x8000) << 16
     let exponent = UInt32(h >> 10) & 0x1F
     var mantissa = UInt32(h & 0x03FF)
     if exponent == 0x1F {
-        return Float(bitPattern: sign | 0x7F80_0000 | (mantissa << 13))
+        return Float(bitPattern: sign | 0x7F80_0000 | (mantissa != 0 ? 0x0040_0000 : 0) | (mantissa << 13))
     }
     if exponent == 0 {
         if mantissa == 0 { return Float(bitPattern: sign) }
