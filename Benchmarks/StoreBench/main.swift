@@ -350,6 +350,8 @@ func queryByID(_ o: Options) async throws {
 // MARK: main
 
 let options = parseOptions()
+// Line-buffered, so progress shows when the output goes to a file or a pipe.
+setvbuf(stdout, nil, _IOLBF, 0)
 print("# postersim-bench-store")
 print("cores: \(ProcessInfo.processInfo.activeProcessorCount), store kernel: \(ExactSearch.kernelName), k = \(options.k), \(options.queries) queries per cell")
 if options.kernels { kernelComparison(options) }

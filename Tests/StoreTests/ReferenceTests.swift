@@ -21,8 +21,10 @@ import Testing
         let k: Int
 
         init() throws {
-            npz = try NPZArchive(contentsOf: ReferenceTests.fixture)
-            ids = try npz.array("ids").int64s().map { Int($0) }
+            let npz = try NPZArchive(contentsOf: ReferenceTests.fixture)
+            self.npz = npz
+            let ids = try npz.array("ids").int64s().map { Int($0) }
+            self.ids = ids
             let year = try npz.array("year").int64s()
             let genres = try npz.array("genres").int64s()
             let lang = try npz.array("lang").int64s()
@@ -37,7 +39,7 @@ import Testing
                 Movie(
                     id: ids[i], title: "m\(ids[i])", releaseDate: year[i] < 0 ? "" : "\(year[i])-01-31",
                     genreIDs: genres[(i * genresPerMovie)..<((i + 1) * genresPerMovie)].filter { $0 >= 0 }.map { Int($0) },
-                    originalLanguage: langs[Int(lang[i])], adult: adult[i] != 0, voteCount: Int(votes[i]))
+                    originalLanguage: langs[Int(lang[i])], voteCount: Int(votes[i]), adult: adult[i] != 0)
             }
             let f = try npz.array("filters").int64s().map { Int($0) }
             filters = stride(from: 0, to: f.count, by: 6).map { o in
