@@ -94,12 +94,19 @@ func writeNPY(_ data: UnsafeBufferPointer<Float>, rows: Int, dim: Int, to path: 
     var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
     let len = UInt16(header.utf8.count)
     bytes += [UInt8(len & 0xFF), UInt8(len >> 8)] + Array(header.utf8)
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
+        throw BenchError("cannot create \(path)")
+    }
     guard let h = FileHandle(forWritingAtPath: path) else { throw BenchError("cannot write \(path)") }
     defer { try? h.close() }
     try h.seekToEnd()
     try h.write(contentsOf: Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: data.baseAddress!),
                                  count: data.count * 4, deallocator: .none))
+}
+
+/// Unbuffered output, so progress shows when stdout is a file or a pipe.
+func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
 struct BenchError: Error, CustomStringConvertible {
@@ -152,14 +159,14 @@ func swiftSIMDDot(_ m: UnsafePointer<Float>, _ rows: Int, _ dim: Int, _ q: Unsaf
 }
 
 func kernelComparison(_ o: Options) {
-    print("\n## Scan kernels: one query against 10k rows, scores only, one thread (p50 ms over \(o.queries) queries)")
+    emit("\n## Scan kernels: one query against 10k rows, scores only, one thread (p50 ms over \(o.queries) queries)")
     openblas_set_num_threads(1)
     let isas: [(String, vs_isa)] = [("C scalar", VS_ISA_SCALAR), ("C avx2+fma", VS_ISA_AVX2_FMA), ("C avx512f", VS_ISA_AVX512F)]
         .filter { vs_isa_supported($0.1) != 0 }
     var header = pad("dim", 6) + pad("Swift SIMD16", 14)
     for (n, _) in isas { header += pad(n, 12) }
     header += pad("cblas_sgemv", 13)
-    print(header)
+    emit(header)
     let rows = 10_000
     for dim in o.dims {
         let m = unitRows(rows, dim, seed: 1)
@@ -183,7 +190,7 @@ func kernelComparison(_ o: Options) {
         line += pad(fmt(time {
             cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(rows), Int32(dim), 1, m.baseAddress!, Int32(dim), $0, 1, 0, out, 1)
         }), 13)
-        print(line)
+        emit(line)
     }
 }
 
@@ -281,14 +288,14 @@ func searchBenchmark(_ o: Options) throws -> [Row] {
 }
 
 func printTable(_ rows: [Row]) {
-    print("\n## Exact top-k, one query at a time (ms). Store: cosine (vs faiss IndexFlatIP on the same unit vectors) and")
-    print("## squared euclidean (vs IndexFlatL2); t = threads. ratio = faiss p50 / store p50 (> 1: store faster).")
+    emit("\n## Exact top-k, one query at a time (ms). Store: cosine (vs faiss IndexFlatIP on the same unit vectors) and")
+    emit("## squared euclidean (vs IndexFlatL2); t = threads. ratio = faiss p50 / store p50 (> 1: store faster).")
     for (name, label) in [("ip", "cosine / IndexFlatIP"), ("l2", "euclidean / IndexFlatL2")] {
-        print("\n### \(label)")
+        emit("\n### \(label)")
         let h = pad("n", 7) + pad("dim", 6) + pad("store t1 p50", 14) + pad("p99", 8) + pad("store t2 p50", 14)
             + pad("p99", 8) + pad("faiss t1 p50", 14) + pad("p99", 8) + pad("faiss t2 p50", 14) + pad("p99", 8)
             + pad("t1 ratio", 10) + pad("t2 ratio", 10) + pad("best ratio", 12) + pad("same top-k", 12)
-        print(h)
+        emit(h)
         for r in rows {
             let s1 = r.swift[name]?[1], s2 = r.swift[name]?[2]
             let f1 = r.faiss[name]?[1], f2 = r.faiss[name]?[2]
@@ -304,7 +311,7 @@ func printTable(_ rows: [Row]) {
             line += pad(c(f1).0, 14) + pad(c(f1).1, 8) + pad(c(f2).0, 14) + pad(c(f2).1, 8)
             line += pad(ratio(f1, s1), 10) + pad(ratio(f2, s2), 10) + pad(ratio(bestF, bestS), 12)
             line += pad(r.agreement[name].map { String(format: "%.1f%%", $0 * 100) } ?? "-", 12)
-            print(line)
+            emit(line)
         }
     }
 }
@@ -312,8 +319,8 @@ func printTable(_ rows: [Row]) {
 // MARK: query by id through the store
 
 func queryByID(_ o: Options) async throws {
-    print("\n## Query by id through SQLiteVectorStore, 10k movies, k = \(o.k), cosine (ms)")
-    print(pad("dim", 6) + pad("p50", 9) + pad("p99", 9))
+    emit("\n## Query by id through SQLiteVectorStore, 10k movies, k = \(o.k), cosine (ms)")
+    emit(pad("dim", 6) + pad("p50", 9) + pad("p99", 9))
     for dim in o.dims {
         let n = 10_000
         let path = "\(o.work)/byid-\(dim).sqlite"
@@ -342,7 +349,7 @@ func queryByID(_ o: Options) async throws {
             guard r.first?.movieID == id else { throw BenchError("query by id \(id) did not return itself first") }
         }
         let p = Percentiles(t)
-        print(pad("\(dim)", 6) + pad(fmt(p.p50), 9) + pad(fmt(p.p99), 9))
+        emit(pad("\(dim)", 6) + pad(fmt(p.p50), 9) + pad(fmt(p.p99), 9))
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
     }
 }
@@ -350,10 +357,8 @@ func queryByID(_ o: Options) async throws {
 // MARK: main
 
 let options = parseOptions()
-// Line-buffered, so progress shows when the output goes to a file or a pipe.
-setvbuf(stdout, nil, _IOLBF, 0)
-print("# postersim-bench-store")
-print("cores: \(ProcessInfo.processInfo.activeProcessorCount), store kernel: \(ExactSearch.kernelName), k = \(options.k), \(options.queries) queries per cell")
+emit("# postersim-bench-store")
+emit("cores: \(ProcessInfo.processInfo.activeProcessorCount), store kernel: \(ExactSearch.kernelName), k = \(options.k), \(options.queries) queries per cell")
 if options.kernels { kernelComparison(options) }
 if options.search {
     let rows = try searchBenchmark(options)
