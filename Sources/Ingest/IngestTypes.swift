@@ -69,6 +69,17 @@ public struct SkippedPoster: Sendable, Hashable, Codable {
     public var space: String?
     public var reason: SkipReason
     public var detail: String
+
+    public init(
+        movieID: MovieID, title: String, posterPath: String?, space: String?, reason: SkipReason, detail: String
+    ) {
+        self.movieID = movieID
+        self.title = title
+        self.posterPath = posterPath
+        self.space = space
+        self.reason = reason
+        self.detail = detail
+    }
 }
 
 /// Where a run stands: `completed` of `total` movies that needed work are finished (embedded or skipped).
@@ -83,6 +94,16 @@ public struct IngestProgress: Sendable, Equatable {
     public var rate: Double
     /// Seconds left at the current rate; nil before the first movie is finished.
     public var eta: Double?
+
+    public init(completed: Int, total: Int, embedded: Int, skipped: Int, elapsed: Double, rate: Double, eta: Double?) {
+        self.completed = completed
+        self.total = total
+        self.embedded = embedded
+        self.skipped = skipped
+        self.elapsed = elapsed
+        self.rate = rate
+        self.eta = eta
+    }
 }
 
 /// What the pipeline reports while it runs, in order: listing, plan, progress (with skips and stored batches),
@@ -119,6 +140,20 @@ public struct IngestSummary: Sendable, Codable, Equatable {
     /// Vectors committed by this run, per space.
     public var vectorsWritten: [String: Int]
     public var elapsedSeconds: Double
+
+    public init(
+        listed: Int, malformed: Int, alreadyDone: Int, pending: Int, embedded: Int, skipped: [SkippedPoster],
+        vectorsWritten: [String: Int], elapsedSeconds: Double
+    ) {
+        self.listed = listed
+        self.malformed = malformed
+        self.alreadyDone = alreadyDone
+        self.pending = pending
+        self.embedded = embedded
+        self.skipped = skipped
+        self.vectorsWritten = vectorsWritten
+        self.elapsedSeconds = elapsedSeconds
+    }
 
     /// Skips per reason name.
     public var skippedByReason: [String: Int] {
