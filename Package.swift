@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "Store", targets: ["Store"]),
+        .library(name: "Ingest", targets: ["Ingest"]),
         .executable(name: "postersim-bench-store", targets: ["StoreBench"]),
     ],
     dependencies: [
@@ -76,6 +77,14 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // TMDB client, poster cache and the resumable ingest pipeline (posters -> embedders -> store).
+        .target(
+            name: "Ingest",
+            dependencies: [
+                "Store", "Imaging",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "PosterSimCLI",
             dependencies: [
@@ -89,6 +98,12 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"], exclude: ["Goldens"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TensorFiles"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensors", "TensorFiles", "Imaging", "Tokenization"]),
+        .testTarget(
+            name: "IngestTests",
+            dependencies: [
+                "Ingest", "Store", "Imaging", "CZlib",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "TensorFiles"]),
         .testTarget(
             name: "ModelHubTests",

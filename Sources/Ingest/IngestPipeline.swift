@@ -1,0 +1,535 @@
+import Dispatch
+import Foundation
+import Imaging
+import Logging
+import Store
+
+/// Builds the similarity index: lists movies (TMDB popular list or a JSON file), stores their metadata, and for every
+/// (movie, model) pair the store does not yet have, fetches the poster, decodes it once, preprocesses it per model,
+/// embeds it in batches and stores each batch in one transaction.
+///
+/// Guarantees:
+/// - **Resumable and idempotent.** Work is planned from `VectorStore.completedPairs`, so pairs already embedded under
+///   the model's current identity are never redone (a second run embeds nothing), and a run killed at any moment
+///   (even between the embedding and the commit of a batch) leaves only whole committed batches; a rerun embeds
+///   exactly the missing pairs. Vectors are keyed by (space, movie), so nothing can be stored twice.
+/// - **Movies before vectors.** All listed movies are upserted before any of their embeddings.
+/// - **Flat memory.** At most `concurrency` posters are being fetched/decoded or waiting (a bounded task group that
+///   starts a new poster only when one is handed over), plus one pending batch per model; the movie list itself is
+///   metadata only.
+/// - **Skips, not failures.** A poster that cannot be fetched, decoded or preprocessed is recorded as a
+///   `SkippedPoster` with its reason and the run goes on; the summary's `nothingDone` tells whether anything at all
+///   could be stored. Errors that stop the run (listing, store, embedder contract) are `IngestError`s; whatever was
+///   committed before stays.
+/// - **One model at a time.** Embedders run on one dedicated serial queue, off the Swift concurrency pool, so a
+///   model that uses every core does not starve the downloads and decoding.
+/// - Cancellation (of the task calling `run`) stops the run promptly with `CancellationError`; committed batches stay.
+public struct IngestPipeline: Sendable {
+    public let configuration: IngestConfiguration
+    public let store: any VectorStore
+    /// Every model available; `configuration.models` selects among them by space name.
+    public let embedders: [any PosterEmbedder]
+    let logger: Logger
+
+    public init(
+        configuration: IngestConfiguration, store: any VectorStore, embedders: [any PosterEmbedder],
+        logger: Logger = Logger(label: "postersim.ingest")
+    ) {
+        self.configuration = configuration
+        self.store = store
+        self.embedders = embedders
+        self.logger = logger
+    }
+
+    /// Runs the whole ingest. `onEvent` is called from the run's task, in order (see `IngestEvent`); keep it cheap.
+    @discardableResult
+    public func run(onEvent: @escaping @Sendable (IngestEvent) -> Void = { _ in }) async throws -> IngestSummary {
+        let selected = try selectedEmbedders()
+        try validateConfiguration()
+        let needsHTTP = configuration.source == .tmdb || configuration.postersDirectory == nil
+        guard needsHTTP else {
+            return try await run(selected, client: nil, onEvent: onEvent)
+        }
+        let client: TMDBClient
+        do {
+            client = try TMDBClient(settings: configuration.tmdb, logger: logger)
+        } catch {
+            throw IngestError.invalidConfiguration("\(error)")
+        }
+        do {
+            let summary = try await run(selected, client: client, onEvent: onEvent)
+            try? await client.shutdown()
+            return summary
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+
+    /// The embedders `configuration.models` names (all when nil), in the order given to the pipeline.
+    func selectedEmbedders() throws -> [any PosterEmbedder] {
+        var seen = Set<String>()
+        for e in embedders where !seen.insert(e.space.name).inserted {
+            throw IngestError.duplicateSpace(e.space.name)
+        }
+        guard let names = configuration.models else {
+            guard !embedders.isEmpty else { throw IngestError.invalidConfiguration("no models to run") }
+            return embedders
+        }
+        let wanted = Set(names.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        let unknown = wanted.subtracting(seen)
+        guard unknown.isEmpty else {
+            throw IngestError.unknownModels(unknown.sorted(), available: embedders.map(\.space.name))
+        }
+        guard !wanted.isEmpty else { throw IngestError.invalidConfiguration("no models selected") }
+        return embedders.filter { wanted.contains($0.space.name) }
+    }
+
+    func validateConfiguration() throws {
+        let c = configuration
+        guard c.concurrency >= 1 else { throw IngestError.invalidConfiguration("concurrency must be at least 1") }
+        guard c.batchSize >= 1 else { throw IngestError.invalidConfiguration("batch size must be at least 1") }
+        guard c.pages >= 1 else { throw IngestError.invalidConfiguration("pages must be at least 1") }
+        if let limit = c.limit, limit < 0 { throw IngestError.invalidConfiguration("limit must not be negative") }
+        guard PosterCache.isSafeComponent(c.posterSize) else {
+            throw IngestError.invalidConfiguration("poster size '\(c.posterSize)' (expected e.g. original, w500)")
+        }
+    }
+
+    // MARK: - Run
+
+    private func run(
+        _ selected: [any PosterEmbedder], client: TMDBClient?, onEvent: @escaping @Sendable (IngestEvent) -> Void
+    ) async throws -> IngestSummary {
+        let started = ContinuousClock.now
+        let (movies, malformed) = try await listMovies(client: client, onEvent: onEvent)
+        onEvent(.listed(movies: movies.count, malformed: malformed))
+
+        try await storeCall {
+            for e in selected { try await store.registerSpace(e.space, identity: e.identity) }
+            for chunk in movies.chunked(500) { try await store.upsertMovies(Array(chunk)) }
+        }
+
+        // Plan: which models each movie still needs.
+        let spaceNames = selected.map(\.space.name)
+        var done = Set<EmbeddingKey>()
+        try await storeCall {
+            for chunk in movies.chunked(500) {
+                done.formUnion(try await store.completedPairs(movieIDs: chunk.map { $0.id }, spaces: spaceNames))
+            }
+        }
+        var work: [WorkItem] = []
+        for m in movies {
+            let needed = selected.indices.filter { !done.contains(EmbeddingKey(movieID: m.id, space: spaceNames[$0])) }
+            if !needed.isEmpty { work.append(WorkItem(movie: m, embedders: needed)) }
+        }
+        done = []
+        let alreadyDone = movies.count - work.count
+        onEvent(.planned(pending: work.count, alreadyDone: alreadyDone, models: spaceNames))
+
+        let state = RunState(
+            embedders: selected, store: store, batchSize: configuration.batchSize, total: work.count, onEvent: onEvent)
+        state.register(work)
+        let fetcher = PosterFetcher(
+            directory: configuration.postersDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) },
+            cache: configuration.postersDirectory == nil
+                ? configuration.posterCacheDirectory.map { PosterCache(directory: URL(fileURLWithPath: $0)) } : nil,
+            client: client, size: configuration.posterSize)
+        let decoder = configuration.decoder
+        let preprocessors = selected.map(\.preprocessor)
+        let concurrency = configuration.concurrency
+
+        try await withThrowingTaskGroup(of: PreparedPoster.self) { group in
+            var next = work.makeIterator()
+            // Start a poster only when one has been handed over: at most `concurrency` exist at once.
+            var launched = 0
+            while launched < concurrency, let item = next.next() {
+                group.addTask { try await Self.prepare(item, fetcher: fetcher, decoder: decoder, preprocessors: preprocessors) }
+                launched += 1
+            }
+            while let prepared = try await group.next() {
+                if let item = next.next() {
+                    group.addTask {
+                        try await Self.prepare(item, fetcher: fetcher, decoder: decoder, preprocessors: preprocessors)
+                    }
+                }
+                try await state.consume(prepared)
+            }
+        }
+        try await state.flushAll()
+
+        let elapsed = ContinuousClock.now - started
+        let summary = IngestSummary(
+            listed: movies.count, malformed: malformed, alreadyDone: alreadyDone, pending: work.count,
+            embedded: state.embeddedMovies, skipped: state.skipped, vectorsWritten: state.vectorsWritten,
+            elapsedSeconds: elapsed.seconds)
+        onEvent(.finished(summary))
+        return summary
+    }
+
+    private func storeCall(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as StoreError {
+            throw IngestError.store(error)
+        }
+    }
+
+    // MARK: - Listing
+
+    private func listMovies(client: TMDBClient?, onEvent: @escaping @Sendable (IngestEvent) -> Void)
+        async throws -> (movies: [Movie], malformed: Int)
+    {
+        switch configuration.source {
+        case .tmdb:
+            guard let client else { throw IngestError.invalidConfiguration("the tmdb source needs an HTTP client") }
+            do {
+                let list = try await client.popularList(
+                    pages: configuration.pages, limit: configuration.limit,
+                    onPage: { page, last in onEvent(.listingPage(page: page, lastPage: last)) })
+                return (list.movies, list.malformedResults)
+            } catch let error as TMDBError {
+                throw IngestError.listing(error)
+            }
+        case .jsonFile(let path):
+            return try Self.readMovies(jsonFile: path, limit: configuration.limit)
+        }
+    }
+
+    /// Largest JSON source file read (the whole popular list is about 5 MB).
+    static let maxSourceFileBytes = 1 << 30
+
+    /// Parses a JSON array of TMDB result objects; entries that are not movies are counted, duplicates merged.
+    static func readMovies(jsonFile path: String, limit: Int?) throws -> (movies: [Movie], malformed: Int) {
+        let url = URL(fileURLWithPath: path)
+        let data: Data
+        do {
+            let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0
+            guard size <= maxSourceFileBytes else {
+                throw IngestError.sourceFile(path: path, detail: "larger than \(maxSourceFileBytes) bytes")
+            }
+            data = try Data(contentsOf: url)
+        } catch let error as IngestError {
+            throw error
+        } catch {
+            throw IngestError.sourceFile(path: path, detail: error.localizedDescription)
+        }
+        struct Lenient: Decodable {
+            let movie: Movie?
+            init(from decoder: any Decoder) throws { movie = try? Movie(from: decoder) }
+        }
+        let entries: [Lenient]
+        do {
+            entries = try JSONDecoder().decode([Lenient].self, from: data)
+        } catch {
+            throw IngestError.sourceFile(path: path, detail: "expected a JSON array of TMDB movie objects (\(error))")
+        }
+        var merger = MovieMerger()
+        let movies = entries.compactMap(\.movie)
+        merger.add(movies)
+        return (merger.movies(limit: limit), entries.count - movies.count)
+    }
+
+    // MARK: - Per poster (runs concurrently)
+
+    /// Fetches, decodes once and preprocesses for each needed model. Per-poster problems become skips; only
+    /// cancellation throws.
+    static func prepare(
+        _ item: WorkItem, fetcher: PosterFetcher, decoder: PosterDecoder, preprocessors: [ImagePreprocessor]
+    ) async throws -> PreparedPoster {
+        var prepared = PreparedPoster(item: item)
+        let movie = item.movie
+        func fail(_ reason: SkipReason, _ detail: String, space: Int? = nil) {
+            prepared.failures.append((space, reason, detail))
+        }
+        guard let posterPath = movie.posterPath, !posterPath.isEmpty else {
+            fail(.noPosterPath, "the movie has no poster_path")
+            return prepared
+        }
+        let fetched = try await fetcher.fetch(posterPath: posterPath)
+        let bytes: [UInt8]
+        switch fetched {
+        case .failure(let reason, let detail):
+            fail(reason, detail)
+            return prepared
+        case .bytes(let b, _):
+            bytes = b
+        }
+        let image: RGBImage
+        do {
+            image = try decoder.decode(bytes)
+        } catch {
+            // Do not keep bytes that do not decode: the next run asks the server again.
+            if case .bytes(_, fromCache: true) = fetched { fetcher.cache?.remove(posterPath: posterPath, size: fetcher.size) }
+            fail(.undecodable, error.description)
+            return prepared
+        }
+        for index in item.embedders {
+            try Task.checkCancellation()
+            do {
+                prepared.tensors.append((index, try preprocessors[index].tensor(for: image)))
+            } catch {
+                fail(.preprocessingFailed, "\(error)", space: index)
+            }
+        }
+        return prepared
+    }
+}
+
+/// One movie and the selected embedders (by index) it still needs.
+struct WorkItem: Sendable {
+    let movie: Movie
+    let embedders: [Int]
+}
+
+/// A poster ready for batching: one tensor per needed embedder, and what failed. A failure with a nil embedder is the
+/// whole poster's.
+struct PreparedPoster: Sendable {
+    let item: WorkItem
+    var tensors: [(embedder: Int, tensor: ImageTensor)] = []
+    var failures: [(embedder: Int?, reason: SkipReason, detail: String)] = []
+}
+
+/// Where poster bytes come from: a local folder (`--posters`), else the cache, else the image host (then cached).
+struct PosterFetcher: Sendable {
+    enum Outcome: Sendable {
+        case bytes([UInt8], fromCache: Bool)
+        case failure(SkipReason, String)
+    }
+
+    let directory: URL?
+    let cache: PosterCache?
+    let client: TMDBClient?
+    let size: String
+
+    func fetch(posterPath: String) async throws -> Outcome {
+        let name: String
+        do {
+            name = try PosterCache.fileName(of: posterPath)
+        } catch {
+            return .failure(.invalidPosterPath, error.description)
+        }
+        if let directory {
+            let url = directory.appendingPathComponent(name)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                return .failure(.posterNotFound, "no file \(url.path)")
+            }
+            guard let data = FileManager.default.contents(atPath: url.path) else {
+                return .failure(.posterNotFound, "cannot read \(url.path)")
+            }
+            return .bytes([UInt8](data), fromCache: false)
+        }
+        if let cached = cache?.read(posterPath: posterPath, size: size) {
+            return .bytes(cached, fromCache: true)
+        }
+        guard let client else { return .failure(.downloadFailed, "no image host configured") }
+        let bytes: [UInt8]
+        do {
+            bytes = try await client.fetchPoster(posterPath: posterPath, size: size)
+        } catch let error as TMDBError {
+            switch error {
+            case .notFound: return .failure(.posterNotFound, error.description)
+            case .invalidPosterPath: return .failure(.invalidPosterPath, error.description)
+            default: return .failure(.downloadFailed, error.description)
+            }
+        }
+        // A cache that cannot be written only costs a download next time.
+        try? cache?.write(bytes, posterPath: posterPath, size: size)
+        return .bytes(bytes, fromCache: false)
+    }
+}
+
+/// The consumer side of a run: batches per model, embedding, commits, bookkeeping and events. Used only from the task
+/// running the pipeline, one call at a time.
+final class RunState {
+    private struct Batch {
+        var movieIDs: [MovieID] = []
+        var values: [Float] = []
+        var itemShape: [Int]? = nil
+    }
+
+    private let embedders: [any PosterEmbedder]
+    private let store: any VectorStore
+    private let batchSize: Int
+    private let onEvent: @Sendable (IngestEvent) -> Void
+    private let total: Int
+    private let clock = ContinuousClock()
+    private let start: ContinuousClock.Instant
+
+    private var batches: [Batch]
+    private var movies: [MovieID: Movie] = [:]
+    /// Pairs of a movie not yet stored or skipped.
+    private var remaining: [MovieID: Int] = [:]
+    private var failedMovies = Set<MovieID>()
+    private(set) var embeddedMovies = 0
+    private(set) var skippedMoviesCount = 0
+    private(set) var skipped: [SkippedPoster] = []
+    private(set) var vectorsWritten: [String: Int] = [:]
+
+    /// One serial queue for every embedder of every pipeline: models never run concurrently.
+    private static let embedQueue = DispatchQueue(label: "postersim.ingest.embed", qos: .userInitiated)
+
+    init(
+        embedders: [any PosterEmbedder], store: any VectorStore, batchSize: Int, total: Int,
+        onEvent: @escaping @Sendable (IngestEvent) -> Void
+    ) {
+        self.embedders = embedders
+        self.store = store
+        self.batchSize = batchSize
+        self.total = total
+        self.onEvent = onEvent
+        self.batches = Array(repeating: Batch(), count: embedders.count)
+        self.start = clock.now
+        for e in embedders { vectorsWritten[e.space.name] = 0 }
+    }
+
+    func register(_ work: [WorkItem]) {
+        for item in work {
+            remaining[item.movie.id] = item.embedders.count
+            movies[item.movie.id] = item.movie
+        }
+    }
+
+    func consume(_ prepared: PreparedPoster) async throws {
+        let movie = prepared.item.movie
+        for failure in prepared.failures {
+            let skip = SkippedPoster(
+                movieID: movie.id, title: movie.title, posterPath: movie.posterPath,
+                space: failure.embedder.map { embedders[$0].space.name }, reason: failure.reason, detail: failure.detail)
+            skipped.append(skip)
+            onEvent(.skipped(skip))
+            if failure.embedder == nil {
+                // The poster itself failed: every pair of this movie is settled as skipped.
+                for _ in prepared.item.embedders { resolve(movie.id, failed: true) }
+            } else {
+                resolve(movie.id, failed: true)
+            }
+        }
+        if !prepared.failures.isEmpty { emitProgress() }
+        for (index, tensor) in prepared.tensors {
+            if let shape = batches[index].itemShape, shape != tensor.shape {
+                // Only same-shaped images can share a batch (configs without a crop keep the aspect ratio).
+                try await flush(index)
+            }
+            batches[index].itemShape = tensor.shape
+            batches[index].movieIDs.append(movie.id)
+            batches[index].values.append(contentsOf: tensor.values)
+            if batches[index].movieIDs.count >= batchSize { try await flush(index) }
+        }
+    }
+
+    func flushAll() async throws {
+        for index in embedders.indices { try await flush(index) }
+    }
+
+    private func flush(_ index: Int) async throws {
+        let batch = batches[index]
+        batches[index] = Batch()
+        guard let itemShape = batch.itemShape, !batch.movieIDs.isEmpty else { return }
+        try Task.checkCancellation()
+        let embedder = embedders[index]
+        let space = embedder.space
+        let tensor = ImageTensor(shape: [batch.movieIDs.count] + itemShape, values: batch.values)
+        let vectors: [[Float]]
+        do {
+            vectors = try await Self.embed(embedder, tensor)
+        } catch {
+            throw IngestError.embedder(space: space.name, detail: "\(error)")
+        }
+        guard vectors.count == batch.movieIDs.count else {
+            throw IngestError.embedderOutput(
+                space: space.name, detail: "\(vectors.count) vectors for a batch of \(batch.movieIDs.count)")
+        }
+        var inputs: [EmbeddingInput] = []
+        var rejected: [(MovieID, String)] = []
+        for (id, vector) in zip(batch.movieIDs, vectors) {
+            guard vector.count == space.dimension else {
+                throw IngestError.embedderOutput(
+                    space: space.name, detail: "a vector of \(vector.count) components, the space has \(space.dimension)")
+            }
+            if let why = Self.unstorable(vector, metric: space.metric) {
+                rejected.append((id, why))
+            } else {
+                inputs.append(EmbeddingInput(movieID: id, vector: vector))
+            }
+        }
+        // A cancelled run stops before committing; the batch is redone next time.
+        try Task.checkCancellation()
+        if !inputs.isEmpty {
+            do {
+                try await store.upsertEmbeddings(inputs, space: space.name, identity: embedder.identity)
+            } catch let error as StoreError {
+                throw IngestError.store(error)
+            }
+            vectorsWritten[space.name, default: 0] += inputs.count
+            onEvent(.batchStored(space: space.name, count: inputs.count))
+        }
+        for (id, why) in rejected {
+            let movie = movies[id]
+            let skip = SkippedPoster(
+                movieID: id, title: movie?.title ?? "", posterPath: movie?.posterPath, space: space.name,
+                reason: .invalidEmbedding, detail: why)
+            skipped.append(skip)
+            onEvent(.skipped(skip))
+            resolve(id, failed: true)
+        }
+        for input in inputs { resolve(input.movieID, failed: false) }
+        emitProgress()
+    }
+
+    /// Settles one (movie, model) pair; a movie is finished when all its pairs are.
+    private func resolve(_ id: MovieID, failed: Bool) {
+        if failed { failedMovies.insert(id) }
+        guard let left = remaining[id] else { return }
+        if left > 1 {
+            remaining[id] = left - 1
+            return
+        }
+        remaining[id] = nil
+        movies[id] = nil
+        if failedMovies.contains(id) { skippedMoviesCount += 1 } else { embeddedMovies += 1 }
+    }
+
+    private func emitProgress() {
+        let elapsed = (clock.now - start).seconds
+        let completed = embeddedMovies + skippedMoviesCount
+        let rate = elapsed > 0 ? Double(completed) / elapsed : 0
+        let eta: Double? = rate > 0 ? Double(total - completed) / rate : nil
+        onEvent(
+            .progress(
+                IngestProgress(
+                    completed: completed, total: total, embedded: embeddedMovies, skipped: skippedMoviesCount,
+                    elapsed: elapsed, rate: rate, eta: eta)))
+    }
+
+    /// Why the store would refuse `vector`, or nil.
+    static func unstorable(_ vector: [Float], metric: DistanceMetric) -> String? {
+        var norm: Float = 0
+        for x in vector {
+            guard x.isFinite else { return "non-finite component" }
+            norm += x * x
+        }
+        if metric == .cosine && !(norm > 0) { return "zero vector cannot be compared by cosine" }
+        return nil
+    }
+
+    static func embed(_ embedder: any PosterEmbedder, _ batch: ImageTensor) async throws -> [[Float]] {
+        try await withCheckedThrowingContinuation { continuation in
+            embedQueue.async {
+                continuation.resume(with: Result { try embedder.embed(batch) })
+            }
+        }
+    }
+}
+
+extension Array {
+    func chunked(_ size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) * 1e-18
+    }
+}
