@@ -34,8 +34,7 @@ demo: release
 # Exact search latency of the embedded store next to faiss-cpu on the same vectors (see Benchmarks/StoreBench).
 # faiss comes from the reference environment; PY=/path/to/python uses another one that has faiss-cpu and numpy.
 BENCH_STORE_ARGS ?=
-bench-store:
-	@if [ "$(PY)" = ".venv-reference/bin/python" ]; then scripts/bootstrap --reference; fi
+bench-store: reference-env
 	$(SWIFT) build -c release --product postersim-bench-store
 	.build/release/postersim-bench-store --python $(PY) --faiss-script bench/faiss_flat.py $(BENCH_STORE_ARGS)
 
@@ -48,8 +47,9 @@ PY ?= .venv-reference/bin/python
 # checkout: the reference script refuses to write inside a git work tree.
 FULL_SIZE ?= $(HOME)/.cache/postersim/full-size
 
+# The pinned reference environment, unless PY points at another Python that has it.
 reference-env:
-	scripts/bootstrap --reference
+	@if [ "$(PY)" = ".venv-reference/bin/python" ]; then scripts/bootstrap --reference; fi
 
 reference-data: reference-env
 	@[ -f $(FULL_SIZE)/goldens/reference.npz ] || $(PY) tools/reference/make_fixtures.py --full-size --out $(FULL_SIZE)
