@@ -88,7 +88,7 @@ let package = Package(
         .executableTarget(
             name: "PosterSimCLI",
             dependencies: [
-                "Imaging", "TensorFiles", "ModelHub", "Models", "Tokenization",
+                "Imaging", "TensorFiles", "ModelHub", "Models", "Tokenization", "Store", "Ingest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

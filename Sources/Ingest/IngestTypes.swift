@@ -163,9 +163,11 @@ public struct IngestSummary: Sendable, Codable, Equatable {
     /// Distinct movies with at least one skip.
     public var skippedMovies: Int { Set(skipped.map(\.movieID)).count }
 
-    /// True when nothing could be done: no movies at all, or movies needed work and no vector was stored.
+    /// True when nothing could be done: no movies at all, or movies needed work, no vector was stored and none was
+    /// stored before either. A rerun that finds everything embeddable already done (only unfixable posters left,
+    /// e.g. movies without a poster) is a success.
     public var nothingDone: Bool {
-        listed == 0 || (pending > 0 && vectorsWritten.values.reduce(0, +) == 0)
+        listed == 0 || (pending > 0 && alreadyDone == 0 && vectorsWritten.values.reduce(0, +) == 0)
     }
 
     /// Embedded movies per second of this run.

@@ -14,10 +14,12 @@ struct ModelLocationOptions: ParsableArguments {
     @Option(help: "Branch, tag or commit hash to look up in the Hugging Face cache.")
     var revision: String = "main"
 
+    func resolver() throws -> ModelResolver {
+        try ModelResolver(settings: HubSettings.fromProcessEnvironment(), modelDirectoryArguments: modelDirectories)
+    }
+
     /// Where `model`'s files are: the --model-dir folder given for it, else the cache snapshot of `revision`.
     func locate(_ model: ModelName) throws -> ModelLocation {
-        let resolver = try ModelResolver(
-            settings: HubSettings.fromProcessEnvironment(), modelDirectoryArguments: modelDirectories)
-        return try resolver.resolve(model, revision: revision)
+        try resolver().resolve(model, revision: revision)
     }
 }

@@ -6,6 +6,7 @@ struct PosterSim: AsyncParsableCommand {
         commandName: "postersim",
         abstract: "Find movie posters that look alike.",
         subcommands: [
+            IngestCommand.self, SimilarCommand.self, SearchCommand.self, StatsCommand.self,
             EmbedCommand.self, EmbedTextCommand.self, PreprocessCommand.self, ModelsCommand.self, BenchEmbedCommand.self,
         ])
 }

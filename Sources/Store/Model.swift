@@ -134,6 +134,19 @@ public struct Movie: Sendable, Hashable, Codable {
     }
 
     /// The release year from `release_date` (`YYYY-…`), or nil when absent or unparsable.
+    /// "Title - YYYY-MM-DD", as the original front end's title list shows a movie ("Title" alone without a date).
+    public var label: String {
+        guard let releaseDate, !releaseDate.isEmpty else { return title }
+        return "\(title) - \(releaseDate)"
+    }
+
+    /// Whether `label` contains `text`, ignoring case and accents (an empty text matches everything).
+    public func labelMatches(_ text: String) -> Bool {
+        let needle = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !needle.isEmpty else { return true }
+        return label.range(of: needle, options: [.caseInsensitive, .diacriticInsensitive]) != nil
+    }
+
     public var releaseYear: Int? {
         guard let date = releaseDate, date.utf8.count >= 4 else { return nil }
         let digits = date.utf8.prefix(4)

@@ -289,6 +289,25 @@ public final class SQLiteVectorStore: VectorStore {
         return result
     }
 
+    public func searchTitles(_ text: String, limit: Int) async throws -> [Movie] {
+        guard limit > 0 else { return [] }
+        // Accent-insensitive matching is done in Swift: SQLite's LIKE folds ASCII case only. A full pass over the
+        // titles is cheap at the catalogue sizes this store is for (10k movies: a few milliseconds).
+        return try await read { db in
+            var found: [Movie] = []
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT * FROM movie ORDER BY popularity_rank IS NULL, popularity_rank, id")
+            while let row = try rows.next() {
+                let movie = try Self.movie(from: row)
+                if movie.labelMatches(text) {
+                    found.append(movie)
+                    if found.count == limit { break }
+                }
+            }
+            return found
+        }
+    }
+
     public func movieCount() async throws -> Int {
         try await read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM movie") ?? 0 }
     }

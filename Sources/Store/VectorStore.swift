@@ -58,6 +58,10 @@ public protocol VectorStore: Sendable {
     /// Per-space counts (current and stale vectors) and, for a file store, its size.
     func stats() async throws -> StoreStats
 
+    /// Movies whose label "Title - YYYY-MM-DD" contains `text`, ignoring case and accents, most popular first
+    /// (popularity rank, then id), at most `limit`. The title autocomplete of the original front end.
+    func searchTitles(_ text: String, limit: Int) async throws -> [Movie]
+
     /// Which of `movieIDs` have a current embedding in each of `spaces` (for a resumable ingest).
     func completedPairs(movieIDs: [MovieID], spaces: [String]) async throws -> Set<EmbeddingKey>
 }

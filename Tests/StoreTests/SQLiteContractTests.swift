@@ -25,6 +25,9 @@ enum TempStore {
 
     @Test func upsertFetchDeleteCount() async throws { try await contract.upsertFetchDeleteCount() }
     @Test func tmdbJSONRoundTrip() async throws { try await contract.tmdbJSONRoundTrip() }
+    @Test func titleSearchIgnoresCaseAndAccentsPopularFirst() async throws {
+        try await contract.titleSearchIgnoresCaseAndAccentsPopularFirst()
+    }
     @Test func batchIsAllOrNothing() async throws { try await contract.batchIsAllOrNothing() }
     @Test func identityChangeMakesStale() async throws { try await contract.identityChangeMakesStale() }
     @Test func filters() async throws { try await contract.filters() }

@@ -67,6 +67,27 @@ struct VectorStoreContract: Sendable {
         }
     }
 
+    func titleSearchIgnoresCaseAndAccentsPopularFirst() async throws {
+        let (store, _) = try await prepared()
+        var amelie = Self.movie(7)
+        amelie.title = "Le Fabuleux Destin d'Amélie Poulain"
+        amelie.releaseDate = "2001-04-25"
+        var amelie2 = Self.movie(3)
+        amelie2.title = "Amélie"
+        amelie2.releaseDate = "2001-04-25"
+        var other = Self.movie(5)
+        other.title = "Alien"
+        other.releaseDate = "1979-05-25"
+        try await store.upsertMovies([amelie, amelie2, other])
+        // Popularity rank 3 comes before rank 7; "AMELIE" matches "Amélie".
+        #expect(try await store.searchTitles("AMELIE", limit: 10).map(\.id) == [3, 7])
+        #expect(try await store.searchTitles("amelie", limit: 1).map(\.id) == [3])
+        // The label includes the release date, as the original's title list does.
+        #expect(try await store.searchTitles("1979", limit: 10).map(\.id) == [5])
+        #expect(try await store.searchTitles("no such film", limit: 10).isEmpty)
+        #expect(try await store.searchTitles("", limit: 2).map(\.id) == [3, 5])
+    }
+
     func tmdbJSONRoundTrip() async throws {
         // The shape of one result of TMDB's /movie/popular, with a null backdrop and no video key.
         let json = """

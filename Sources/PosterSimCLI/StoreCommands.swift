@@ -1,0 +1,324 @@
+// The commands that build and query the embedded store: `ingest`, `similar`, `search`, `stats`.
+import ArgumentParser
+import Foundation
+import Imaging
+import Ingest
+import ModelHub
+import Models
+import Store
+
+/// `--db`: the store file.
+struct StoreOptions: ParsableArguments {
+    @Option(help: "The store file (SQLite).")
+    var db: String = SQLiteVectorStore.defaultPath
+
+    func open() throws -> SQLiteVectorStore { try SQLiteVectorStore(path: db) }
+}
+
+/// A loaded model as the ingest pipeline and the queries see it: its store space and the checkpoint identity.
+struct LoadedModel: PosterEmbedder {
+    let model: PosterEmbeddingModel
+    let space: VectorSpace
+    let identity: ModelIdentity
+    var preprocessor: ImagePreprocessor { model.preprocessor }
+
+    init(_ name: ModelName, options: ModelLocationOptions) throws {
+        let resolver = try options.resolver()
+        let location = try resolver.resolve(name, revision: options.revision)
+        model = try PosterEmbeddingModel(name, location: location)
+        // Spaces are named after the model; the dimension is the checkpoint's own (a config may differ from the hub's).
+        space = VectorSpace(
+            name: name.rawValue, dimension: model.dimension,
+            metric: name.metric == .cosine ? .cosine : .euclidean)
+        identity = ModelIdentity(
+            repo: name.repoID, weightsSHA256: try resolver.weightsSHA256(for: name, revision: options.revision))
+    }
+
+    func embed(_ batch: ImageTensor) throws -> [[Float]] { try model.embed(batch) }
+}
+
+// MARK: Output in the shape the original front end parses (a Pinecone query response)
+
+struct MatchMetadata: Codable {
+    var id: String
+    var title: String
+    var original_title: String?
+    var overview: String?
+    var poster_path: String?
+    var backdrop_path: String?
+    var release_date: String?
+    var vote_average: Double?
+    var vote_count: Int?
+    var popularity: Double?
+    var genre_ids: [Int]
+    var original_language: String?
+    var adult: Bool?
+    var video: Bool?
+
+    init(_ movie: Movie) {
+        id = String(movie.id)
+        title = movie.title
+        original_title = movie.originalTitle
+        overview = movie.overview
+        poster_path = movie.posterPath
+        backdrop_path = movie.backdropPath
+        release_date = movie.releaseDate
+        vote_average = movie.voteAverage
+        vote_count = movie.voteCount
+        popularity = movie.popularity
+        genre_ids = movie.genreIDs
+        original_language = movie.originalLanguage
+        adult = movie.adult
+        video = movie.video
+    }
+}
+
+struct MatchOutput: Codable {
+    var id: String
+    var score: Float
+    var metadata: MatchMetadata
+}
+
+struct MatchesOutput: Codable {
+    var matches: [MatchOutput]
+    var namespace: String
+}
+
+/// Options shared by the query commands.
+struct QueryOptions: ParsableArguments {
+    @Option(name: .short, help: "How many matches.")
+    var k = 10
+
+    @Flag(help: "Print the matches as JSON, in the shape of the HTTP API (a Pinecone query response).")
+    var json = false
+
+    @Option(help: "Only movies released in or after this year.") var minYear: Int?
+    @Option(help: "Only movies released in or before this year.") var maxYear: Int?
+    @Option(help: "Only movies with this TMDB genre id.") var genre: Int?
+    @Option(help: "Only movies in this original language (e.g. en, fr, ja).") var language: String?
+    @Option(help: "Only movies with at least this many votes.") var minVotes: Int?
+
+    var filter: SearchFilter {
+        SearchFilter(minYear: minYear, maxYear: maxYear, genreID: genre, originalLanguage: language, minVoteCount: minVotes)
+    }
+
+    func validate() throws {
+        guard (1...1000).contains(k) else { throw ValidationError("-k must be between 1 and 1000") }
+    }
+
+    /// Prints `matches` as a table (rank, score, year, title) or as JSON.
+    func show(_ matches: [SearchMatch], space: String, store: any VectorStore) async throws {
+        let movies = Dictionary(
+            uniqueKeysWithValues: try await store.fetchMovies(ids: matches.map(\.movieID)).map { ($0.id, $0) })
+        let rows = matches.compactMap { match in movies[match.movieID].map { (match, $0) } }
+        if json {
+            let output = MatchesOutput(
+                matches: rows.map { MatchOutput(id: String($0.0.movieID), score: $0.0.score, metadata: MatchMetadata($0.1)) },
+                namespace: space)
+            print(try ModelsCommand.encodeJSON(output))
+            return
+        }
+        print("rank  score       year  title")
+        for (rank, (match, movie)) in rows.enumerated() {
+            let year = movie.releaseYear.map(String.init) ?? "    "
+            print(String(format: "%4d  %-10.6g  ", rank + 1, Double(match.score)) + "\(year)  \(movie.title)")
+        }
+    }
+}
+
+// MARK: ingest
+
+struct IngestCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Build the similarity index: movies, posters, and each model's vectors.",
+        discussion: """
+            Resumable: a second run skips what is done, and a run killed at any moment loses nothing and \
+            duplicates nothing when started again. A poster that cannot be fetched or decoded is skipped with \
+            its reason; the run fails only if nothing could be done.
+            """,
+        subcommands: [TMDB.self, JSON.self])
+
+    struct Common: ParsableArguments {
+        @Option(help: "Comma-separated models to run (default: all three).", transform: { text in
+            try text.split(separator: ",").map { try ModelsCommand.parseModel(String($0)) }
+        })
+        var models: [ModelName] = ModelName.allCases
+
+        @Option(help: "Stop after this many movies.") var limit: Int?
+        @Option(help: "TMDB image size of the posters (original, w780, w500, ...).") var posterSize = "original"
+        @Option(help: "Posters downloaded at once.") var concurrency = 8
+        @Option(help: "Images per forward pass and per store transaction.") var batchSize = 8
+        @Option(help: "Where downloaded posters are cached.") var posterCache = ".cache/posters"
+        @Flag(help: "Print the summary as JSON on standard output.") var json = false
+        @OptionGroup var store: StoreOptions
+        @OptionGroup var location: ModelLocationOptions
+
+        func run(source: IngestConfiguration.Source, pages: Int?, postersDirectory: String?,
+                 tmdb: TMDBSettings) async throws {
+            var configuration = IngestConfiguration(source: source)
+            if let pages { configuration.pages = pages }
+            configuration.limit = limit
+            configuration.models = models.map(\.rawValue)
+            configuration.posterSize = posterSize
+            configuration.postersDirectory = postersDirectory
+            configuration.posterCacheDirectory = posterCache
+            configuration.concurrency = concurrency
+            configuration.batchSize = batchSize
+            configuration.tmdb = tmdb
+            let embedders = try models.map { try LoadedModel($0, options: location) }
+            let pipeline = IngestPipeline(configuration: configuration, store: try store.open(), embedders: embedders)
+            let renderer = ProgressRenderer()
+            let summary = try await pipeline.run { renderer.handle($0) }
+            if json { print(try ModelsCommand.encodeJSON(summary)) }
+            if summary.nothingDone { throw ExitCode(1) }
+        }
+    }
+
+    struct TMDB: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "tmdb",
+            abstract: "Ingest TMDB's popular-movie list.",
+            discussion: """
+                Needs a TMDB credential: TMDB_API_TOKEN (a read-access token, sent as a Bearer token) or \
+                TMDB_API_KEY. Endpoints: --base-url / TMDB_BASE_URL and --image-base-url / TMDB_IMAGE_BASE_URL.
+                """)
+
+        @Option(help: "Popular-list pages to read (20 movies each; TMDB serves at most 500).") var pages = 5
+        @Option(help: "TMDB API base URL (default TMDB_BASE_URL, else TMDB's public v3 API).") var baseURL: String?
+        @Option(help: "TMDB image base URL (default TMDB_IMAGE_BASE_URL, else TMDB's image CDN).") var imageBaseURL: String?
+        @OptionGroup var common: Common
+
+        func run() async throws {
+            try await common.run(
+                source: .tmdb, pages: pages, postersDirectory: nil,
+                tmdb: TMDBSettings.resolve(baseURL: baseURL, imageBaseURL: imageBaseURL))
+        }
+    }
+
+    struct JSON: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "json",
+            abstract: "Ingest movies from a JSON file of TMDB result objects.")
+
+        @Argument(help: "A JSON array of TMDB movie objects (the `results` of /movie/popular).") var file: String
+        @Option(help: "Read posters from this folder by poster_path instead of downloading them.") var posters: String?
+        @Option(help: "TMDB image base URL for posters not found locally.") var imageBaseURL: String?
+        @OptionGroup var common: Common
+
+        func run() async throws {
+            try await common.run(
+                source: .jsonFile(file), pages: nil, postersDirectory: posters,
+                tmdb: TMDBSettings.resolve(imageBaseURL: imageBaseURL))
+        }
+    }
+}
+
+// MARK: similar
+
+struct SimilarCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "similar",
+        abstract: "The posters most similar to a movie's poster under one model.",
+        discussion: """
+            The movie itself comes first (score 1 for CLIP, 0 for the euclidean models), as in the original \
+            service, unless --exclude-self. Scores: cosine similarity for CLIP (higher is closer), squared \
+            euclidean distance for ResNet-50 and VGG16 (lower is closer).
+            """)
+
+    @Option(help: "TMDB id of the movie.") var id: Int?
+    @Option(help: "Title to look up (case- and accent-insensitive; may include the year).") var title: String?
+    @Option(help: "Model: clip, resnet50 or vgg16.", transform: ModelsCommand.parseModel) var model: ModelName
+    @Flag(help: "Leave the movie itself out of the results.") var excludeSelf = false
+    @OptionGroup var query: QueryOptions
+    @OptionGroup var store: StoreOptions
+
+    func validate() throws {
+        guard (id == nil) != (title == nil) else { throw ValidationError("give exactly one of --id and --title") }
+    }
+
+    func run() async throws {
+        let store = try store.open()
+        var movieID = id
+        if let title {
+            let candidates = try await store.searchTitles(title, limit: 20)
+            let exact = candidates.filter { $0.title.compare(title, options: [.caseInsensitive, .diacriticInsensitive]) == .orderedSame }
+            let chosen = exact.count == 1 ? exact : candidates
+            guard chosen.count == 1 else {
+                if chosen.isEmpty { throw ValidationError("no movie matches \"\(title)\"") }
+                let list = chosen.map { "  \($0.id)  \($0.label)" }.joined(separator: "\n")
+                throw ValidationError("\"\(title)\" matches several movies; pick one with --id:\n\(list)")
+            }
+            movieID = chosen[0].id
+        }
+        guard let movieID else { return }
+        let matches = try await store.query(
+            space: model.rawValue, movieID: movieID, k: query.k, filter: query.filter, excludeSelf: excludeSelf)
+        try await query.show(matches, space: model.rawValue, store: store)
+    }
+}
+
+// MARK: search
+
+struct SearchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search",
+        abstract: "Search the posters by an image or by a text description.",
+        subcommands: [Image.self, Text.self])
+
+    struct Image: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Posters that look like an image file.")
+        @Argument(help: "An image file (JPEG, PNG or WebP).") var file: String
+        @Option(help: "Model: clip, resnet50 or vgg16.", transform: ModelsCommand.parseModel) var model: ModelName
+        @OptionGroup var query: QueryOptions
+        @OptionGroup var store: StoreOptions
+        @OptionGroup var location: ModelLocationOptions
+
+        func run() async throws {
+            let loaded = try LoadedModel(model, options: location)
+            let image = try PosterDecoder().decode(contentsOf: URL(fileURLWithPath: file))
+            let vector = try loaded.model.embed(images: [image])[0]
+            let store = try store.open()
+            let matches = try await store.query(space: model.rawValue, vector: vector, k: query.k, filter: query.filter)
+            try await query.show(matches, space: model.rawValue, store: store)
+        }
+    }
+
+    struct Text: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Posters that match a description (CLIP's text tower).")
+        @Argument(help: "The description, e.g. \"a lone astronaut on a red planet\".") var text: String
+        @OptionGroup var query: QueryOptions
+        @OptionGroup var store: StoreOptions
+        @OptionGroup var location: ModelLocationOptions
+
+        func run() async throws {
+            let loaded = try LoadedModel(.clip, options: location)
+            let vector = try loaded.model.embed(texts: [text])[0]
+            let store = try store.open()
+            let matches = try await store.query(space: ModelName.clip.rawValue, vector: vector, k: query.k, filter: query.filter)
+            try await query.show(matches, space: ModelName.clip.rawValue, store: store)
+        }
+    }
+}
+
+// MARK: stats
+
+struct StatsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stats", abstract: "Movies and vectors per model in the store, and the checkpoints they came from.")
+    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var store: StoreOptions
+
+    func run() async throws {
+        let stats = try await store.open().stats()
+        if json {
+            print(try ModelsCommand.encodeJSON(stats))
+            return
+        }
+        print("\(stats.movies) movies in \(store.db)")
+        for space in stats.spaces {
+            print("  \(space.space): \(space.vectors) vectors" + (space.staleVectors > 0 ? ", \(space.staleVectors) stale" : "")
+                  + "  (\(space.identity))")
+        }
+    }
+}
