@@ -60,11 +60,13 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Benchmarks/COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .executableTarget(
             name: "StoreBench",
-            dependencies: ["Store", "CVectorScan", "COpenBLAS", "TensorFiles"],
+            dependencies: ["Store", "CVectorScan", "COpenBLAS", "TensorFiles", "TestSupport"],
             path: "Benchmarks/StoreBench"),
         .target(name: "TensorFiles", dependencies: ["CZlib"]),
         // CLIP's BPE tokenizer (text search).
         .target(name: "Tokenization"),
+        // Seeded test-data generation shared by the test targets and the benchmarks (not part of the product).
+        .target(name: "TestSupport"),
         // Our tensor layer over oneDNN (convolutions, matmul, pooling) plus own loops for the rest.
         .target(name: "Tensors", dependencies: ["CDNNL"]),
         // ResNet-50, VGG16 and CLIP built from checkpoints on top of Tensors.
@@ -93,18 +95,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles", "TestSupport"]),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
-        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"], exclude: ["Goldens"]),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "TestSupport"], exclude: ["Goldens"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TensorFiles"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensors", "TensorFiles", "Imaging", "Tokenization"]),
         .testTarget(
             name: "IngestTests",
             dependencies: [
-                "Ingest", "Store", "Imaging", "CZlib",
+                "Ingest", "Store", "Imaging", "CZlib", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "TensorFiles"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "TensorFiles", "TestSupport"]),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [

@@ -8,6 +8,7 @@
 // cosine), queries timed one at a time (p50/p99 in ms) with the store's exact search on 1 and 2 threads, then faiss
 // IndexFlatIP / IndexFlatL2 on the same vectors (written as .npy) with 1 and 2 OpenMP threads. Also: a kernel
 // comparison (Swift SIMD16, C per-ISA kernels, OpenBLAS cblas_sgemv) and query-by-id p50 through SQLiteVectorStore.
+import TestSupport
 import COpenBLAS
 import CVectorScan
 import Dispatch
@@ -57,26 +58,15 @@ func parseOptions() -> Options {
 
 // MARK: data
 
-struct Rng {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
-}
 
 /// `rows` unit-norm rows of `dim` floats.
 func unitRows(_ rows: Int, _ dim: Int, seed: UInt64) -> UnsafeMutableBufferPointer<Float> {
     let buf = UnsafeMutableBufferPointer<Float>.allocate(capacity: rows * dim)
-    var rng = Rng(state: seed)
+    var rng = SplitMix64(seed: seed)
     for r in 0..<rows {
         var s: Float = 0
         for i in 0..<dim {
-            let x = rng.float()
+            let x = rng.nextFloat()
             buf[r * dim + i] = x
             s += x * x
         }
@@ -338,7 +328,7 @@ func queryByID(_ o: Options) async throws {
             }
             try await store.upsertEmbeddings(batch, space: "s", identity: identity)
         }
-        var rng = Rng(state: 5)
+        var rng = SplitMix64(seed: 5)
         for _ in 0..<5 { _ = try await store.query(space: "s", movieID: 1, k: o.k) }
         var t: [Double] = []
         for _ in 0..<o.queries {

@@ -1,4 +1,5 @@
 // Shared test material: generated posters (encoded as PNG here), a deterministic embedder, temporary folders.
+import TestSupport
 import CZlib
 import Foundation
 import Imaging
@@ -28,22 +29,10 @@ func fixtureImage(_ name: String) throws -> [UInt8] {
     return [UInt8](data)
 }
 
-/// SplitMix64: a small seeded generator so generated posters and weights are the same on every run.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// RGB pixels of a generated poster: a two-colour gradient plus seeded noise, different for every seed.
 func generatedPixels(seed: UInt64, width: Int, height: Int) -> [UInt8] {
-    var rng = SeededGenerator(seed: seed &* 7919 &+ 1)
+    var rng = SplitMix64(seed: seed &* 7919 &+ 1)
     let a = (0..<3).map { _ in Double.random(in: 0...255, using: &rng) }
     let b = (0..<3).map { _ in Double.random(in: 0...255, using: &rng) }
     var pixels = [UInt8](repeating: 0, count: width * height * 3)
@@ -148,7 +137,7 @@ struct ProjectionEmbedder: PosterEmbedder {
             inputSize = 3 * Self.side.width * Self.side.height
         }
         // Another checkpoint version is another function.
-        var rng = SeededGenerator(seed: seed &* 1000 &+ UInt64(weightsVersion))
+        var rng = SplitMix64(seed: seed &* 1000 &+ UInt64(weightsVersion))
         weights = (0..<(dimension * inputSize)).map { _ in Float.random(in: -1...1, using: &rng) / 32 }
     }
 

@@ -1,3 +1,4 @@
+import TestSupport
 import CVectorScan
 import Foundation
 import TensorFiles

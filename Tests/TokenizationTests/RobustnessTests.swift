@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Testing
 
@@ -9,19 +10,6 @@ struct RobustnessTests {
         // The fixture folder is committed; failing to load it fails the tests using it.
         (try? CLIPTokenizer(modelDirectory: Paths.tinyCLIP))!
     }()
-
-    /// Deterministic pseudo-random generator (SplitMix64) so failures reproduce.
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     func checkShape(_ ids: [Int], _ tokenizer: CLIPTokenizer) {
         #expect(ids.first == tokenizer.startOfText)
         #expect(ids.last == tokenizer.endOfText)
@@ -47,7 +35,7 @@ struct RobustnessTests {
     @Test("100 kB of random Unicode, and one 100 000-letter word")
     func largeInputs() {
         let tokenizer = Self.tokenizer
-        var generator = SplitMix64(state: 42)
+        var generator = SplitMix64(seed: 42)
         var scalars: [Unicode.Scalar] = []
         while scalars.count < 100_000 {
             let value = UInt32.random(in: 0...0x10FFFF, using: &generator)
