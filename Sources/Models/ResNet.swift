@@ -199,6 +199,8 @@ public final class ResNetModel: Sendable {
             inChannels = width
         }
         self.stages = stages
+        // Every convolution now holds its batch-norm-folded copy; the file's pages would only double the memory.
+        store.dropResidentPages()
     }
 
     /// Loads a transformers checkpoint directory: `config.json` plus `model.safetensors` or `pytorch_model.bin`.

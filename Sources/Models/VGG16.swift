@@ -358,6 +358,8 @@ public final class VGG16: Sendable {
         }
         inputChannels = featureLayers.inChannels
         convolutionWidths = featureLayers.widths
+        // The convolutions hold packed copies; the head's mapped weights page back in on first use.
+        weights.dropResidentPages()
     }
 
     /// Loads `directory`: timm's `config.json` + `model.safetensors`, or a single PyTorch checkpoint file
@@ -402,13 +404,7 @@ public final class VGG16: Sendable {
         let count = batch.shape[0]
         let values = try withWorkspaces { workspaces -> [Float] in
             var relay = WorkspaceRelay(workspaces)
-            var x = batch
-            for step in featureLayers.steps {
-                switch step {
-                case .conv(let layer): x = try relay.run(x) { ws in try layer.conv(x, workspace: ws) }
-                case .pool(let pool): x = try relay.run(x) { ws in try pool(x, workspace: ws) }
-                }
-            }
+            let x = try convolutionFeatures(batch, workspaces: workspaces, relay: &relay)
             let output: Tensor
             switch head {
             case .preLogits(let mlp): output = try mlp(x, relay: &relay)
@@ -420,6 +416,47 @@ public final class VGG16: Sendable {
             return try output.toArray()
         }
         return (0..<count).map { Array(values[($0 * outputDimension)..<(($0 + 1) * outputDimension)]) }
+    }
+
+    /// Images per pass through the convolutions. Their activations dominate memory (a 224×224 image's first maps
+    /// are 12.8 MB each) and gain little from larger batches, unlike the head, whose 400 MB fc1 weights are read
+    /// once per batch; so a batch runs the convolutions in groups of this many and the head once.
+    public static let maxImagesPerConvolutionPass = 4
+
+    /// The convolution stack's output for `batch`, in groups of `maxImagesPerConvolutionPass` images gathered into one
+    /// plain `[N, C, h, w]` tensor (kept outside the relay's workspaces while the next group runs).
+    private func convolutionFeatures(_ batch: Tensor, workspaces: (Workspace, Workspace),
+                                     relay: inout WorkspaceRelay) throws -> Tensor {
+        let count = batch.shape[0]
+        let group = VGG16.maxImagesPerConvolutionPass
+        func run(_ input: Tensor, _ relay: inout WorkspaceRelay) throws -> Tensor {
+            var x = input
+            for step in featureLayers.steps {
+                switch step {
+                case .conv(let layer): x = try relay.run(x) { ws in try layer.conv(x, workspace: ws) }
+                case .pool(let pool): x = try relay.run(x) { ws in try pool(x, workspace: ws) }
+                }
+            }
+            return x
+        }
+        if count <= group { return try run(batch, &relay) }
+        let imageSize = batch.count / count
+        let pixels = try batch.toArray()
+        var gathered: [Float] = []
+        var mapShape: [Int] = []
+        for start in stride(from: 0, to: count, by: group) {
+            let n = min(group, count - start)
+            let slice = try Tensor(shape: [n] + batch.shape.dropFirst(),
+                                   values: Array(pixels[(start * imageSize)..<((start + n) * imageSize)]))
+            var groupRelay = WorkspaceRelay(workspaces)
+            let maps = try run(slice, &groupRelay)
+            mapShape = Array(maps.shape.dropFirst())
+            gathered.append(contentsOf: try maps.toArray())
+            workspaces.0.reset()
+            workspaces.1.reset()
+        }
+        relay = WorkspaceRelay(workspaces)
+        return try Tensor(shape: [count] + mapShape, values: gathered)
     }
 
     /// fc7 vectors for preprocessed images: one `[C, H, W]` tensor or a batch `[N, C, H, W]`.

@@ -108,6 +108,15 @@ public final class ByteBuffer: @unchecked Sendable {
     /// True when the bytes are a file mapping rather than a heap allocation.
     public var isMemoryMapped: Bool { isMapped }
 
+    /// Drops the mapping's pages from this process's resident set (`madvise(MADV_DONTNEED)`); a no-op for an owned
+    /// allocation. The bytes do not change: the mapping is read-only and private, so a later access reads the same
+    /// pages back from the file (usually still in the page cache). Models call this once loading has copied what it
+    /// needs (packed or batch-norm-folded weights), so the file's pages and our copies are not both counted.
+    public func dropResidentPages() {
+        guard isMapped, let base else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base), count, MADV_DONTNEED)
+    }
+
     /// A view of all the bytes.
     public var view: ByteView { ByteView(buffer: self, offset: 0, count: count) }
 

@@ -44,9 +44,15 @@ public protocol CheckpointReader: Sendable {
     func tensor(_ name: String) throws -> RawTensor
     /// The tensor's values as Float32.
     func floats(_ name: String) throws -> FloatTensor
+    /// Drops the file's pages from the resident set (see `ByteBuffer.dropResidentPages`); values read before and
+    /// after are the same. Call it once a model has loaded, so copied weights are not counted twice.
+    func dropResidentPages()
 }
 
 extension CheckpointReader {
+    /// Readers that hold no file mapping (in-memory ones) have nothing to drop.
+    public func dropResidentPages() {}
+
     /// The tensor's values as Float32 after checking its shape; throws `missingTensor` or `shapeMismatch`.
     public func floats(_ name: String, expectedShape: [Int]) throws -> FloatTensor {
         guard let info = info(name) else { throw CheckpointError.missingTensor(name) }

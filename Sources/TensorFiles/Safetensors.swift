@@ -211,3 +211,7 @@ public struct SafetensorsFile: CheckpointReader {
         try tensor(name).floatTensor()
     }
 }
+
+extension SafetensorsFile {
+    public func dropResidentPages() { buffer.dropResidentPages() }
+}

@@ -228,3 +228,7 @@ public struct TorchCheckpoint: CheckpointReader {
         try tensor(name).floatTensor()
     }
 }
+
+extension TorchCheckpoint {
+    public func dropResidentPages() { archive.buffer.dropResidentPages() }
+}

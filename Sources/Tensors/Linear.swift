@@ -8,7 +8,9 @@ import Synchronization
 
 /// y = activation(x·Wᵀ + b) over the last axis (PyTorch `nn.Linear`, weight `[out, in]`), as a oneDNN matmul.
 ///
-/// Guarantees: weights immutable and pre-packed; primitives cached per row count; safe for concurrent callers.
+/// Guarantees: weights immutable and pre-packed once at load; primitives cached per row count, each created for the
+/// packed layout already held (so the weights exist once, whatever the batch sizes), with a second packed copy only
+/// if oneDNN cannot run some row count on that layout; safe for concurrent callers.
 public final class Linear: Sendable {
     public let inFeatures: Int
     public let outFeatures: Int
@@ -59,12 +61,52 @@ public final class Linear: Sendable {
 
     private func plan(rows: Int) throws(EngineError) -> Plan {
         if let found = plans.withLock({ $0[rows] }) { return found }
+        // Prefer the layout the weights are already packed in (a second packed copy of a large layer costs as much
+        // memory as the layer); ask oneDNN for its preferred layout only at load or when that one is refused.
+        let held = weights.withLock { $0.first?.blockedLayout }
+        let pd: dnnl_primitive_desc_t
+        if let held, !plans.withLock({ $0.isEmpty }), let fixed = try? primitiveDescriptor(rows: rows, weights: held),
+           Self.isOptimized(fixed) {
+            pd = fixed
+        } else {
+            pd = try primitiveDescriptor(rows: rows, weights: nil)
+        }
+        let weightLayout = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee)
+        let plan = Plan(primitive: try Primitive(descriptor: pd), weights: weightLayout)
+        return plans.withLock { cache in
+            if let existing = cache[rows] { return existing }
+            cache[rows] = plan
+            return plan
+        }
+    }
+
+    /// False for oneDNN's reference kernels, which accept any layout but run far slower than repacking once more;
+    /// such a descriptor is destroyed here.
+    private static func isOptimized(_ pd: dnnl_primitive_desc_t) -> Bool {
+        var info: UnsafePointer<CChar>?
+        let name = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info) == dnnl_success
+            ? info.map { String(cString: $0) } ?? "" : ""
+        if name.isEmpty || name.hasPrefix("ref") {
+            dnnl_primitive_desc_destroy(pd)
+            return false
+        }
+        return true
+    }
+
+    /// A matmul primitive descriptor for `rows` rows, with `weights` as the weight layout, or oneDNN's choice (`any`).
+    private func primitiveDescriptor(rows: Int, weights layout: MemoryDescriptor?) throws(EngineError)
+        -> dnnl_primitive_desc_t
+    {
         var src = dnnl_memory_desc_t(), wei = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t()
         var bia = try bias.memoryLayout().raw
         let m = Int64(rows), k = Int64(inFeatures), n = Int64(outFeatures)
         try check(dnnl_memory_desc_init_by_tag(&src, 2, [m, k], dnnl_f32, dnnl_ab), "dnnl_memory_desc_init_by_tag(src)")
-        try check(dnnl_memory_desc_init_by_tag(&wei, 2, [k, n], dnnl_f32, dnnl_format_tag_any),
-                  "dnnl_memory_desc_init_by_tag(weights)")
+        if let layout {
+            wei = layout.raw
+        } else {
+            try check(dnnl_memory_desc_init_by_tag(&wei, 2, [k, n], dnnl_f32, dnnl_format_tag_any),
+                      "dnnl_memory_desc_init_by_tag(weights)")
+        }
         try check(dnnl_memory_desc_init_by_tag(&dst, 2, [m, n], dnnl_f32, dnnl_ab), "dnnl_memory_desc_init_by_tag(dst)")
         var desc = dnnl_matmul_desc_t()
         try check(dnnl_matmul_desc_init(&desc, &src, &wei, &bia, &dst), "dnnl_matmul_desc_init")
@@ -74,13 +116,7 @@ public final class Linear: Sendable {
         try check(dnnl_primitive_desc_create(&pd, &desc, attributes.raw, try Engine.shared().raw, nil),
                   "dnnl_primitive_desc_create(matmul)")
         guard let pd else { throw .dnnl(call: "dnnl_primitive_desc_create(matmul)", status: "no descriptor") }
-        let weightLayout = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee)
-        let plan = Plan(primitive: try Primitive(descriptor: pd), weights: weightLayout)
-        return plans.withLock { cache in
-            if let existing = cache[rows] { return existing }
-            cache[rows] = plan
-            return plan
-        }
+        return pd
     }
 
     private func weightTensor(_ layout: MemoryDescriptor, workspace: Workspace) throws(EngineError) -> Tensor {

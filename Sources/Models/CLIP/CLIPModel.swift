@@ -48,6 +48,8 @@ public final class CLIPModel: Sendable {
                                           in: vision.hiddenSize, bias: false, expectedRows: expectedBatch)
         textProjection = try clipLinear(weights, prefix: "text_projection.", out: config.projectionDim,
                                         in: text.hiddenSize, bias: false, expectedRows: expectedBatch)
+        // Every weight is now packed or copied; the file's pages would only double the resident memory.
+        checkpoint.dropResidentPages()
     }
 
     /// Checkpoint file names tried in order.

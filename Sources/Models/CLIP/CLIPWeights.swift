@@ -77,6 +77,8 @@ struct CLIPWeights: Sendable {
 public struct OpenCLIPCheckpoint: CheckpointReader {
     public let base: any CheckpointReader
 
+    public func dropResidentPages() { base.dropResidentPages() }
+
     private enum Source: Sendable {
         case renamed(String)
         case fusedSlice(String, part: Int)
