@@ -21,15 +21,10 @@ test:
 	scripts/bootstrap --test
 	$(SWIFT) test
 
-# The main job. For now: preprocess a generated sample poster for each model and write the tensors as .npy.
-# The preprocessing configs come from the fixture checkpoints, which carry the real repos' configs.
-demo: release
-	@mkdir -p $(DEMO_OUT)
-	@for m in clip resnet50 vgg16; do \
-		$(RELEASE_BIN) preprocess --model $$m Tests/Fixtures/images/jpeg_large_500x750.jpg --out $(DEMO_OUT)/poster-$$m.npy \
-			--model-dir $$m=Tests/Fixtures/checkpoints/$$m --json || exit 1; \
-	done
-	@echo "demo: wrote $(DEMO_OUT)/poster-{clip,resnet50,vgg16}.npy"
+# The main job: set up, release build, the three models, movies from TMDB (or DEMO_MOVIES), then `postersim serve`.
+# scripts/demo lists its settings.
+demo:
+	scripts/demo
 
 # Exact search latency of the embedded store next to faiss-cpu on the same vectors (see Benchmarks/StoreBench).
 # faiss comes from the reference environment; PY=/path/to/python uses another one that has faiss-cpu and numpy.
