@@ -86,7 +86,9 @@ def poster_pixel(index):
 
 
 def make_dataset(folder):
-    posters = os.path.join(folder, "posters")
+    # Laid out as the ingest's poster cache ({cache}/{size}/{file}), which the server's /posters route reads.
+    cache = os.path.join(folder, "poster-cache")
+    posters = os.path.join(cache, "original")
     os.makedirs(posters)
     records = []
     for i, (title, date, overview, language, genres) in enumerate(MOVIES):
@@ -102,7 +104,7 @@ def make_dataset(folder):
     movies_file = os.path.join(folder, "movies.json")
     with open(movies_file, "w") as f:
         json.dump(records, f, ensure_ascii=False)
-    return movies_file, posters, records
+    return movies_file, cache, posters, records
 
 
 # ---- Chromium over the DevTools protocol, through a pipe ----
@@ -253,11 +255,12 @@ def run(cmd, **kwargs):
     return completed.stdout
 
 
-def start_server(postersim, db, posters, port, log_path):
+def start_server(postersim, db, poster_cache, port, log_path, public_dir=None):
     log = open(log_path, "w")
+    extra = ["--public-dir", public_dir] if public_dir else []
     process = subprocess.Popen(
-        [postersim, "serve", "--host", "127.0.0.1", "--port", str(port), "--db", db, "--poster-cache", posters]
-        + model_dirs(), stdout=log, stderr=subprocess.STDOUT)
+        [postersim, "serve", "--host", "127.0.0.1", "--port", str(port), "--db", db, "--poster-cache", poster_cache]
+        + extra + model_dirs(), stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -425,17 +428,18 @@ def main():
     parser.add_argument("--postersim", default=os.path.join(ROOT, ".build", "debug", "postersim"))
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     parser.add_argument("--out", default=os.path.join(ROOT, ".build", "browser-test"))
+    parser.add_argument("--public-dir", help="serve the page from this folder instead of the one built in")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="postersim-browser-")
     server = browser = None
     passed = failed = 0
     try:
-        movies_file, posters, records = make_dataset(work)
+        movies_file, cache, posters, records = make_dataset(work)
         db = os.path.join(work, "store.sqlite")
         run([args.postersim, "ingest", "json", movies_file, "--posters", posters, "--db", db, "--json"] + model_dirs())
         port = free_port()
-        server = start_server(args.postersim, db, posters, port, os.path.join(args.out, "server.log"))
+        server = start_server(args.postersim, db, cache, port, os.path.join(args.out, "server.log"), args.public_dir)
         browser = Browser(args.chromium, os.path.join(work, "profile"))
         browser.open_page()
         for name, step in steps(browser, f"http://127.0.0.1:{port}", records, posters, args.out):
