@@ -115,7 +115,7 @@ struct ServeCommand: AsyncParsableCommand {
                         + "or serve without it: --models with the others, or none)")
             }
             served.append(ServedModel(name: name, model: loaded.model, space: loaded.space, identity: loaded.identity))
-            logger.info("model loaded", metadata: ["model": "\(name.apiName)", "seconds": "\(ContinuousClock.now - started)"])
+            logger.info("model loaded", metadata: ["model": "\(name.apiName)", "load_time": "\(ContinuousClock.now - started)"])
         }
         let app = buildApplication(configuration: configuration, store: store, models: served, logger: logger)
         try await app.runService()

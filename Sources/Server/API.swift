@@ -201,6 +201,10 @@ struct API: Sendable {
             throw APIError(.serviceUnavailable, "too many searches in progress; retry shortly", headers: [.retryAfter: "1"])
         } catch let error as ImageDecodingError {
             throw APIError(.badRequest, error.description)
+        } catch PreprocessingError.emptyImage(let width, let height) {
+            throw APIError(.badRequest, "the image is \(width)x\(height) pixels: too small to embed")
+        } catch PreprocessingError.imageTooLarge(let width, let height) {
+            throw APIError(.contentTooLarge, "the image is \(width)x\(height) pixels: too large to embed")
         }
         metrics.recordEmbedding(model: served.name.apiName, kind: "image", duration: ContinuousClock.now - start)
         return JSONBody.response(try await vectorSearch(vector, served: served, k: k, filter: filter))

@@ -28,7 +28,7 @@ enum JSONBody {
 
     static func encode(_ value: some Encodable) throws -> ByteBuffer {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return ByteBuffer(data: try encoder.encode(value))
     }
 

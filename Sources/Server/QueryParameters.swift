@@ -15,24 +15,64 @@ struct QueryParameters {
         }
     }
 
+    /// `+` to space and `%XX` to bytes; a malformed escape or a result that is not UTF-8 leaves the text as sent.
+    /// (Hand-written: Foundation's `replacingOccurrences` and `removingPercentEncoding` dominated a cached request.)
     static func decode(_ raw: Substring) -> String {
-        let spaced = raw.replacingOccurrences(of: "+", with: " ")
-        return spaced.removingPercentEncoding ?? spaced
+        let utf8 = raw.utf8
+        guard utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return String(raw) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(utf8.count)
+        var i = utf8.startIndex
+        func hex(_ b: UInt8) -> UInt8? {
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+        }
+        while i != utf8.endIndex {
+            let b = utf8[i]
+            if b == UInt8(ascii: "+") {
+                bytes.append(UInt8(ascii: " "))
+            } else if b == UInt8(ascii: "%") {
+                let h1 = utf8.index(after: i)
+                guard h1 != utf8.endIndex, utf8.index(after: h1) != utf8.endIndex, let hi = hex(utf8[h1]),
+                    let lo = hex(utf8[utf8.index(after: h1)])
+                else { return String(raw) }
+                bytes.append(hi << 4 | lo)
+                i = utf8.index(after: utf8.index(after: h1))
+                continue
+            } else {
+                bytes.append(b)
+            }
+            i = utf8.index(after: i)
+        }
+        return String(validating: bytes, as: UTF8.self) ?? String(raw)
     }
 
     subscript(_ key: String) -> String? { values[key] }
 
+    /// Without leading and trailing whitespace (Unicode's, as `Character.isWhitespace` says); cheap when there is none.
+    static func trimmed(_ text: String) -> String {
+        guard let first = text.first, let last = text.last, first.isWhitespace || last.isWhitespace else { return text }
+        guard let start = text.firstIndex(where: { !$0.isWhitespace }),
+            let end = text.lastIndex(where: { !$0.isWhitespace })
+        else { return "" }
+        return String(text[start...end])
+    }
+
     /// The first of `keys` present, trimmed; nil when absent or empty.
     func text(_ keys: String...) -> String? {
         for key in keys {
-            if let value = values[key]?.trimmingCharacters(in: .whitespaces), !value.isEmpty { return value }
+            if let value = values[key].map(Self.trimmed), !value.isEmpty { return value }
         }
         return nil
     }
 
     func int(_ keys: String..., default fallback: Int? = nil, range: ClosedRange<Int>) throws -> Int? {
         for key in keys {
-            guard let text = values[key]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { continue }
+            guard let text = values[key].map(Self.trimmed), !text.isEmpty else { continue }
             guard let value = Int(text), range.contains(value) else {
                 throw APIError(.badRequest, "\(key) must be an integer between \(range.lowerBound) and \(range.upperBound)")
             }
@@ -42,7 +82,7 @@ struct QueryParameters {
     }
 
     func bool(_ key: String, default fallback: Bool) throws -> Bool {
-        guard let text = values[key]?.trimmingCharacters(in: .whitespaces).lowercased(), !text.isEmpty else {
+        guard let text = values[key].map({ Self.trimmed($0).lowercased() }), !text.isEmpty else {
             return fallback
         }
         switch text {
