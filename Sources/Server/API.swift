@@ -55,6 +55,14 @@ struct API: Sendable {
     // MARK: Similar movies
 
     func similarMovies(_ request: Request) async throws -> Response {
+        // Fast path: the same query string as a cached answer needs no parsing (the canonical key below also catches
+        // equivalent spellings).
+        let rawKey = "similar-raw|" + (request.uri.query ?? "")
+        let revision = try await store.revision()
+        if let hit = cache.lookup(rawKey, revision: revision) {
+            metrics.recordCache(hit: true)
+            return JSONBody.response(hit)
+        }
         let q = QueryParameters(request.uri.query)
         guard let idText = q.text("movieId"), let id = MovieID(idText), id >= 0, let modelText = q.text("model"),
             let model = ModelName(apiName: modelText)
@@ -63,7 +71,7 @@ struct API: Sendable {
         let includeValues = try q.bool("includeValues", default: false)
         let filter = try q.filter()
         let key = "similar|\(id)|\(model.rawValue)|\(k)|\(includeValues)|\(filter.cacheKey)"
-        return try await cached(key) {
+        return try await cached(key, alias: rawKey) {
             let matches: [SearchMatch]
             do {
                 matches = try await store.query(space: model.rawValue, movieID: id, k: k, filter: filter, excludeSelf: false)
@@ -92,15 +100,18 @@ struct API: Sendable {
     }
 
     /// The cached body for `key` at the store's current revision, else `compute()`'s, cached.
-    func cached(_ key: String, _ compute: () async throws -> ByteBuffer) async throws -> Response {
+    /// Also kept under `alias` (a second key for the same answer), when given.
+    func cached(_ key: String, alias: String? = nil, _ compute: () async throws -> ByteBuffer) async throws -> Response {
         let revision = try await store.revision()
         if let hit = cache.lookup(key, revision: revision) {
             metrics.recordCache(hit: true)
+            if let alias { cache.insert(alias, body: hit, revision: revision) }
             return JSONBody.response(hit)
         }
         metrics.recordCache(hit: false)
         let body = try await compute()
         cache.insert(key, body: body, revision: revision)
+        if let alias { cache.insert(alias, body: body, revision: revision) }
         return JSONBody.response(body)
     }
 
