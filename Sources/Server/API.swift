@@ -60,7 +60,6 @@ struct API: Sendable {
         let rawKey = "similar-raw|" + (request.uri.query ?? "")
         let revision = try await store.revision()
         if let hit = cache.lookup(rawKey, revision: revision) {
-            metrics.recordCache(hit: true)
             return JSONBody.response(hit)
         }
         let q = QueryParameters(request.uri.query)
@@ -104,11 +103,9 @@ struct API: Sendable {
     func cached(_ key: String, alias: String? = nil, _ compute: () async throws -> ByteBuffer) async throws -> Response {
         let revision = try await store.revision()
         if let hit = cache.lookup(key, revision: revision) {
-            metrics.recordCache(hit: true)
             if let alias { cache.insert(alias, body: hit, revision: revision) }
             return JSONBody.response(hit)
         }
-        metrics.recordCache(hit: false)
         let body = try await compute()
         cache.insert(key, body: body, revision: revision)
         if let alias { cache.insert(alias, body: body, revision: revision) }

@@ -1,5 +1,6 @@
 import Foundation
 import Prometheus
+import Synchronization
 import Store
 
 /// The server's Prometheus metrics, in a registry of its own (no process-wide bootstrap, so several servers can run in
@@ -20,15 +21,33 @@ public final class ServerMetrics: Sendable {
 
     public init() {}
 
+    struct RequestKey: Hashable {
+        let route: String
+        let method: String
+        let status: Int
+    }
+
+    /// The collectors of each (route, method, status) seen, so a request costs one dictionary lookup rather than the
+    /// registry's name building and lookups.
+    private let requestCollectors = Mutex<[RequestKey: (Counter, DurationHistogram)]>([:])
+
     func recordRequest(route: String, method: String, status: Int, duration: Duration) {
-        registry.makeCounter(
-            descriptor: Self.descriptor("http_requests", unit: "total", help: "HTTP requests by route, method and status."),
-            labels: [("route", route), ("method", method), ("status", String(status))]
-        ).increment()
-        registry.makeDurationHistogram(
-            descriptor: Self.descriptor("http_request_duration", unit: "seconds", help: "HTTP request latency by route."),
-            labels: [("route", route), ("method", method)], buckets: Self.latencyBuckets
-        ).record(duration)
+        let key = RequestKey(route: route, method: method, status: status)
+        let collectors = requestCollectors.withLock { cache in
+            if let found = cache[key] { return found }
+            let made = (
+                registry.makeCounter(
+                    descriptor: Self.descriptor("http_requests", unit: "total", help: "HTTP requests by route, method and status."),
+                    labels: [("route", route), ("method", method), ("status", String(status))]),
+                registry.makeDurationHistogram(
+                    descriptor: Self.descriptor("http_request_duration", unit: "seconds", help: "HTTP request latency by route."),
+                    labels: [("route", route), ("method", method)], buckets: Self.latencyBuckets)
+            )
+            cache[key] = made
+            return made
+        }
+        collectors.0.increment()
+        collectors.1.record(duration)
     }
 
     func recordEmbedding(model: String, kind: String, duration: Duration) {
@@ -46,12 +65,6 @@ public final class ServerMetrics: Sendable {
         ).increment()
     }
 
-    func recordCache(hit: Bool) {
-        registry.makeCounter(
-            descriptor: Self.descriptor("response_cache_lookups", unit: "total", help: "Response cache lookups."),
-            labels: [("result", hit ? "hit" : "miss")]
-        ).increment()
-    }
 
     /// Refreshes the gauges that describe state rather than events.
     func updateGauges(stats: StoreStats?, pool: EmbeddingPool, cache: ResponseCache) {
@@ -79,5 +92,11 @@ public final class ServerMetrics: Sendable {
             .set(Double(counts.entries))
         registry.makeGauge(descriptor: Self.descriptor("response_cache_size", unit: "bytes", help: "Cached response bytes."), labels: [])
             .set(Double(counts.bytes))
+        for (result, value) in [("hit", counts.hits), ("miss", counts.misses)] {
+            registry.makeGauge(
+                descriptor: Self.descriptor("response_cache_lookups", help: "Response cache lookups since the start."),
+                labels: [("result", result)]
+            ).set(Double(value))
+        }
     }
 }
