@@ -456,17 +456,17 @@ public final class SQLiteVectorStore: VectorStore {
         let onDisk = try await read { db in try Self.readRevision(db) }
         guard onDisk != loadedRevision.value else { return false }
         guard force || now >= checks.value.nextReloadAllowed else { return false }
-        let started = ContinuousClock.now
-        let reloaded: Bool = try await write { db in
-            guard try Self.readRevision(db) != self.loadedRevision.value else { return false }
+        let took: Duration? = try await write { db in
+            guard try Self.readRevision(db) != self.loadedRevision.value else { return nil }
+            let started = ContinuousClock.now
             try self.reload(db)
-            return true
+            return ContinuousClock.now - started
         }
-        if externalCheckInterval > .zero {
-            let took = ContinuousClock.now - started
+        if let took, externalCheckInterval > .zero {
+            // The reload's own time (not the wait for the writer), so a busy process does not stop following.
             checks.update { $0.nextReloadAllowed = ContinuousClock.now + took * 4 }
         }
-        return reloaded
+        return took != nil
     }
 
     static func readRevision(_ db: Database) throws -> UInt64 {

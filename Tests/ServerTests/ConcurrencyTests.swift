@@ -25,7 +25,7 @@ final class Shared<Value: Sendable>: Sendable {
     var value: Value { mutex.withLock { $0 } }
 }
 
-@Suite struct ConcurrencyTests {
+@Suite(.serialized) struct ConcurrencyTests {
     @Test func poolRejectsWhenFullAndRunsInOrder() async throws {
         let pool = EmbeddingPool(maxConcurrent: 1, maxQueued: 1)
         let gate = DispatchSemaphore(value: 0)
@@ -87,7 +87,7 @@ final class Shared<Value: Sendable>: Sendable {
         let folder = try Fixtures.temporaryFolder()
         let posters = folder.appendingPathComponent("posters")
         try FileManager.default.createDirectory(at: posters, withIntermediateDirectories: true)
-        let count = 40
+        let count = 24
         var list: [[String: Any]] = []
         for i in 1...count {
             let movie = Fixtures.movie(i)
@@ -109,7 +109,7 @@ final class Shared<Value: Sendable>: Sendable {
         ingest.batchSize = 2
         ingest.tmdb = TMDBSettings(baseURL: "http://127.0.0.1:9/3", imageBaseURL: "http://127.0.0.1:9/t/p")
         let pipeline = IngestPipeline(
-            configuration: ingest, store: store, embedders: Fixtures.models.map { FixtureEmbedder(served: $0) })
+            configuration: ingest, store: store, embedders: try await Fixtures.loadedModels().map { FixtureEmbedder(served: $0) })
 
         try await withServer(store: store) { server in
             let done = Shared(false)
@@ -120,7 +120,7 @@ final class Shared<Value: Sendable>: Sendable {
                     #expect(summary.embedded == count)
                     done.withLock { $0 = true }
                 }
-                for reader in 0..<4 {
+                for reader in 0..<3 {
                     group.addTask {
                         var i = reader
                         repeat {
@@ -145,6 +145,8 @@ final class Shared<Value: Sendable>: Sendable {
                             }
                             let titles = try await server.get("/api/movies?q=&limit=100")
                             #expect(titles.status == 200)
+                            // Paced: the point is overlap with the writes, not load (other suites run beside this one).
+                            try await Task.sleep(for: .milliseconds(3))
                         } while !done.value
                     }
                 }

@@ -7,7 +7,7 @@ import Server
 import Store
 import Testing
 
-@Suite struct RoutesTests {
+@Suite(.serialized) struct RoutesTests {
     @Test func titleAutocomplete() async throws {
         let store = try await Fixtures.populatedStore(count: 12)
         try await withServer(store: store) { server in
@@ -112,7 +112,7 @@ import Testing
             let matches = try reply.decode(MatchesOutput.self)
             #expect(matches.matches.count == 5 && matches.namespace == "clip")
             let clip = Fixtures.models.first { $0.name == .clip }!
-            let vector = try clip.model.embed(texts: ["a lone astronaut on a red planet"])[0]
+            let vector = try await Fixtures.offThePool { try clip.model.embed(texts: ["a lone astronaut on a red planet"])[0] }
             let expected = try await store.query(space: "clip", vector: vector, k: 5)
             #expect(matches.matches.map(\.id) == expected.map { String($0.movieID) })
             // `+` is a space, as browsers' forms send it.

@@ -5,7 +5,7 @@ import Server
 import Store
 import Testing
 
-@Suite struct SimilarMoviesTests {
+@Suite(.serialized) struct SimilarMoviesTests {
     /// What the original front end's `fetchSimilarMovies` keeps of each match:
     /// `data.matches.map(m => ({id: m.metadata.id, title: m.metadata.title, poster_path: m.metadata.poster_path,
     ///  release_date: m.metadata.release_date, overview: m.metadata.overview, vote_average: m.metadata.vote_average,
@@ -155,16 +155,16 @@ import Testing
         let path = folder.appendingPathComponent("shared.sqlite").path
         let writer = try SQLiteVectorStore(path: path)
         let reader = try SQLiteVectorStore(path: path, externalCheckInterval: .milliseconds(10))
-        let served = Fixtures.models[0]
+        let served = try await Fixtures.loadedModels()[0]
         try await writer.registerSpace(served.space, identity: served.identity)
         try await withServer(store: reader) { server in
             let path = "/api/get-similar-movies?movieId=1&model=CLIP&topK=3"
             #expect(try await server.get(path).status == 404)
             try await writer.upsertMovies([Fixtures.movie(1)])
-            let vector = try served.model.embed(images: [try Imaging.PosterDecoder().decode(Fixtures.image(Fixtures.imageFiles[0]))])[0]
+            let vector = try await Fixtures.vector(of: Fixtures.imageFiles[0], model: .clip)
             try await writer.upsertEmbeddings([EmbeddingInput(movieID: 1, vector: vector)], space: "clip", identity: served.identity)
             var status = 0
-            for _ in 0..<100 {
+            for _ in 0..<500 {
                 status = try await server.get(path).status
                 if status == 200 { break }
                 try await Task.sleep(for: .milliseconds(20))

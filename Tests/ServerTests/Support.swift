@@ -1,6 +1,7 @@
 // The server under test: a real `buildApplication` on 127.0.0.1, port 0, driven over real sockets by AsyncHTTPClient;
 // a store filled with the fixture images embedded by the tiny fixture checkpoints of the three models.
 import AsyncHTTPClient
+import Dispatch
 import Foundation
 import Imaging
 import Ingest
@@ -73,18 +74,44 @@ enum Fixtures {
         return url
     }
 
+    /// Every fixture image embedded by each fixture model, computed once per test process.
+    private static let imageVectors: [ModelName: [[Float]]] = {
+        let images = imageFiles.map { try! Imaging.PosterDecoder().decode(try! image($0)) }
+        return Dictionary(uniqueKeysWithValues: models.map { ($0.name, try! $0.model.embed(images: images)) })
+    }()
+
+    /// Runs `body` on a Dispatch thread: model loading and forward passes must not block Swift's cooperative pool,
+    /// which the other tests running in parallel need (some of them measure timeouts).
+    static func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    /// The fixture models, loaded (once) off the cooperative pool.
+    static func loadedModels() async throws -> [ServedModel] { try await offThePool { models } }
+
+    /// The vector of fixture image `file` under `model` (computed once, off the cooperative pool).
+    static func vector(of file: String, model: ModelName) async throws -> [Float] {
+        let all = try await offThePool { imageVectors }
+        return all[model]![imageFiles.firstIndex(of: file)!]
+    }
+
     /// A new store with `count` movies, each embedded (its fixture image) by the three fixture models.
     static func populatedStore(count: Int = 12) async throws -> SQLiteVectorStore {
         let store = try SQLiteVectorStore(path: try temporaryFolder().appendingPathComponent("store.sqlite").path)
         let movies = (1...count).map(movie)
         try await store.upsertMovies(movies)
-        for served in models {
+        for served in try await loadedModels() {
             try await store.registerSpace(served.space, identity: served.identity)
-            let images = try movies.map { try Imaging.PosterDecoder().decode(try image(String($0.posterPath!.dropFirst()))) }
-            let vectors = try served.model.embed(images: images)
-            try await store.upsertEmbeddings(
-                zip(movies, vectors).map { EmbeddingInput(movieID: $0.id, vector: $1) }, space: served.space.name,
-                identity: served.identity)
+            var inputs: [EmbeddingInput] = []
+            for movie in movies {
+                inputs.append(
+                    EmbeddingInput(
+                        movieID: movie.id,
+                        vector: try await vector(of: String(movie.posterPath!.dropFirst()), model: served.name)))
+            }
+            try await store.upsertEmbeddings(inputs, space: served.space.name, identity: served.identity)
         }
         return store
     }
@@ -148,8 +175,10 @@ struct TestServer: Sendable {
 /// Runs the server for `body`, then shuts it down gracefully.
 func withServer<T: Sendable>(
     _ configuration: ServerConfiguration = Fixtures.testConfiguration, store: any VectorStore,
-    models: [ServedModel] = Fixtures.models, _ body: @Sendable (TestServer) async throws -> T
+    models: [ServedModel]? = nil, _ body: @Sendable (TestServer) async throws -> T
 ) async throws -> T {
+    let loaded = try await Fixtures.loadedModels()
+    let models = models ?? loaded
     var logger = Logger(label: "server-test")
     logger.logLevel = .warning
     var configuration = configuration
