@@ -74,9 +74,10 @@ enum Fixtures {
         return url
     }
 
-    /// Every fixture image embedded by each fixture model, computed once per test process.
+    /// The posters of the first `storedImages` movies embedded by each fixture model, computed once per test process.
+    static let storedImages = 12
     private static let imageVectors: [ModelName: [[Float]]] = {
-        let images = imageFiles.map { try! Imaging.PosterDecoder().decode(try! image($0)) }
+        let images = imageFiles.prefix(storedImages).map { try! Imaging.PosterDecoder().decode(try! image($0)) }
         return Dictionary(uniqueKeysWithValues: models.map { ($0.name, try! $0.model.embed(images: images)) })
     }()
 
@@ -99,6 +100,7 @@ enum Fixtures {
 
     /// A new store with `count` movies, each embedded (its fixture image) by the three fixture models.
     static func populatedStore(count: Int = 12) async throws -> SQLiteVectorStore {
+        precondition(count <= storedImages, "populatedStore embeds at most \(storedImages) movies")
         let store = try SQLiteVectorStore(path: try temporaryFolder().appendingPathComponent("store.sqlite").path)
         let movies = (1...count).map(movie)
         try await store.upsertMovies(movies)
