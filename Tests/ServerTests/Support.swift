@@ -15,6 +15,10 @@ import ServiceLifecycle
 import Store
 import Testing
 
+/// Every server test, one at a time: they start servers and run models, and the other targets' suites that run in
+/// parallel include timing-sensitive ones (the TMDB client's timeouts and rate limit).
+@Suite(.serialized) struct AllServerTests {}
+
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
