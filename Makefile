@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release/postersim
 DEMO_OUT = .build/demo
 
-.PHONY: all build release test demo bootstrap clean reference-env reference-data parity bench-embed fixtures bench-store
+.PHONY: all build release test demo bootstrap clean reference-env reference-data parity bench-embed fixtures bench-store serve bench-server
 
 all: build
 
@@ -32,6 +32,16 @@ BENCH_STORE_ARGS ?=
 bench-store: reference-env
 	$(SWIFT) build -c release --product postersim-bench-store
 	.build/release/postersim-bench-store --python $(PY) --faiss-script bench/faiss_flat.py $(BENCH_STORE_ARGS)
+
+# The HTTP API and the web page on http://127.0.0.1:8080 (SERVE_ARGS: e.g. --db PATH --models clip).
+SERVE_ARGS ?=
+serve: release
+	$(RELEASE_BIN) serve $(SERVE_ARGS)
+
+# wrk on loopback: /api/get-similar-movies on a 10k-movie store next to a bare route, and /api/search/image next to
+# the engine's own speed (see scripts/bench-server for the settings).
+bench-server: release
+	scripts/bench-server
 
 clean:
 	rm -rf .build

@@ -11,6 +11,7 @@
 //   Tensors              our tensor layer over oneDNN (CDNNL): conv, matmul, pooling, element-wise, attention
 //   Tokenization         CLIP's BPE tokenizer
 //   (Tensors, TensorFiles, Imaging, Tokenization, ModelHub) -> Models   CLIP, ResNet-50, VGG16 built from checkpoints
+//   (Store, Models, Ingest) -> Server   the HTTP API (Hummingbird), `buildApplication` shared by `serve` and the tests
 //   everything -> PosterSimCLI  the `postersim` command
 import PackageDescription
 
@@ -26,6 +27,7 @@ let package = Package(
         .library(name: "Models", targets: ["Models"]),
         .library(name: "Store", targets: ["Store"]),
         .library(name: "Ingest", targets: ["Ingest"]),
+        .library(name: "Server", targets: ["Server"]),
         .executable(name: "postersim-bench-store", targets: ["StoreBench"]),
     ],
     dependencies: [
@@ -35,6 +37,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
     ],
     targets: [
         // System libraries from Debian (see scripts/bootstrap).
@@ -87,10 +93,24 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // The HTTP API: routes, bounded embedding pool, response cache, metrics, static files (Public).
+        .target(
+            name: "Server",
+            dependencies: [
+                "Store", "Models", "Imaging", "Ingest", "ModelHub",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
+            ],
+            resources: [.copy("Public")]),
         .executableTarget(
             name: "PosterSimCLI",
             dependencies: [
-                "Imaging", "TensorFiles", "ModelHub", "Models", "Tokenization", "Store", "Ingest",
+                "Imaging", "TensorFiles", "ModelHub", "Models", "Tokenization", "Store", "Ingest", "Server",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -105,6 +125,15 @@ let package = Package(
             dependencies: [
                 "Ingest", "Store", "Imaging", "CZlib", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
+            ]),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Server", "Store", "Models", "ModelHub", "Ingest", "Imaging", "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "TensorFiles", "TestSupport"]),
         .testTarget(

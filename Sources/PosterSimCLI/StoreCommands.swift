@@ -37,53 +37,6 @@ struct LoadedModel: PosterEmbedder {
     func embed(_ batch: ImageTensor) throws -> [[Float]] { try model.embed(batch) }
 }
 
-// MARK: Output in the shape the original front end parses (a Pinecone query response)
-
-struct MatchMetadata: Codable {
-    var id: String
-    var title: String
-    var original_title: String?
-    var overview: String?
-    var poster_path: String?
-    var backdrop_path: String?
-    var release_date: String?
-    var vote_average: Double?
-    var vote_count: Int?
-    var popularity: Double?
-    var genre_ids: [Int]
-    var original_language: String?
-    var adult: Bool?
-    var video: Bool?
-
-    init(_ movie: Movie) {
-        id = String(movie.id)
-        title = movie.title
-        original_title = movie.originalTitle
-        overview = movie.overview
-        poster_path = movie.posterPath
-        backdrop_path = movie.backdropPath
-        release_date = movie.releaseDate
-        vote_average = movie.voteAverage
-        vote_count = movie.voteCount
-        popularity = movie.popularity
-        genre_ids = movie.genreIDs
-        original_language = movie.originalLanguage
-        adult = movie.adult
-        video = movie.video
-    }
-}
-
-struct MatchOutput: Codable {
-    var id: String
-    var score: Float
-    var metadata: MatchMetadata
-}
-
-struct MatchesOutput: Codable {
-    var matches: [MatchOutput]
-    var namespace: String
-}
-
 /// Options shared by the query commands.
 struct QueryOptions: ParsableArguments {
     @Option(name: .short, help: "How many matches.")
@@ -108,13 +61,11 @@ struct QueryOptions: ParsableArguments {
 
     /// Prints `matches` as a table (rank, score, year, title) or as JSON.
     func show(_ matches: [SearchMatch], space: String, store: any VectorStore) async throws {
-        let movies = Dictionary(
-            uniqueKeysWithValues: try await store.fetchMovies(ids: matches.map(\.movieID)).map { ($0.id, $0) })
+        let fetched = try await store.fetchMovies(ids: matches.map(\.movieID))
+        let movies = Dictionary(fetched.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let rows = matches.compactMap { match in movies[match.movieID].map { (match, $0) } }
         if json {
-            let output = MatchesOutput(
-                matches: rows.map { MatchOutput(id: String($0.0.movieID), score: $0.0.score, metadata: MatchMetadata($0.1)) },
-                namespace: space)
+            let output = MatchesOutput(matches: matches, movies: fetched, namespace: space)
             print(try ModelsCommand.encodeJSON(output))
             return
         }

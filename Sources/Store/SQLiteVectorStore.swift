@@ -15,9 +15,15 @@ import GRDB
 /// - Vectors are stored as little-endian Float32 BLOBs of exactly `dimension * 4` bytes; reopening the file rebuilds
 ///   the same indexes (a BLOB of the wrong size is reported as `StoreError.corrupt`).
 /// - The schema is versioned with GRDB's `DatabaseMigrator`; opening an older file migrates it.
-/// - One instance per file should write. Another instance (or process) opened on the same file sees the database
-///   writes of the first in `fetchMovies`, `movieCount` and `stats`, but its in-memory search indexes reflect only its
-///   own writes and what was in the file when it was opened.
+/// - One instance per file should write, but others may. The file keeps a revision counter bumped inside every write
+///   transaction. Each instance knows the revision its in-memory indexes reflect; `revision()` and the queries check
+///   the file's counter (at most once per `externalCheckInterval`, so the check costs nothing on a busy server) and,
+///   when another instance or process has committed, reload the indexes from the file. Reloads are spaced at least
+///   four times their own duration apart, so a long external ingest cannot keep a server busy reloading. A write
+///   of this instance that finds the counter moved by someone else reloads too, instead of patching its indexes.
+///   Other processes' writes are thus seen by queries within about `externalCheckInterval` (zero: checked at every
+///   read, and reloads are not spaced); `fetchMovies`,
+///   `movieCount`, `stats` and `searchTitles` read the file and see them at once.
 public final class SQLiteVectorStore: VectorStore {
     public static let defaultPath = "./postersim.sqlite"
 
@@ -26,21 +32,39 @@ public final class SQLiteVectorStore: VectorStore {
     /// Threads one query may use for its scan.
     public let searchThreads: Int
 
+    /// How often, at most, reads look at the file for other processes' commits.
+    public let externalCheckInterval: Duration
+
     private let pool: DatabasePool
     private let current: Locked<StoreSnapshot>
+    /// The revision `current` reflects. Set after `current`, so a reader that sees a revision sees its snapshot.
+    private let loadedRevision: Locked<UInt64>
+    private let checks: Locked<ExternalCheckState>
+
+    struct ExternalCheckState: Sendable {
+        var nextCheck: ContinuousClock.Instant
+        var nextReloadAllowed: ContinuousClock.Instant
+    }
 
     /// Opens (creating if needed) the store at `path`, migrates it and loads every space's current vectors.
-    public init(path: String = SQLiteVectorStore.defaultPath, searchThreads: Int = ExactSearch.defaultThreads) throws {
+    public init(
+        path: String = SQLiteVectorStore.defaultPath, searchThreads: Int = ExactSearch.defaultThreads,
+        externalCheckInterval: Duration = .milliseconds(100)
+    ) throws {
         self.path = path
         self.searchThreads = max(1, searchThreads)
+        self.externalCheckInterval = externalCheckInterval
+        let now = ContinuousClock.now
+        checks = Locked(ExternalCheckState(nextCheck: now + externalCheckInterval, nextReloadAllowed: now))
         do {
             var config = Configuration()
             config.foreignKeysEnabled = true
             config.label = "postersim.store"
             pool = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(pool)
-            let snapshot = try pool.read { db in try Self.loadSnapshot(db) }
+            let (snapshot, revision) = try pool.read { db in (try Self.loadSnapshot(db), try Self.readRevision(db)) }
             current = Locked(snapshot)
+            loadedRevision = Locked(revision)
         } catch let error as StoreError {
             throw error
         } catch {
@@ -88,6 +112,16 @@ public final class SQLiteVectorStore: VectorStore {
                     CREATE INDEX embedding_by_movie ON embedding(movie_id);
                     """)
         }
+        m.registerMigration("v2: revision counter") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE store_revision (
+                        id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+                        value INTEGER NOT NULL
+                    );
+                    INSERT INTO store_revision (id, value) VALUES (1, 1);
+                    """)
+        }
         return m
     }
 
@@ -101,6 +135,7 @@ public final class SQLiteVectorStore: VectorStore {
         }
         return try await write { db in
             var loaded: PendingSpace?
+            var revision = (before: UInt64(0), after: UInt64(0))
             let stats: SpaceStats = try db.inTransactionReturning {
                 if let row = try Row.fetchOne(
                     db, sql: "SELECT dimension, metric, identity FROM vector_space WHERE name = ?",
@@ -111,12 +146,14 @@ public final class SQLiteVectorStore: VectorStore {
                         throw StoreError.spaceConflict(existing: existing.space, requested: space)
                     }
                     if existing.identity != identity {
+                        revision = try Self.bumpRevision(db)
                         try db.execute(
                             sql: "UPDATE vector_space SET identity = ? WHERE name = ?",
                             arguments: [identity.storedForm, space.name])
                         loaded = try Self.loadSpace(db, space: space, identity: identity)
                     }
                 } else {
+                    revision = try Self.bumpRevision(db)
                     try db.execute(
                         sql: "INSERT INTO vector_space (name, dimension, metric, identity) VALUES (?, ?, ?, ?)",
                         arguments: [space.name, space.dimension, space.metric.rawValue, identity.storedForm])
@@ -126,9 +163,11 @@ public final class SQLiteVectorStore: VectorStore {
                 }
                 return try Self.spaceStats(db, space: space, identity: identity)
             }
-            if let loaded {
-                self.publish(self.current.value.installing(loaded))
+            if revision.after == 0, self.current.value.spaces[space.name]?.identity != identity {
+                // Unchanged in the file, but created or switched by another instance since our indexes were loaded.
+                try self.reload(db)
             }
+            self.publish(db, revision: revision) { loaded.map { self.current.value.installing($0) } }
             return stats
         }
     }
@@ -139,7 +178,8 @@ public final class SQLiteVectorStore: VectorStore {
             throw StoreError.invalidMovie(m.id, reason: "TMDB ids are non-negative")
         }
         try await write { db in
-            try db.inTransactionReturning {
+            let revision = try db.inTransactionReturning {
+                let revision = try Self.bumpRevision(db)
                 let stmt = try db.cachedStatement(
                     sql: """
                         INSERT INTO movie (id, title, original_title, overview, release_date, poster_path,
@@ -164,8 +204,9 @@ public final class SQLiteVectorStore: VectorStore {
                     ]
                     try stmt.execute(arguments: StatementArguments(args))
                 }
+                return revision
             }
-            self.publish(self.current.value.updatingMovies(movies.map(MovieFilterFields.init)))
+            self.publish(db, revision: revision) { self.current.value.updatingMovies(movies.map(MovieFilterFields.init)) }
         }
     }
 
@@ -173,11 +214,13 @@ public final class SQLiteVectorStore: VectorStore {
         async throws
     {
         guard !embeddings.isEmpty else { return }
+        try await refreshIfChanged()
         let snapshot = current.value
         guard let index = snapshot.spaces[name] else { throw StoreError.unknownSpace(name) }
         for e in embeddings { try Self.validate(e.vector, space: index.space) }
         try await write { db in
-            let packed: [(id: MovieID, vector: [Float], fields: MovieFilterFields)] = try db.inTransactionReturning {
+            let (packed, revision) = try db.inTransactionReturning {
+                let revision = try Self.bumpRevision(db)
                 // Re-read the space inside the transaction: another process may have switched its identity.
                 guard let row = try Row.fetchOne(
                     db, sql: "SELECT dimension, metric, identity FROM vector_space WHERE name = ?", arguments: [name])
@@ -206,9 +249,9 @@ public final class SQLiteVectorStore: VectorStore {
                     try insert.execute(arguments: [name, e.movieID, identityText, VectorBlob.encode(e.vector)])
                     out.append((e.movieID, e.vector, Self.filterFields(id: e.movieID, row: m)))
                 }
-                return out
+                return (out, revision)
             }
-            self.publish(self.current.value.upserting(packed, space: name))
+            self.publish(db, revision: revision) { self.current.value.upserting(packed, space: name) }
         }
     }
 
@@ -216,16 +259,17 @@ public final class SQLiteVectorStore: VectorStore {
     public func deleteMovies(ids: [MovieID]) async throws -> Int {
         guard !ids.isEmpty else { return 0 }
         return try await write { db in
-            let deleted: Int = try db.inTransactionReturning {
+            let (deleted, revision) = try db.inTransactionReturning {
+                let revision = try Self.bumpRevision(db)
                 var n = 0
                 let stmt = try db.cachedStatement(sql: "DELETE FROM movie WHERE id = ?")
                 for id in ids {
                     try stmt.execute(arguments: [id])
                     n += db.changesCount
                 }
-                return n
+                return (n, revision)
             }
-            self.publish(self.current.value.removing(ids))
+            self.publish(db, revision: revision) { self.current.value.removing(ids) }
             return deleted
         }
     }
@@ -255,6 +299,7 @@ public final class SQLiteVectorStore: VectorStore {
         -> [SearchMatch]
     {
         try Self.validate(k: k)
+        try await refreshIfChanged()
         let snapshot = current.value
         guard let index = snapshot.spaces[name] else { throw StoreError.unknownSpace(name) }
         try Self.validate(vector, space: index.space)
@@ -266,6 +311,7 @@ public final class SQLiteVectorStore: VectorStore {
         async throws -> [SearchMatch]
     {
         try Self.validate(k: k)
+        try await refreshIfChanged()
         let snapshot = current.value
         guard let index = snapshot.spaces[name] else { throw StoreError.unknownSpace(name) }
         guard let row = index.rowOfMovie[id], let vector = index.vector(of: id) else {
@@ -333,6 +379,7 @@ public final class SQLiteVectorStore: VectorStore {
     }
 
     public func completedPairs(movieIDs: [MovieID], spaces: [String]) async throws -> Set<EmbeddingKey> {
+        try await refreshIfChanged()
         let snapshot = current.value
         var done = Set<EmbeddingKey>()
         for name in spaces {
@@ -344,12 +391,93 @@ public final class SQLiteVectorStore: VectorStore {
         return done
     }
 
+    public func fetchVectors(ids: [MovieID], space name: String) async throws -> [MovieID: [Float]] {
+        try await refreshIfChanged()
+        guard let index = current.value.spaces[name] else { throw StoreError.unknownSpace(name) }
+        var out: [MovieID: [Float]] = [:]
+        for id in ids { if let v = index.vector(of: id) { out[id] = v } }
+        return out
+    }
+
+    public func revision() async throws -> UInt64 {
+        try await refreshIfChanged()
+        return loadedRevision.value
+    }
+
+    /// Reloads the in-memory indexes from the file now if another instance or process has committed since they were
+    /// loaded (regardless of `externalCheckInterval`). Returns whether it reloaded.
+    @discardableResult
+    public func reloadIfChanged() async throws -> Bool {
+        try await refreshIfChanged(force: true)
+    }
+
     // MARK: Helpers
 
-    /// Called only from inside a GRDB write closure (after commit), so one writer at a time derives the next snapshot
-    /// from the current one; the expensive part ran before this call, outside the lock readers take.
-    private func publish(_ next: StoreSnapshot) {
-        current.set(next)
+    /// Called only from inside a GRDB write closure, after the commit of a transaction that moved the file's revision
+    /// from `revision.before` to `revision.after` (both 0 when it changed nothing), so one writer at a time derives the
+    /// next snapshot from the current one; the expensive part ran before this call, outside the lock readers take.
+    /// When someone else had committed since our snapshot (before != the loaded revision), patching it would miss their
+    /// changes: reload from the file instead.
+    private func publish(_ db: Database, revision: (before: UInt64, after: UInt64), next: () -> StoreSnapshot?) {
+        guard revision.after != 0 else { return }
+        if revision.before == loadedRevision.value {
+            if let snapshot = next() { current.set(snapshot) }
+            loadedRevision.set(revision.after)
+        } else {
+            // Best effort: if the reload fails, the next check retries (the loaded revision still differs).
+            try? reload(db)
+        }
+    }
+
+    /// Loads the snapshot and revision from the file in one read transaction on `db` (the writer connection, so no
+    /// write of this instance interleaves) and publishes them.
+    private func reload(_ db: Database) throws {
+        var loaded: (StoreSnapshot, UInt64)?
+        try db.inTransaction(.deferred) {
+            loaded = (try Self.loadSnapshot(db), try Self.readRevision(db))
+            return .commit
+        }
+        guard let (snapshot, revision) = loaded else { return }
+        current.set(snapshot)
+        loadedRevision.set(revision)
+    }
+
+    /// Looks at the file's revision (at most once per `externalCheckInterval` unless `force`) and reloads when another
+    /// instance has committed.
+    @discardableResult
+    private func refreshIfChanged(force: Bool = false) async throws -> Bool {
+        let now = ContinuousClock.now
+        let due: Bool = checks.update { state in
+            guard force || now >= state.nextCheck else { return false }
+            state.nextCheck = now + externalCheckInterval
+            return true
+        }
+        guard due else { return false }
+        let onDisk = try await read { db in try Self.readRevision(db) }
+        guard onDisk != loadedRevision.value else { return false }
+        guard force || now >= checks.value.nextReloadAllowed else { return false }
+        let took: Duration? = try await write { db in
+            guard try Self.readRevision(db) != self.loadedRevision.value else { return nil }
+            let started = ContinuousClock.now
+            try self.reload(db)
+            return ContinuousClock.now - started
+        }
+        if let took, externalCheckInterval > .zero {
+            // The reload's own time (not the wait for the writer), so a busy process does not stop following.
+            checks.update { $0.nextReloadAllowed = ContinuousClock.now + took * 4 }
+        }
+        return took != nil
+    }
+
+    static func readRevision(_ db: Database) throws -> UInt64 {
+        UInt64(truncatingIfNeeded: try Int64.fetchOne(db, sql: "SELECT value FROM store_revision WHERE id = 1") ?? 0)
+    }
+
+    /// Inside a write transaction: moves the revision on by one; returns the values before and after.
+    static func bumpRevision(_ db: Database) throws -> (before: UInt64, after: UInt64) {
+        let before = try readRevision(db)
+        try db.execute(sql: "UPDATE store_revision SET value = value + 1 WHERE id = 1")
+        return (before, before + 1)
     }
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {

@@ -14,6 +14,13 @@ final class Locked<Value: Sendable>: @unchecked Sendable {
         return stored
     }
 
+    /// Mutates the value under the lock and returns what `body` returns.
+    func update<R>(_ body: (inout Value) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&stored)
+    }
+
     func set(_ value: Value) {
         lock.lock()
         let previous = stored

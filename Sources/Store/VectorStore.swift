@@ -64,9 +64,21 @@ public protocol VectorStore: Sendable {
 
     /// Which of `movieIDs` have a current embedding in each of `spaces` (for a resumable ingest).
     func completedPairs(movieIDs: [MovieID], spaces: [String]) async throws -> Set<EmbeddingKey>
+
+    /// The store's revision: changes whenever a write commits, in this process or another; equal values mean
+    /// unchanged contents. (Caches of query results key on it.)
+    func revision() async throws -> UInt64
+
+    /// The current vectors of these movies in `space` (movies without one are left out). The HTTP API returns them
+    /// as a match's `values` when asked. A store that cannot return vectors keeps the default, which throws.
+    func fetchVectors(ids: [MovieID], space: String) async throws -> [MovieID: [Float]]
 }
 
 extension VectorStore {
+    public func fetchVectors(ids: [MovieID], space: String) async throws -> [MovieID: [Float]] {
+        throw StoreError.database("this store does not return stored vectors")
+    }
+
     public func fetchMovie(id: MovieID) async throws -> Movie? {
         try await fetchMovies(ids: [id]).first
     }

@@ -171,11 +171,12 @@ func movies(_ ids: some Sequence<Int>) -> [[String: Any]] {
         try fake.setPage(1, movies: movies(1...3))
         try fake.setPage(2, movies: movies(4...6))
         // Page 1: slow but within the read timeout. Page 2: first answer slower than the read timeout.
+        // Margins wide enough for a machine whose two cores are busy with the other suites running in parallel.
         fake.inject([.delay(0.2)], for: "page:1")
-        fake.inject([.delay(1.5)], for: "page:2")
+        fake.inject([.delay(3)], for: "page:2")
         let (p1, p2) = try await withFakeTMDB(fake) {
             var settings = testSettings(fake)
-            settings.readTimeout = 0.5
+            settings.readTimeout = 1.5
             return try await TMDBClient.withClient(settings: settings) { client in
                 (try await client.popularPage(1), try await client.popularPage(2))
             }
@@ -256,8 +257,9 @@ func movies(_ ids: some Sequence<Int>) -> [[String: Any]] {
         #expect(elapsed >= .milliseconds(490))
         let times = fake.requests(prefix: "/t/p/").map(\.time).sorted()
         #expect(times.count == n)
-        // At the server, connection setup jitters arrivals a little.
-        #expect(times[n - 1] - times[0] >= .milliseconds(400))
+        // At the server, connection setup jitters arrivals (the first one can be late by a few hundred milliseconds
+        // when the cores are busy with the suites running in parallel).
+        #expect(times[n - 1] - times[0] >= .milliseconds(250))
         // (Arrival times at the server are jittered by connection setup; the exact spacing is checked on the limiter.)
     }
 

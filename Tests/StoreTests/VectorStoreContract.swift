@@ -364,5 +364,39 @@ struct VectorStoreContract: Sendable {
             try await group.waitForAll()
         }
     }
-}
 
+    /// `revision()` is stable across reads and failed writes and takes a new value at every committed write.
+    func revisionChangesOnWrite() async throws {
+        let (store, reopen) = try await prepared()
+        let r0 = try await store.revision()
+        _ = try await store.movieCount()
+        _ = try await store.searchTitles("movie", limit: 5)
+        _ = try await store.stats()
+        #expect(try await store.revision() == r0)
+
+        try await store.upsertMovies([Self.movie(1), Self.movie(2)])
+        let r1 = try await store.revision()
+        #expect(r1 != r0)
+        try await store.upsertEmbeddings(
+            [EmbeddingInput(movieID: 1, vector: [1, 0, 0, 0])], space: "clip", identity: Self.idA)
+        let r2 = try await store.revision()
+        #expect(![r0, r1].contains(r2))
+        _ = try await store.query(space: "clip", movieID: 1, k: 2)
+        #expect(try await store.revision() == r2)
+
+        // A write that fails changes nothing, revision included.
+        await #expect(throws: StoreError.self) {
+            try await store.upsertEmbeddings(
+                [EmbeddingInput(movieID: 2, vector: [0, 1, 0, 0]), EmbeddingInput(movieID: 99, vector: [1, 1, 0, 0])],
+                space: "clip", identity: Self.idA)
+        }
+        #expect(try await store.revision() == r2)
+
+        #expect(try await store.deleteMovies(ids: [2]) == 1)
+        let r3 = try await store.revision()
+        #expect(![r0, r1, r2].contains(r3))
+        // Another instance on the same data agrees it is unchanged since.
+        let again = try await reopen()
+        #expect(try await again.revision() == r3)
+    }
+}

@@ -1,0 +1,123 @@
+// `postersim serve`: the HTTP API and the web page, over the store and the models loaded once.
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Ingest
+import Logging
+import ModelHub
+import Server
+import Store
+
+extension StoreOptions {
+    /// The store the server (and any command that needs only the protocol) works on. A server store selected by an
+    /// option (e.g. a PostgreSQL URL) is opened here too.
+    func openStore() async throws -> any VectorStore {
+        try open()
+    }
+}
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the HTTP API and the web page.",
+        discussion: """
+            Every option also reads an environment variable (the flag wins): POSTERSIM_HOST, POSTERSIM_PORT, \
+            POSTERSIM_CORS_ORIGIN (comma-separated), POSTERSIM_PUBLIC_DIR, POSTERSIM_MODELS, TMDB_IMAGE_BASE_URL, \
+            POSTERSIM_POSTER_CACHE, LOG_LEVEL. Stops gracefully on SIGINT or SIGTERM (requests in flight finish).
+            """)
+
+    @Option(help: "Address to listen on (POSTERSIM_HOST; default 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on, 0 for any free one (POSTERSIM_PORT; default 8080).") var port: Int?
+    @Option(help: "An origin allowed to call the API from a browser, or * for any (repeatable; POSTERSIM_CORS_ORIGIN).")
+    var corsOrigin: [String] = []
+    @Option(help: "Serve the web page from this folder instead of the one built in (POSTERSIM_PUBLIC_DIR).")
+    var publicDir: String?
+    @Option(help: "Models to load, comma-separated, or none (POSTERSIM_MODELS; default all three).")
+    var models: String?
+    @Option(help: "TMDB image base URL for posters not in the local cache (TMDB_IMAGE_BASE_URL).") var imageBaseURL: String?
+    @Option(help: "TMDB image size for posters not in the local cache.") var posterSize = "w500"
+    @Option(help: "The ingest's poster cache (POSTERSIM_POSTER_CACHE; default .cache/posters).") var posterCache: String?
+    @Option(help: "Largest request body, bytes.") var maxBodyBytes = 10 * 1024 * 1024
+    @Option(help: "Embeddings computed at once (default: the number of cores).") var embedConcurrency: Int?
+    @Option(help: "Embedding requests that may wait; beyond, 503 with Retry-After (default: twice the cores).")
+    var embedQueue: Int?
+    @Option(help: "Seconds a cached response stays valid.") var cacheTTL = 600
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (LOG_LEVEL; default info).")
+    var logLevel: String?
+    @Flag(help: .hidden) var benchRoutes = false
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var location: ModelLocationOptions
+
+    static func env(_ name: String) -> String? {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
+        return value
+    }
+
+    func serverConfiguration() throws -> ServerConfiguration {
+        var c = ServerConfiguration()
+        c.host = host ?? Self.env("POSTERSIM_HOST") ?? "127.0.0.1"
+        if let port {
+            c.port = port
+        } else if let text = Self.env("POSTERSIM_PORT") {
+            guard let value = Int(text) else { throw ValidationError("POSTERSIM_PORT is not a port number: \(text)") }
+            c.port = value
+        }
+        guard (0...65535).contains(c.port) else { throw ValidationError("--port must be between 0 and 65535") }
+        c.corsOrigins = corsOrigin.isEmpty
+            ? (Self.env("POSTERSIM_CORS_ORIGIN")?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [])
+            : corsOrigin
+        c.publicDirectory = publicDir ?? Self.env("POSTERSIM_PUBLIC_DIR")
+        if let dir = c.publicDirectory {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--public-dir \(dir) is not a folder")
+            }
+        }
+        c.imageBaseURL = TMDBSettings.resolve(imageBaseURL: imageBaseURL).imageBaseURL
+        c.posterSize = posterSize
+        c.posterCacheDirectory = posterCache ?? Self.env("POSTERSIM_POSTER_CACHE") ?? PosterCache.defaultDirectory
+        guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
+        c.maxBodyBytes = maxBodyBytes
+        if let embedConcurrency { c.embedConcurrency = max(1, embedConcurrency) }
+        if let embedQueue { c.embedQueueLimit = max(0, embedQueue) }
+        c.cacheTTL = .seconds(max(0, cacheTTL))
+        c.benchRoutes = benchRoutes
+        return c
+    }
+
+    func modelNames() throws -> [ModelName] {
+        let text = models ?? Self.env("POSTERSIM_MODELS") ?? "all"
+        switch text.lowercased() {
+        case "all": return ModelName.allCases
+        case "none", "": return []
+        default: return try text.split(separator: ",").map { try ModelsCommand.parseModel(String($0)) }
+        }
+    }
+
+    func run() async throws {
+        let level = logLevel ?? Self.env("LOG_LEVEL") ?? "info"
+        guard let parsedLevel = Logger.Level(rawValue: level.lowercased()) else {
+            throw ValidationError("unknown log level '\(level)'")
+        }
+        var logger = Logger(label: "postersim.server")
+        logger.logLevel = parsedLevel
+        let configuration = try serverConfiguration()
+        let store = try await store.openStore()
+        var served: [ServedModel] = []
+        for name in try modelNames() {
+            let started = ContinuousClock.now
+            let loaded: LoadedModel
+            do {
+                loaded = try LoadedModel(name, options: location)
+            } catch {
+                throw ValidationError(
+                    "cannot load \(name.apiName): \(error)\n(run `postersim models fetch`, point --model-dir at the files, "
+                        + "or serve without it: --models with the others, or none)")
+            }
+            served.append(ServedModel(name: name, model: loaded.model, space: loaded.space, identity: loaded.identity))
+            logger.info("model loaded", metadata: ["model": "\(name.apiName)", "load_time": "\(ContinuousClock.now - started)"])
+        }
+        let app = buildApplication(configuration: configuration, store: store, models: served, logger: logger)
+        try await app.runService()
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Hummingbird
+import Logging
+import ModelHub
+import Store
+
+/// The folder of the web page shipped in the package (`Sources/Server/Public`).
+public var bundledPublicDirectory: String? {
+    Bundle.module.url(forResource: "Public", withExtension: nil)?.path
+}
+
+/// Builds the PosterSim HTTP server: the API routes over `store` and `models`, the web page's static files, CORS,
+/// size limits, JSON errors, request logs and Prometheus metrics. The `serve` command runs it with
+/// `runService()` (graceful shutdown on SIGINT/SIGTERM); the tests run it on port 0.
+///
+/// `store` is any `VectorStore` (the SQLite file, or a server store); `models` are the models loaded once and shared
+/// by every request (any subset: routes that need a missing model answer 503).
+public func buildApplication(
+    configuration: ServerConfiguration,
+    store: any VectorStore,
+    models: [ServedModel],
+    logger: Logger = Logger(label: "postersim.server"),
+    onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    let metrics = ServerMetrics()
+    let api = API(configuration: configuration, store: store, models: models, metrics: metrics)
+    let router = Router(context: BasicRequestContext.self)
+    if !configuration.corsOrigins.isEmpty {
+        router.middlewares.add(CORSOriginsMiddleware(origins: configuration.corsOrigins))
+    }
+    router.middlewares.add(ObservabilityMiddleware(metrics: metrics))
+    router.middlewares.add(JSONErrorMiddleware(maxBodyBytes: configuration.maxBodyBytes))
+    router.middlewares.add(QueryLimitMiddleware(maxQueryBytes: configuration.maxQueryBytes))
+    if let publicDirectory = configuration.publicDirectory ?? bundledPublicDirectory {
+        router.middlewares.add(
+            FileMiddleware(publicDirectory, searchForIndexHtml: true, logger: logger))
+    }
+    api.addRoutes(to: router)
+    let host = configuration.host
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(host, port: configuration.port), serverName: configuration.serverName),
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? configuration.port
+            logger.notice("PosterSim is listening", metadata: ["url": "http://\(host):\(port)/"])
+            await onServerRunning(port)
+        },
+        logger: logger)
+}

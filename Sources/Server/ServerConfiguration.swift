@@ -1,0 +1,46 @@
+import Foundation
+import Ingest
+
+/// Everything `buildApplication` needs besides the store and the models. The `serve` command fills it from flags and
+/// the environment; tests fill it directly.
+public struct ServerConfiguration: Sendable {
+    /// Address to bind; `127.0.0.1` keeps the server on this machine.
+    public var host = "127.0.0.1"
+    /// Port to bind; 0 picks a free one (tests).
+    public var port = 8080
+    /// Origins allowed to call the API from a browser (CORS). Empty: no CORS headers; `*`: any origin.
+    public var corsOrigins: [String] = []
+    /// Static files served at `/` (the web page). nil: the page shipped in the package (`Sources/Server/Public`).
+    public var publicDirectory: String?
+    /// TMDB image CDN base (no trailing slash) for posters not in the local cache.
+    public var imageBaseURL = TMDBSettings.defaultImageBaseURL
+    /// TMDB size segment of the redirect for posters not in the local cache.
+    public var posterSize = "w500"
+    /// The ingest's poster cache (`{dir}/{size}/{file}`); nil: never serve locally.
+    public var posterCacheDirectory: String? = PosterCache.defaultDirectory
+    /// Largest request body accepted (image uploads), bytes.
+    public var maxBodyBytes = 10 * 1024 * 1024
+    /// Longest query string accepted, bytes.
+    public var maxQueryBytes = 4096
+    /// Largest decoded image accepted, pixels.
+    public var maxImagePixels = 40_000_000
+    /// Embedding jobs that run at once (default: the number of cores).
+    public var embedConcurrency = ProcessInfo.processInfo.activeProcessorCount
+    /// Embedding jobs that may wait for a slot; beyond this, 503 with Retry-After.
+    public var embedQueueLimit = 2 * ProcessInfo.processInfo.activeProcessorCount
+    /// How long a cached response stays valid (the original service cached 10 minutes).
+    public var cacheTTL: Duration = .seconds(600)
+    /// Most cached responses kept, and their total size bound.
+    public var cacheMaxEntries = 20_000
+    public var cacheMaxBytes = 128 * 1024 * 1024
+    /// Largest `topK` a request may ask for.
+    public var maxTopK = 100
+    /// Largest `limit` of the title autocomplete.
+    public var maxTitleLimit = 100
+    /// Adds `GET /bench/bare`, a fixed small JSON answer, for `make bench-server`'s baseline.
+    public var benchRoutes = false
+    /// Server name in the `Server` header.
+    public var serverName = "PosterSim"
+
+    public init() {}
+}
