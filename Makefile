@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release/postersim
 DEMO_OUT = .build/demo
 
-.PHONY: all build release test demo bootstrap clean reference-env reference-data parity bench-embed fixtures bench-store serve bench-server
+.PHONY: all build release test browser-test demo bootstrap clean reference-env reference-data parity bench-embed fixtures bench-store serve bench-server
 
 all: build
 
@@ -20,6 +20,12 @@ release: bootstrap
 test:
 	scripts/bootstrap --test
 	$(SWIFT) test
+	$(MAKE) browser-test
+
+# The web page in headless Chromium against `postersim serve` (screenshots in .build/browser-test).
+browser-test:
+	$(SWIFT) build --product postersim
+	python3 Tests/BrowserTests/page_test.py --postersim .build/debug/postersim --out .build/browser-test
 
 # The main job: set up, release build, the three models, movies from TMDB (or DEMO_MOVIES), then `postersim serve`.
 # scripts/demo lists its settings.
