@@ -188,9 +188,22 @@ class Browser:
             time.sleep(0.1)
         raise AssertionError(f"timed out waiting for {what or expression} (last value {value!r})")
 
+    def wait_event(self, method, timeout=30):
+        """Waits for the DevTools event `method` and returns its params (events seen earlier are consumed first)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for index, event in enumerate(self.events):
+                if event.get("method") == method:
+                    del self.events[index]
+                    return event.get("params", {})
+            self.events.append(self._read(deadline))
+
     def navigate(self, url):
+        # Wait for the load event rather than polling the page: a script evaluated while the old document is being
+        # torn down may never be answered.
+        self.events = [e for e in self.events if e.get("method") != "Page.loadEventFired"]
         self.send("Page.navigate", {"url": url})
-        self.wait_for("document.readyState === 'complete'", what="the page to load")
+        self.wait_event("Page.loadEventFired")
 
     def click(self, selector):
         box = self.evaluate(
