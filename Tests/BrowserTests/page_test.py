@@ -163,7 +163,14 @@ class Browser:
         return json.loads(message)
 
     def open_page(self):
+        """A fresh tab (closing the previous one), so each step starts from a clean page; the profile, and with it
+        the page's saved theme, is shared."""
+        if self.session:
+            self.send("Target.closeTarget", {"targetId": self.target}, session=False)
+            self.session = None
+        self.events = []
         target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
+        self.target = target
         self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True},
                                  session=False)["sessionId"]
         self.send("Page.enable")
@@ -332,6 +339,8 @@ def steps(browser, base, records, posters, out):
         return movie
 
     def switch_model(movie):
+        browser.navigate(base + f"/?movie={movie}&model=CLIP")
+        browser.wait_for(f"document.querySelectorAll('#results .card').length === {expected_k}", what="CLIP cards")
         browser.click(".chip[data-model='ResNet-50']")
         browser.wait_for("location.search.includes('model=ResNet-50')", what="the URL to name ResNet-50")
         browser.wait_for("document.querySelector('#status').textContent.includes('ResNet-50')",
@@ -386,6 +395,8 @@ def steps(browser, base, records, posters, out):
             f.write("this is text, not a PNG")
         browser.set_file("#image-input", bad)
         browser.wait_for("document.querySelector('#status').classList.contains('error')", what="an error status")
+        message = browser.evaluate("document.querySelector('#status').textContent")
+        assert "not a JPEG, PNG or WebP image" in message, f"the decoder's reason should be shown, got {message!r}"
         assert browser.evaluate("document.querySelectorAll('#results .card').length") == 0
         shot("6-image-error")
 
@@ -454,9 +465,9 @@ def main():
         port = free_port()
         server = start_server(args.postersim, db, cache, port, os.path.join(args.out, "server.log"), args.public_dir)
         browser = Browser(args.chromium, os.path.join(work, "profile"))
-        browser.open_page()
         for name, step in steps(browser, f"http://127.0.0.1:{port}", records, posters, args.out):
             try:
+                browser.open_page()
                 step()
                 passed += 1
                 print(f"  ok    {name}")
