@@ -24,7 +24,7 @@ test:
 
 # The web page in headless Chromium against `postersim serve` (screenshots in .build/browser-test).
 browser-test:
-	$(SWIFT) build --product postersim
+	$(SWIFT) build --build-tests  # the same build as `swift test`, so nothing is rebuilt after it
 	python3 Tests/BrowserTests/page_test.py --postersim .build/debug/postersim --out .build/browser-test
 
 # The main job: set up, release build, the three models, movies from TMDB (or DEMO_MOVIES), then `postersim serve`.
