@@ -26,7 +26,9 @@ let package = Package(
         .library(name: "Models", targets: ["Models"]),
         .library(name: "Store", targets: ["Store"]),
         .library(name: "Ingest", targets: ["Ingest"]),
+        .library(name: "PostgresStore", targets: ["PostgresStore"]),
         .executable(name: "postersim-bench-store", targets: ["StoreBench"]),
+        .executable(name: "postersim-bench-pg", targets: ["PGBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -35,6 +37,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // System libraries from Debian (see scripts/bootstrap).
@@ -56,12 +59,23 @@ let package = Package(
         .target(
             name: "Store",
             dependencies: ["CVectorScan", .product(name: "GRDB", package: "GRDB.swift")]),
+        // The same VectorStore on PostgreSQL + pgvector (postgres-nio and its connection pool).
+        .target(
+            name: "PostgresStore",
+            dependencies: [
+                "Store",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // OpenBLAS, only for the benchmark's kernel comparison (cblas_sgemv).
         .systemLibrary(name: "COpenBLAS", path: "Benchmarks/COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .executableTarget(
             name: "StoreBench",
             dependencies: ["Store", "CVectorScan", "COpenBLAS", "TensorFiles", "TestSupport"],
             path: "Benchmarks/StoreBench"),
+        // The embedded store next to PostgreSQL + pgvector on the same vectors (make bench-pg).
+        .executableTarget(
+            name: "PGBench", dependencies: ["Store", "PostgresStore", "TestSupport"], path: "Benchmarks/PGBench"),
         .target(name: "TensorFiles", dependencies: ["CZlib"]),
         // CLIP's BPE tokenizer (text search).
         .target(name: "Tokenization"),
@@ -90,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "PosterSimCLI",
             dependencies: [
-                "Imaging", "TensorFiles", "ModelHub", "Models", "Tokenization", "Store", "Ingest",
+                "Imaging", "TensorFiles", "ModelHub", "Models", "Tokenization", "Store", "PostgresStore", "Ingest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -103,10 +117,16 @@ let package = Package(
         .testTarget(
             name: "IngestTests",
             dependencies: [
-                "Ingest", "Store", "Imaging", "CZlib", "TestSupport",
+                "Ingest", "Store", "PostgresStore", "Imaging", "CZlib", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "TensorFiles", "TestSupport"]),
+        // The contract suite runs against both stores here (PostgreSQL from scripts/pgserver; see the README).
+        .testTarget(
+            name: "StoreTests",
+            dependencies: [
+                "Store", "PostgresStore", "TensorFiles", "TestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [

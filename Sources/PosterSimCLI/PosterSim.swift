@@ -6,7 +6,8 @@ struct PosterSim: AsyncParsableCommand {
         commandName: "postersim",
         abstract: "Find movie posters that look alike.",
         subcommands: [
-            IngestCommand.self, SimilarCommand.self, SearchCommand.self, StatsCommand.self,
+            IngestCommand.self, SimilarCommand.self, SearchCommand.self, StatsCommand.self, DatabaseCommand.self,
+            ExportCommand.self,
             EmbedCommand.self, EmbedTextCommand.self, PreprocessCommand.self, ModelsCommand.self, BenchEmbedCommand.self,
         ])
 }
