@@ -820,7 +820,7 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         var delay = Duration.milliseconds(50)
         while true {
             do {
-                return try await withAttemptTimeout(body)
+                return try await body()
             } catch {
                 guard Self.isTransient(error), !Task.isCancelled else {
                     throw Self.mapError(error, configuration: configuration)
@@ -833,12 +833,6 @@ public final class PostgresVectorStore: VectorStore, Sendable {
                 delay = min(delay * 2, .seconds(1))
             }
         }
-    }
-
-    /// Runs one attempt. While no connection can be made the pool keeps a lease request waiting; this bounds that
-    /// wait (connect timeout plus a grace period) so the retry loop sees the failure and the window is honoured.
-    private func withAttemptTimeout<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await body()
     }
 
     static func isTransient(_ error: any Error) -> Bool {
