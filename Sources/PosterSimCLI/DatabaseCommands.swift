@@ -61,87 +61,21 @@ struct ExportCommand: AsyncParsableCommand {
         guard source.description != destination.description else {
             throw ValidationError("source and destination are the same store (\(source))")
         }
-        let reader = try await ExportSource.open(source)
+        let reader: StoreExport.Source
+        switch source {
+        case .sqlite(let path): reader = .sqlite(try SQLiteExportReader(path: path))
+        case .postgres(let url): reader = .postgres(try await PostgresVectorStore.open(url: url))
+        }
         let dest = try await destination.open()
         let started = ContinuousClock.now
         FileHandle.standardError.write(Data("export: \(source) -> \(destination)\n".utf8))
-
-        // Movies first (vectors reference them), page by page in id order. Upserts make a rerun harmless.
-        var after = -1
-        var movies = 0
-        while true {
-            let page = try await reader.movies(after: after, limit: batch)
-            guard let lastID = page.last?.id else { break }
-            try await dest.upsertMovies(page)
-            movies += page.count
-            after = lastID
-        }
-        FileHandle.standardError.write(Data("export: \(movies) movies\n".utf8))
-
-        for (space, identity) in try await reader.spaces() {
-            try await dest.registerSpace(space, identity: identity)
-            // Keep a batch's payload near 16 MB whatever the dimension.
-            let perBatch = max(50, min(batch, 4_000_000 / space.dimension))
-            var after = -1
-            var copied = 0
-            var skipped = 0
-            while true {
-                let page = try await reader.embeddings(space: space, identity: identity, after: after, limit: perBatch)
-                guard let lastID = page.last?.movieID else { break }
-                let done = try await dest.completedPairs(movieIDs: page.map(\.movieID), spaces: [space.name])
-                let todo = page.filter { !done.contains(EmbeddingKey(movieID: $0.movieID, space: space.name)) }
-                if let pg = dest as? PostgresVectorStore {
-                    try await pg.copyEmbeddings(todo, space: space.name, identity: identity)
-                } else {
-                    try await dest.upsertEmbeddings(todo, space: space.name, identity: identity)
-                }
-                copied += todo.count
-                skipped += page.count - todo.count
-                after = lastID
-            }
-            FileHandle.standardError.write(
-                Data("export: \(space.name): \(copied) vectors copied, \(skipped) already there\n".utf8))
-        }
-        let seconds = Double((ContinuousClock.now - started).components.seconds)
-            + Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+        _ = try await StoreExport(source: reader, destination: dest, batchSize: batch).run(progress: { line in
+            FileHandle.standardError.write(Data("export: \(line)\n".utf8))
+        })
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let stats = try await dest.stats()
         print("exported to \(destination) in \(String(format: "%.1f", seconds)) s: \(stats.movies) movies; "
             + stats.spaces.map { "\($0.space.name) \($0.vectors)" }.joined(separator: ", "))
-    }
-}
-
-/// Paged reads of a store being exported, whichever kind it is.
-enum ExportSource: Sendable {
-    case sqlite(SQLiteExportReader)
-    case postgres(PostgresVectorStore)
-
-    static func open(_ location: StoreLocation) async throws -> ExportSource {
-        switch location {
-        case .sqlite(let path): return .sqlite(try SQLiteExportReader(path: path))
-        case .postgres(let url): return .postgres(try await PostgresVectorStore.open(url: url))
-        }
-    }
-
-    func movies(after: MovieID, limit: Int) async throws -> [Movie] {
-        switch self {
-        case .sqlite(let r): return try r.movies(after: after, limit: limit)
-        case .postgres(let s): return try await s.movies(after: after, limit: limit)
-        }
-    }
-
-    func spaces() async throws -> [(VectorSpace, ModelIdentity)] {
-        switch self {
-        case .sqlite(let r): return try r.spacesWithIdentity()
-        case .postgres(let s): return try await s.spacesWithIdentity()
-        }
-    }
-
-    func embeddings(space: VectorSpace, identity: ModelIdentity, after: MovieID, limit: Int) async throws
-        -> [EmbeddingInput]
-    {
-        switch self {
-        case .sqlite(let r): return try r.currentEmbeddings(space: space, identity: identity, after: after, limit: limit)
-        case .postgres(let s): return try await s.currentEmbeddings(space: space.name, after: after, limit: limit)
-        }
     }
 }

@@ -20,8 +20,8 @@ public enum TestPostgres {
     public static let skipMessage =
         "PostgreSQL tests skipped: POSTERSIM_TEST_PG_URL is not set (run `make test`, or `scripts/pgserver run swift test`)"
 
-    /// The command that restarts the test server (for fault injection), from `scripts/pgserver run`.
-    public static let restartCommand: String? = ProcessInfo.processInfo.environment["POSTERSIM_TEST_PG_RESTART"]
+    /// `scripts/pgserver` (absolute path), from `scripts/pgserver run`: fault tests start their own server with it.
+    public static let serverScript: String? = ProcessInfo.processInfo.environment["POSTERSIM_TEST_PGSERVER"]
 
     public struct Missing: Error, CustomStringConvertible {
         public let description: String

@@ -10,8 +10,20 @@ import Testing
 @Suite(.enabled(if: TestPostgres.shouldRun, Comment(rawValue: TestPostgres.skipMessage)))
 struct PostgresIngestFaultTests {
     @Test func serverRestartedDuringIngestLosesAndDuplicatesNothing() async throws {
-        let url = try TestPostgres.requireURL()
-        let restart = try #require(TestPostgres.restartCommand, "POSTERSIM_TEST_PG_RESTART is not set")
+        _ = try TestPostgres.requireURL()
+        let script = try #require(TestPostgres.serverScript, "POSTERSIM_TEST_PGSERVER is not set")
+        // A server of its own (restarting the shared one would disturb the other PostgreSQL tests running in parallel).
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("pgserver-\(UUID().uuidString).env").path
+        let server = "PGSERVER_STATE='\(state)' '\(script)'"
+        let urlFile = state + ".url"
+        guard await shell("\(server) start > '\(urlFile)'") == 0,
+            let url = try? String(contentsOfFile: urlFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        else { throw TestFailure("cannot start a private PostgreSQL with \(script)") }
+        defer {
+            _ = system("\(server) stop >/dev/null 2>&1")
+            try? FileManager.default.removeItem(atPath: urlFile)
+        }
+        let restart = "\(server) restart"
         var config = try PostgresStoreConfiguration(url: url)
         config.schema = TestPostgres.freshSchema("ingest")
         config.retryWindow = .seconds(60)
@@ -28,7 +40,7 @@ struct PostgresIngestFaultTests {
         for i in embedders.indices { embedders[i].delayPerBatch = 0.08 }
         let log = EventLog()
         let pipeline = IngestPipeline(configuration: ingest, store: store, embedders: embedders)
-        let run = Task { try await pipeline.run(onEvent: { e in log.record(e); if ProcessInfo.processInfo.environment["POSTERSIM_PG_DEBUG"] != nil { print("event: \(e)") } }) }
+        let run = Task { try await pipeline.run(onEvent: log.record) }
 
         // Wait for the first committed batch, then restart the server under the running ingest.
         let start = ContinuousClock.now
@@ -38,11 +50,7 @@ struct PostgresIngestFaultTests {
         }
         let storedBefore = log.all.filter { if case .batchStored = $0 { true } else { false } }.count
         let revisionBefore = try await store.revision()
-        // system() on its own thread: waitpid, off the cooperative pool the ingest runs on.
-        let status = await withCheckedContinuation { (done: CheckedContinuation<Int32, Never>) in
-            Thread.detachNewThread { done.resume(returning: system(restart + " >/dev/null 2>&1")) }
-        }
-        #expect(status == 0)
+        #expect(await shell(restart + " >/dev/null 2>&1") == 0)
 
         let summary = try await run.value
         let storedAfter = log.all.filter { if case .batchStored = $0 { true } else { false } }.count
@@ -60,5 +68,12 @@ struct PostgresIngestFaultTests {
         let again = try await IngestPipeline(configuration: ingest, store: store, embedders: testEmbedders()).run()
         #expect(again.pending == 0)
         await store.shutdown()
+    }
+}
+
+/// Runs a shell command with system() on its own thread (waitpid, off the cooperative pool); its exit status.
+func shell(_ command: String) async -> Int32 {
+    await withCheckedContinuation { (done: CheckedContinuation<Int32, Never>) in
+        Thread.detachNewThread { done.resume(returning: system(command)) }
     }
 }
