@@ -784,7 +784,7 @@ public final class PostgresVectorStore: VectorStore, Sendable {
     /// A read of one statement (its own snapshot).
     func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await withRetry {
-            try await self.client.withConnection { conn in try await body(conn) }
+            try await self.withLease { conn in try await body(conn) }
         }
     }
 
@@ -799,7 +799,7 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         _ begin: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         try await withRetry {
-            try await self.client.withConnection { conn in
+            try await self.withLease { conn in
                 try await Self.run(conn, SQL(begin))
                 do {
                     let result = try await body(conn)
@@ -835,7 +835,45 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         }
     }
 
+    /// No connection could be leased from the pool within `leaseTimeout` (server down or restarting).
+    struct LeaseTimeout: Error, CustomStringConvertible {
+        var description: String { "no connection could be made within the lease timeout" }
+    }
+
+    /// How long one attempt may wait for a pooled connection before the retry loop takes over.
+    var leaseTimeout: Duration { configuration.connectTimeout + .seconds(5) }
+
+    /// `client.withConnection`, but an attempt that cannot lease a connection within `leaseTimeout` gives up (the
+    /// lease request is cancelled) with a transient `LeaseTimeout`, so a pool that waits on an unreachable server
+    /// never blocks an operation past the retry window. Once leased, the body runs without a deadline (the
+    /// statement timeout, if any, bounds it).
+    func withLease<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let leased = Flag()
+        let timeout = leaseTimeout
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await self.client.withConnection { conn in
+                    leased.set()
+                    return try await body(conn)
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                if !leased.isSet { throw LeaseTimeout() }
+                return nil
+            }
+            while let next = try await group.next() {
+                if let value = next {
+                    group.cancelAll()
+                    return value
+                }
+            }
+            throw LeaseTimeout()
+        }
+    }
+
     static func isTransient(_ error: any Error) -> Bool {
+        if error is LeaseTimeout { return true }
         if let e = error as? PSQLError {
             if let state = e.serverInfo?[.sqlState] {
                 return state.hasPrefix("08") || state == "57P01" || state == "57P02" || state == "57P03"
@@ -877,6 +915,12 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         }
         return "\(error)"
     }
+}
+
+final class Flag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
 }
 
 /// A statement under construction: SQL text plus its bound parameters (`$1`, `$2`, …).
