@@ -11,6 +11,7 @@
 //   Tensors              our tensor layer over oneDNN (CDNNL): conv, matmul, pooling, element-wise, attention
 //   Tokenization         CLIP's BPE tokenizer
 //   (Tensors, TensorFiles, Imaging, Tokenization, ModelHub) -> Models   CLIP, ResNet-50, VGG16 built from checkpoints
+//   Store (VectorStore protocol, embedded SQLite store) -> PostgresStore (the same protocol on PostgreSQL + pgvector)
 //   everything -> PosterSimCLI  the `postersim` command
 import PackageDescription
 
