@@ -76,7 +76,8 @@ let package = Package(
             path: "Benchmarks/StoreBench"),
         // The embedded store next to PostgreSQL + pgvector on the same vectors (make bench-pg).
         .executableTarget(
-            name: "PGBench", dependencies: ["Store", "PostgresStore", "TestSupport"], path: "Benchmarks/PGBench"),
+            name: "PGBench", dependencies: ["Store", "PostgresStore", "TestSupport"], path: "Benchmarks/PGBench",
+            exclude: ["README.md"]),
         .target(name: "TensorFiles", dependencies: ["CZlib"]),
         // CLIP's BPE tokenizer (text search).
         .target(name: "Tokenization"),
