@@ -36,10 +36,10 @@ import Synchronization
 /// `vector_l2_ops` (CLIP 512-d); up to 4,000 dimensions `halfvec` with `halfvec_cosine_ops` / `halfvec_l2_ops`
 /// (ResNet-50 2048-d); beyond that (VGG16 4096-d) `largeSpaceIndex`: exact scan (the default) or HNSW on
 /// `binary_quantize(embedding)::bit(dim)` (Hamming) with exact re-ranking of `rerankCandidates`. `make bench-pg` on 10k
-/// seeded unit vectors (2 cores): exact scan recall@10 1.0 at ~125 ms p50; binary-quantised HNSW ~11 ms p50 but recall@10
-/// 0.28, so exact is the default and the quantised index is opt-in (`?vgg_index=binaryQuantized`).
-/// The approximate paths trade recall for latency (10k random unit vectors, ef_search 100: recall@10 0.53 for 512-d,
-/// 0.40 for 2048-d halfvec; real poster embeddings cluster and do better); raise `ef_search` / `rerankCandidates`, or
+/// seeded unit vectors (2 cores): exact scan recall@10 1.0 at ~85 ms p50; binary-quantised HNSW ~8 ms p50 but recall@10
+/// 0.29, so exact is the default and the quantised index is opt-in (`?vgg_index=binaryQuantized`).
+/// The approximate paths trade recall for latency (10k random unit vectors, ef_search 100: recall@10 0.54 for 512-d,
+/// 0.41 for 2048-d halfvec; see Benchmarks/PGBench/README.md; real poster embeddings cluster and do better); raise `ef_search` / `rerankCandidates`, or
 /// `exactScanBelow`, to trade back.
 ///
 /// Writes of embeddings are multi-row `INSERT … ON CONFLICT` statements with each vector bound as a binary `real[]`
