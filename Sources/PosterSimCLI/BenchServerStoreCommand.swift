@@ -45,7 +45,7 @@ struct BenchServerStoreCommand: AsyncParsableCommand {
             list.append(Self.movie(id: next, title: "Generated Movie \(next)", date: "2000-01-01", rank: list.count + 1))
             next += 1
         }
-        let store = try store.open()
+        let store = try await store.open()
         for start in stride(from: 0, to: list.count, by: 1000) {
             try await store.upsertMovies(Array(list[start..<min(start + 1000, list.count)]))
         }

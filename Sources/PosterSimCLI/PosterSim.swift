@@ -7,7 +7,7 @@ struct PosterSim: AsyncParsableCommand {
         abstract: "Find movie posters that look alike.",
         subcommands: [
             IngestCommand.self, SimilarCommand.self, SearchCommand.self, StatsCommand.self, ServeCommand.self,
-            BenchServerStoreCommand.self,
+            DatabaseCommand.self, ExportCommand.self, BenchServerStoreCommand.self,
             EmbedCommand.self, EmbedTextCommand.self, PreprocessCommand.self, ModelsCommand.self, BenchEmbedCommand.self,
         ])
 }

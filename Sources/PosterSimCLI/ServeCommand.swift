@@ -8,14 +8,6 @@ import ModelHub
 import Server
 import Store
 
-extension StoreOptions {
-    /// The store the server (and any command that needs only the protocol) works on. A server store selected by an
-    /// option (e.g. a PostgreSQL URL) is opened here too.
-    func openStore() async throws -> any VectorStore {
-        try open()
-    }
-}
-
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
@@ -102,7 +94,7 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "postersim.server")
         logger.logLevel = parsedLevel
         let configuration = try serverConfiguration()
-        let store = try await store.openStore()
+        let store = try await store.open()
         var served: [ServedModel] = []
         for name in try modelNames() {
             let started = ContinuousClock.now

@@ -7,12 +7,24 @@ import ModelHub
 import Models
 import Store
 
-/// `--db`: the store file.
+/// Which store: `--store` (a SQLite path or a `postgres://user:pass@host:port/db` URL), else `--db` (a SQLite file), else
+/// the `POSTERSIM_STORE` environment variable, else `./postersim.sqlite`.
 struct StoreOptions: ParsableArguments {
-    @Option(help: "The store file (SQLite).")
-    var db: String = SQLiteVectorStore.defaultPath
+    @Option(help: "The store: a SQLite file path or a postgres://user:password@host:port/database URL (default: $POSTERSIM_STORE, else ./postersim.sqlite).")
+    var store: String?
 
-    func open() throws -> SQLiteVectorStore { try SQLiteVectorStore(path: db) }
+    @Option(help: "The store file (SQLite); --store takes precedence.")
+    var db: String?
+
+    /// The location in effect.
+    var location: StoreLocation {
+        if let store, !store.isEmpty { return StoreLocation(store) }
+        if let db, !db.isEmpty { return .sqlite(path: db) }
+        if let env = ProcessInfo.processInfo.environment["POSTERSIM_STORE"], !env.isEmpty { return StoreLocation(env) }
+        return .sqlite(path: SQLiteVectorStore.defaultPath)
+    }
+
+    func open() async throws -> any VectorStore { try await location.open() }
 }
 
 /// A loaded model as the ingest pipeline and the queries see it: its store space and the checkpoint identity.
@@ -118,7 +130,7 @@ struct IngestCommand: AsyncParsableCommand {
             configuration.batchSize = batchSize
             configuration.tmdb = tmdb
             let embedders = try models.map { try LoadedModel($0, options: location) }
-            let pipeline = IngestPipeline(configuration: configuration, store: try store.open(), embedders: embedders)
+            let pipeline = IngestPipeline(configuration: configuration, store: try await store.open(), embedders: embedders)
             let renderer = ProgressRenderer()
             let summary = try await pipeline.run { renderer.handle($0) }
             if json { print(try ModelsCommand.encodeJSON(summary)) }
@@ -189,7 +201,7 @@ struct SimilarCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let store = try store.open()
+        let store = try await store.open()
         var movieID = id
         if let title {
             let candidates = try await store.searchTitles(title, limit: 20)
@@ -229,7 +241,7 @@ struct SearchCommand: AsyncParsableCommand {
             let loaded = try LoadedModel(model, options: location)
             let image = try PosterDecoder().decode(contentsOf: URL(fileURLWithPath: file))
             let vector = try loaded.model.embed(images: [image])[0]
-            let store = try store.open()
+            let store = try await store.open()
             let matches = try await store.query(space: model.rawValue, vector: vector, k: query.k, filter: query.filter)
             try await query.show(matches, space: model.rawValue, store: store)
         }
@@ -245,7 +257,7 @@ struct SearchCommand: AsyncParsableCommand {
         func run() async throws {
             let loaded = try LoadedModel(.clip, options: location)
             let vector = try loaded.model.embed(texts: [text])[0]
-            let store = try store.open()
+            let store = try await store.open()
             let matches = try await store.query(space: ModelName.clip.rawValue, vector: vector, k: query.k, filter: query.filter)
             try await query.show(matches, space: ModelName.clip.rawValue, store: store)
         }
@@ -266,7 +278,7 @@ struct StatsCommand: AsyncParsableCommand {
             print(try ModelsCommand.encodeJSON(stats))
             return
         }
-        print("\(stats.movies) movies in \(store.db)")
+        print("\(stats.movies) movies in \(store.location)")
         for space in stats.spaces {
             print("  \(space.space): \(space.vectors) vectors" + (space.staleVectors > 0 ? ", \(space.staleVectors) stale" : "")
                   + "  (\(space.identity))")

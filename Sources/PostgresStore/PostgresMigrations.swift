@@ -1,0 +1,158 @@
+import Logging
+import PostgresNIO
+import Store
+
+/// The store's schema, as numbered migrations recorded in `schema_migrations` (version, name, applied_at). `apply`
+/// runs the missing ones in order, in one transaction under an advisory lock, so concurrent starts (several test
+/// cases, several processes) migrate once. Embedding tables are not migrations: each is created with its space
+/// (`registerSpace`), because spaces are data (name, dimension, metric).
+///
+/// Never edit a released migration; append a new one.
+public struct PostgresMigrations: Sendable {
+    public struct Migration: Sendable {
+        public let version: Int
+        public let name: String
+        let statements: [String]
+    }
+
+    public let schema: String
+    let logger: Logger
+
+    public init(schema: String, logger: Logger) {
+        self.schema = schema
+        self.logger = logger
+    }
+
+    public static let all: [Migration] = [
+        Migration(
+            version: 1, name: "movies, vector spaces, store revision",
+            statements: [
+                """
+                CREATE TABLE movie (
+                    id bigint PRIMARY KEY CHECK (id >= 0),
+                    title text NOT NULL,
+                    original_title text,
+                    overview text,
+                    release_date text,
+                    poster_path text,
+                    backdrop_path text,
+                    genre_ids bigint[] NOT NULL DEFAULT '{}',
+                    original_language text,
+                    popularity double precision,
+                    vote_average double precision,
+                    vote_count bigint,
+                    adult boolean,
+                    video boolean,
+                    popularity_rank bigint,
+                    release_year bigint,
+                    label_folded text NOT NULL
+                )
+                """,
+                "CREATE INDEX movie_by_popularity ON movie (popularity_rank NULLS LAST, id)",
+                """
+                CREATE TABLE vector_space (
+                    name text PRIMARY KEY,
+                    dimension integer NOT NULL CHECK (dimension > 0),
+                    metric text NOT NULL CHECK (metric IN ('cosine', 'euclidean')),
+                    identity text NOT NULL,
+                    table_name text NOT NULL UNIQUE,
+                    index_kind text NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE store_revision (
+                    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                    value bigint NOT NULL
+                )
+                """,
+                "INSERT INTO store_revision (singleton, value) VALUES (true, 1)",
+            ]),
+    ]
+
+    public static var latestVersion: Int { all.last?.version ?? 0 }
+
+    /// (version the database is at, version this code needs).
+    func versions(on conn: PostgresConnection) async throws -> (Int, Int) {
+        let exists = try await rows(
+            conn, "SELECT to_regclass('\(schema).schema_migrations') IS NOT NULL"
+        ).first?.decode(Bool.self) ?? false
+        guard exists else { return (0, Self.latestVersion) }
+        let v = try await rows(conn, "SELECT coalesce(max(version), 0)::int8 FROM \(schema).schema_migrations")
+            .first?.decode(Int.self) ?? 0
+        return (v, Self.latestVersion)
+    }
+
+    /// Applies the missing migrations; returns the ones applied.
+    @discardableResult
+    public func apply(on conn: PostgresConnection) async throws -> [Migration] {
+        _ = try await rows(conn, "BEGIN")
+        do {
+            // Migrations may wait for another process's; the configured statement timeout is for queries.
+            _ = try await rows(conn, "SET LOCAL statement_timeout = 0")
+            _ = try await rows(conn, "SELECT pg_advisory_xact_lock(727274001)")
+            do {
+                _ = try await rows(conn, "CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public")
+            } catch {
+                throw PostgresStoreError.unsupportedServer(
+                    "pgvector is needed (CREATE EXTENSION vector failed: \(PostgresVectorStore.describe(error)))")
+            }
+            _ = try await rows(conn, "CREATE SCHEMA IF NOT EXISTS \(schema)")
+            _ = try await rows(
+                conn,
+                """
+                CREATE TABLE IF NOT EXISTS \(schema).schema_migrations (
+                    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
+                """)
+            let done = Set(
+                try await rows(conn, "SELECT version::int8 FROM \(schema).schema_migrations").map {
+                    try $0.decode(Int.self)
+                })
+            var applied: [Migration] = []
+            _ = try await rows(conn, "SET LOCAL search_path = \(schema), public")
+            for m in Self.all where !done.contains(m.version) {
+                for statement in m.statements { _ = try await rows(conn, statement) }
+                var q = SQL("INSERT INTO schema_migrations (version, name) VALUES (")
+                q.bind(m.version)
+                q.append("::int4, ")
+                q.bind(m.name)
+                q.append(")")
+                _ = try await PostgresVectorStore.all(conn, q)
+                logger.info("applied migration \(m.version): \(m.name)")
+                applied.append(m)
+            }
+            _ = try await rows(conn, "COMMIT")
+            return applied
+        } catch {
+            _ = try? await rows(conn, "ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Connects with `configuration` and applies the missing migrations (the `postersim db migrate` command).
+    public static func run(configuration: PostgresStoreConfiguration, logger: Logger) async throws
+        -> (applied: [Migration], version: Int)
+    {
+        let conn: PostgresConnection
+        do {
+            conn = try await PostgresConnection.connect(
+                configuration: PostgresVectorStore.connectionConfiguration(configuration), id: 0, logger: logger)
+        } catch {
+            throw PostgresStoreError.connectionFailed(
+                url: configuration.redactedURL, reason: PostgresVectorStore.describe(error))
+        }
+        do {
+            let m = PostgresMigrations(schema: configuration.schema, logger: logger)
+            let applied = try await m.apply(on: conn)
+            let version = try await m.versions(on: conn).0
+            try? await conn.close()
+            return (applied, version)
+        } catch {
+            try? await conn.close()
+            throw PostgresVectorStore.mapError(error, configuration: configuration)
+        }
+    }
+
+    private func rows(_ conn: PostgresConnection, _ sql: String) async throws -> [PostgresRow] {
+        try await PostgresVectorStore.all(conn, SQL(sql))
+    }
+}
