@@ -146,7 +146,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Store", "Models", "ModelHub", "Ingest", "Imaging", "TestSupport",
+                "Server", "Store", "PostgresStore", "Models", "ModelHub", "Ingest", "Imaging", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

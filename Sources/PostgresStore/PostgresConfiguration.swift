@@ -1,4 +1,5 @@
 import Foundation
+import Store
 
 /// Where and how a `PostgresVectorStore` connects, and how it searches.
 public struct PostgresStoreConfiguration: Sendable {
@@ -101,7 +102,15 @@ public struct PostgresStoreConfiguration: Sendable {
 }
 
 /// Failures of the database server or the connection to it (the store's own contract errors are `StoreError`s).
-public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+public enum PostgresStoreError: ServerStoreError, Sendable, Equatable, CustomStringConvertible {
+    /// Unreachable, a restart outlasting the retry window, or a statement timeout: worth retrying later.
+    public var isTemporary: Bool {
+        switch self {
+        case .connectionFailed, .unavailable, .statementTimeout: return true
+        case .invalidURL, .unsupportedServer, .server: return false
+        }
+    }
+
     case invalidURL(String)
     /// The server could not be reached or refused the login at start-up. `url` has no password.
     case connectionFailed(url: String, reason: String)

@@ -499,6 +499,25 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         }
     }
 
+    /// The current-identity vectors of these movies in `space` (the HTTP API's `includeValues`).
+    public func fetchVectors(ids: [MovieID], space name: String) async throws -> [MovieID: [Float]] {
+        guard !ids.isEmpty else { return [:] }
+        let info = try await spaceInfo(name)
+        return try await read { conn in
+            var q = SQL("SELECT e.movie_id, e.embedding::real[] FROM \(info.table) e WHERE e.movie_id = ANY(")
+            q.bind(ids)
+            q.append("::int8[]) AND e.identity = (SELECT identity FROM vector_space WHERE name = ")
+            q.bind(name)
+            q.append(")")
+            var out: [MovieID: [Float]] = [:]
+            for row in try await Self.all(conn, q) {
+                let (id, v) = try row.decode((Int, [Float]).self)
+                out[id] = v
+            }
+            return out
+        }
+    }
+
     /// Runs `ANALYZE` on the store's tables, so the planner's row estimates (which choose exact or approximate
     /// search) follow a bulk load at once instead of after autovacuum.
     public func analyze() async throws {

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Store
 
 /// An error answered as `{"error": message}` with `status` (and extra headers, e.g. Retry-After).
 public struct APIError: Error, Sendable {
@@ -61,6 +62,10 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return JSONBody.error(APIError(error.status, message, headers: error.headers))
         } catch let error as any HTTPResponseError {
             return JSONBody.error(APIError(error.status, error.status.reasonPhrase))
+        } catch let error as any ServerStoreError where error.isTemporary {
+            context.logger.warning("store unavailable", metadata: ["error": "\(error)"])
+            return JSONBody.error(APIError(.serviceUnavailable, "the store is unavailable for now; try again shortly",
+                                           headers: [.retryAfter: "5"]))
         } catch {
             context.logger.error("unhandled error", metadata: ["error": "\(String(reflecting: type(of: error)))"])
             return JSONBody.error(APIError(.internalServerError, "internal error"))

@@ -265,6 +265,13 @@ public struct EmbeddingKey: Sendable, Hashable, Codable {
     }
 }
 
+/// An error of a store backed by a server, telling whether the failure is the server's condition of the moment
+/// (unreachable, restarting, a statement timeout) rather than the request's. Callers such as the HTTP API answer
+/// "try again" (503) for those instead of an internal error.
+public protocol ServerStoreError: Error {
+    var isTemporary: Bool { get }
+}
+
 /// Errors from any `VectorStore`.
 public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case unknownSpace(String)

@@ -43,8 +43,8 @@ extension AllServerTests {
             "vote_count", "popularity", "genre_ids", "original_language", "adult", "video",
         ]
 
-        @Test func pineconeShapeAndFrontEndMapping() async throws {
-            let store = try await Fixtures.populatedStore()
+        @Test(arguments: StoreBackend.available) func pineconeShapeAndFrontEndMapping(backend: StoreBackend) async throws {
+            let store = try await Fixtures.populatedStore(on: backend)
             try await withServer(store: store) { server in
                 for name in ModelName.allCases {
                     let reply = try await server.get("/api/get-similar-movies?movieId=3&model=\(q(name.apiName))")
@@ -80,8 +80,8 @@ extension AllServerTests {
             }
         }
 
-        @Test func topKValuesAndFilters() async throws {
-            let store = try await Fixtures.populatedStore()
+        @Test(arguments: StoreBackend.available) func topKValuesAndFilters(backend: StoreBackend) async throws {
+            let store = try await Fixtures.populatedStore(on: backend)
             try await withServer(store: store) { server in
                 let five = try await server.get("/api/get-similar-movies?movieId=2&model=ResNet-50&topK=5&includeValues=true")
                 #expect(five.status == 200)
@@ -104,8 +104,8 @@ extension AllServerTests {
             }
         }
 
-        @Test func errorsAreTheOriginalsAndJSON() async throws {
-            let store = try await Fixtures.populatedStore(count: 3)
+        @Test(arguments: StoreBackend.available) func errorsAreTheOriginalsAndJSON(backend: StoreBackend) async throws {
+            let store = try await Fixtures.populatedStore(count: 3, on: backend)
             try await withServer(store: store) { server in
                 for path in [
                     "/api/get-similar-movies", "/api/get-similar-movies?movieId=1", "/api/get-similar-movies?model=CLIP",

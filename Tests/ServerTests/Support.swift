@@ -3,6 +3,8 @@
 import AsyncHTTPClient
 import Dispatch
 import Foundation
+import PostgresStore
+import TestSupport
 import Imaging
 import Ingest
 import Logging
@@ -104,8 +106,28 @@ enum Fixtures {
 
     /// A new store with `count` movies, each embedded (its fixture image) by the three fixture models.
     static func populatedStore(count: Int = 12) async throws -> SQLiteVectorStore {
-        precondition(count <= storedImages, "populatedStore embeds at most \(storedImages) movies")
         let store = try SQLiteVectorStore(path: try temporaryFolder().appendingPathComponent("store.sqlite").path)
+        try await populate(store, count: count)
+        return store
+    }
+
+    /// The same on `backend`: the API tests that take a backend run once per store (PostgreSQL in its own schema of
+    /// the server `scripts/pgserver` started; see `TestPostgres`).
+    static func populatedStore(count: Int = 12, on backend: StoreBackend) async throws -> any VectorStore {
+        switch backend {
+        case .sqlite:
+            return try await populatedStore(count: count)
+        case .postgres:
+            var configuration = try PostgresStoreConfiguration(url: try TestPostgres.requireURL())
+            configuration.schema = TestPostgres.freshSchema("api")
+            let store = try await PostgresVectorStore.open(configuration: configuration)
+            try await populate(store, count: count)
+            return store
+        }
+    }
+
+    private static func populate(_ store: any VectorStore, count: Int) async throws {
+        precondition(count <= storedImages, "populatedStore embeds at most \(storedImages) movies")
         let movies = (1...count).map(movie)
         try await store.upsertMovies(movies)
         for served in try await loadedModels() {
@@ -119,7 +141,6 @@ enum Fixtures {
             }
             try await store.upsertEmbeddings(inputs, space: served.space.name, identity: served.identity)
         }
-        return store
     }
 
     static var testConfiguration: ServerConfiguration {
@@ -220,4 +241,14 @@ func q(_ text: String) -> String {
     var allowed = CharacterSet.alphanumerics
     allowed.insert(charactersIn: "-._~")
     return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+}
+
+/// The stores the API tests run on: the embedded one always, PostgreSQL when a test server is given (and under CI,
+/// where its absence fails the test).
+enum StoreBackend: String, Sendable, CaseIterable, CustomTestStringConvertible {
+    case sqlite, postgres
+
+    static let available: [StoreBackend] = TestPostgres.shouldRun ? [.sqlite, .postgres] : [.sqlite]
+
+    var testDescription: String { rawValue }
 }

@@ -32,4 +32,6 @@ struct PostgresContractTests {
     @Test func typedErrors() async throws { try await contract.typedErrors() }
     @Test func reopenGivesSameResults() async throws { try await contract.reopenGivesSameResults() }
     @Test func concurrentReadersSeeWholeBatches() async throws { try await contract.concurrentReadersSeeWholeBatches() }
+    @Test func revisionChangesOnWrite() async throws { try await contract.revisionChangesOnWrite() }
+    @Test func storedVectorsComeBack() async throws { try await contract.storedVectorsComeBack() }
 }

@@ -35,5 +35,6 @@ enum TempStore {
     @Test func typedErrors() async throws { try await contract.typedErrors() }
     @Test func reopenGivesSameResults() async throws { try await contract.reopenGivesSameResults() }
     @Test func concurrentReadersSeeWholeBatches() async throws { try await contract.concurrentReadersSeeWholeBatches() }
+    @Test func storedVectorsComeBack() async throws { try await contract.storedVectorsComeBack() }
     @Test func revisionChangesOnWrite() async throws { try await contract.revisionChangesOnWrite() }
 }

@@ -365,6 +365,24 @@ struct VectorStoreContract: Sendable {
         }
     }
 
+    /// `fetchVectors` (a match's `values` in the HTTP API) gives back the stored vectors, current ones only.
+    func storedVectorsComeBack() async throws {
+        let (store, _) = try await prepared()
+        try await store.upsertMovies([Self.movie(1), Self.movie(2), Self.movie(3)])
+        try await store.upsertEmbeddings(
+            [EmbeddingInput(movieID: 1, vector: [1, 2, 3]), EmbeddingInput(movieID: 2, vector: [-0.5, 0, 7.25])],
+            space: "resnet50", identity: Self.idR)
+        #expect(try await store.fetchVectors(ids: [2, 3, 1, 99], space: "resnet50") == [1: [1, 2, 3], 2: [-0.5, 0, 7.25]])
+        #expect(try await store.fetchVectors(ids: [], space: "resnet50") == [:])
+        // A new checkpoint makes the old vectors stale: they are not returned.
+        let newIdentity = ModelIdentity(repo: "microsoft/resnet-50", weightsSHA256: String(repeating: "d", count: 64))
+        try await store.registerSpace(Self.resnet, identity: newIdentity)
+        #expect(try await store.fetchVectors(ids: [1, 2], space: "resnet50") == [:])
+        await #expect(throws: StoreError.unknownSpace("vgg16")) {
+            try await store.fetchVectors(ids: [1], space: "vgg16")
+        }
+    }
+
     /// `revision()` is stable across reads and failed writes and takes a new value at every committed write.
     func revisionChangesOnWrite() async throws {
         let (store, reopen) = try await prepared()
