@@ -377,7 +377,9 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         var exists = false
         var hasEmbedding = false
         for row in rows {
-            let (kind, movie, score) = try row.decode((Int, Int, Float).self)
+            // Without an embedding for the movie every distance is NULL; the status row says why.
+            let (kind, movie, distance) = try row.decode((Int, Int, Float?).self)
+            guard let score = distance else { continue }
             switch kind {
             case 0:
                 exists = movie > 0

@@ -272,7 +272,10 @@ struct VectorStoreContract: Sendable {
 
     func typedErrors() async throws {
         let (store, _) = try await prepared()
-        try await store.upsertMovies([Self.movie(1)])
+        try await store.upsertMovies([Self.movie(1), Self.movie(2)])
+        // Other movies have vectors, so a search from a movie without one has candidates it must not rank.
+        try await store.upsertEmbeddings(
+            [EmbeddingInput(movieID: 2, vector: [1, 0, 0, 0])], space: "clip", identity: Self.idA)
         await #expect(throws: StoreError.unknownMovie(12345)) {
             try await store.query(space: "clip", movieID: 12345, k: 3)
         }
