@@ -101,6 +101,8 @@ def make_dataset(folder):
             "popularity": 100.0 - i, "vote_average": 5.0 + (i % 5) * 0.9, "vote_count": 100 + 37 * i,
             "adult": False, "video": False,
         })
+    with open(os.path.join(folder, "not-an-image.png"), "w") as f:
+        f.write("this is text, not a PNG")
     movies_file = os.path.join(folder, "movies.json")
     with open(movies_file, "w") as f:
         json.dump(records, f, ensure_ascii=False)
@@ -390,10 +392,9 @@ def steps(browser, base, records, posters, out):
         assert not browser.evaluate("document.querySelector('#image-preview').hidden")
         shot("5-image-search")
         # Not an image: the server's reason is shown, the page keeps working.
-        bad = os.path.join(out, "not-an-image.png")
-        with open(bad, "w") as f:
-            f.write("this is text, not a PNG")
-        browser.set_file("#image-input", bad)
+        # Written with the data set, well before it is picked: Chromium refuses to upload a file changed after that.
+        bad = os.path.join(os.path.dirname(posters), "..", "not-an-image.png")
+        browser.set_file("#image-input", os.path.abspath(bad))
         browser.wait_for("document.querySelector('#status').classList.contains('error')", what="an error status")
         message = browser.evaluate("document.querySelector('#status').textContent")
         assert "not a JPEG, PNG or WebP image" in message, f"the decoder's reason should be shown, got {message!r}"
