@@ -243,22 +243,9 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         async throws
     {
         guard !embeddings.isEmpty else { return }
-        let info = try await spaceInfo(name)
-        for e in embeddings { try Self.validate(e.vector, space: info.space) }
-        var last: [MovieID: Int] = [:]
-        for (i, e) in embeddings.enumerated() { last[e.movieID] = i }
-        let unique = embeddings.enumerated().filter { last[$0.element.movieID] == $0.offset }.map(\.element)
+        let (info, unique) = try await checkedBatch(embeddings, space: name)
         try await write { conn in
-            var q = SQL("SELECT identity FROM vector_space WHERE name = ")
-            q.bind(name)
-            guard let row = try await Self.all(conn, q).first else { throw StoreError.unknownSpace(name) }
-            let currentText = try row.decode(String.self)
-            guard let current = ModelIdentity(storedForm: currentText) else {
-                throw StoreError.corrupt("space '\(name)' has unparsable identity '\(currentText)'")
-            }
-            guard current == identity else {
-                throw StoreError.identityMismatch(space: name, current: current, given: identity)
-            }
+            try await Self.requireIdentity(identity, space: name, conn)
             // Every movie must exist: the first missing one (in batch order) fails the batch. KEY SHARE locks keep
             // a concurrent delete from removing them before the insert.
             var check = SQL("SELECT id FROM movie WHERE id = ANY(")
@@ -319,9 +306,9 @@ public final class PostgresVectorStore: VectorStore, Sendable {
     public func query(space name: String, vector: [Float], k: Int, filter: SearchFilter) async throws
         -> [SearchMatch]
     {
-        try Self.validate(k: k)
+        try StoreError.validate(k: k)
         let info = try await spaceInfo(name)
-        try Self.validate(vector, space: info.space)
+        try info.space.validate(vector)
         let approximate = try await useApproximate(info, filter: filter)
         var q = SQL("")
         let spaceParam = q.bindPlaceholder(name)
@@ -342,7 +329,7 @@ public final class PostgresVectorStore: VectorStore, Sendable {
     public func query(space name: String, movieID id: MovieID, k: Int, filter: SearchFilter, excludeSelf: Bool)
         async throws -> [SearchMatch]
     {
-        try Self.validate(k: k)
+        try StoreError.validate(k: k)
         let info = try await spaceInfo(name)
         let approximate = try await useApproximate(info, filter: filter)
         // One statement: a status row (does the movie exist, does it have a current embedding), the movie itself if
@@ -761,26 +748,6 @@ public final class PostgresVectorStore: VectorStore, Sendable {
             popularityRank: try c[14].decode(Int?.self))
     }
 
-    static func validate(k: Int) throws {
-        guard k >= 1, k <= StoreError.maxK else { throw StoreError.invalidK(k) }
-    }
-
-    static func validate(_ v: [Float], space: VectorSpace) throws {
-        guard v.count == space.dimension else {
-            throw StoreError.dimensionMismatch(space: space.name, expected: space.dimension, actual: v.count)
-        }
-        var sumSquares: Double = 0
-        for x in v {
-            guard x.isFinite else { throw StoreError.invalidVector(space: space.name, reason: "non-finite component") }
-            sumSquares += Double(x) * Double(x)
-        }
-        if space.metric == .cosine, !(sumSquares > 0) {
-            throw StoreError.invalidVector(space: space.name, reason: "zero vector has no cosine similarity")
-        }
-        if !sumSquares.isFinite || sumSquares > Double(Float.greatestFiniteMagnitude) {
-            throw StoreError.invalidVector(space: space.name, reason: "norm overflows Float32")
-        }
-    }
 
     // MARK: - Running statements
 
@@ -999,6 +966,32 @@ extension PostgresVectorStore {
         }
     }
 
+    /// The batch checked against the space (dimension, finite values) and with duplicate movies reduced to their last
+    /// vector, as one write applies it.
+    func checkedBatch(_ embeddings: [EmbeddingInput], space name: String) async throws
+        -> (SpaceInfo, [EmbeddingInput])
+    {
+        let info = try await spaceInfo(name)
+        for e in embeddings { try info.space.validate(e.vector) }
+        var last: [MovieID: Int] = [:]
+        for (i, e) in embeddings.enumerated() { last[e.movieID] = i }
+        return (info, embeddings.enumerated().filter { last[$0.element.movieID] == $0.offset }.map(\.element))
+    }
+
+    /// Throws unless `identity` is the space's current one (read inside the write's transaction).
+    static func requireIdentity(_ identity: ModelIdentity, space name: String, _ conn: PostgresConnection) async throws {
+        var q = SQL("SELECT identity FROM vector_space WHERE name = ")
+        q.bind(name)
+        guard let row = try await all(conn, q).first else { throw StoreError.unknownSpace(name) }
+        let currentText = try row.decode(String.self)
+        guard let current = ModelIdentity(storedForm: currentText) else {
+            throw StoreError.corrupt("space '\(name)' has unparsable identity '\(currentText)'")
+        }
+        guard current == identity else {
+            throw StoreError.identityMismatch(space: name, current: current, given: identity)
+        }
+    }
+
     /// `upsertEmbeddings` for bulk loads: the batch streams in with `COPY … FROM STDIN` (text format) into a temporary
     /// table, then one `INSERT … SELECT … ON CONFLICT` moves it into the space, all in one transaction with the same
     /// checks (identity, existing movies, dimension, finite values) and the same all-or-nothing guarantee.
@@ -1006,21 +999,10 @@ extension PostgresVectorStore {
         async throws
     {
         guard !embeddings.isEmpty else { return }
-        let info = try await spaceInfo(name)
-        for e in embeddings { try Self.validate(e.vector, space: info.space) }
-        var last: [MovieID: Int] = [:]
-        for (i, e) in embeddings.enumerated() { last[e.movieID] = i }
-        let unique = embeddings.enumerated().filter { last[$0.element.movieID] == $0.offset }.map(\.element)
+        let (info, unique) = try await checkedBatch(embeddings, space: name)
         let logger = Self.disabledLogger
         try await write { conn in
-            var q = SQL("SELECT identity FROM vector_space WHERE name = ")
-            q.bind(name)
-            guard let row = try await Self.all(conn, q).first else { throw StoreError.unknownSpace(name) }
-            let currentText = try row.decode(String.self)
-            guard let current = ModelIdentity(storedForm: currentText), current == identity else {
-                throw StoreError.identityMismatch(
-                    space: name, current: ModelIdentity(storedForm: currentText) ?? identity, given: identity)
-            }
+            try await Self.requireIdentity(identity, space: name, conn)
             var check = SQL("SELECT id FROM movie WHERE id = ANY(")
             check.bind(unique.map(\.movieID))
             check.append("::int8[]) FOR KEY SHARE")

@@ -313,3 +313,32 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The largest top-k any query accepts.
     public static let maxK = 10_000
 }
+
+// Input checks every store applies before touching its storage, so all stores throw the same errors.
+extension StoreError {
+    /// Throws `invalidK` unless 1 ≤ k ≤ `maxK`.
+    public static func validate(k: Int) throws {
+        guard k >= 1, k <= StoreError.maxK else { throw StoreError.invalidK(k) }
+    }
+}
+
+extension VectorSpace {
+    /// Throws the error a store gives for a vector this space cannot hold: wrong dimension, a non-finite component,
+    /// a zero vector under cosine, or a norm that overflows Float32.
+    public func validate(_ v: [Float]) throws {
+        guard v.count == dimension else {
+            throw StoreError.dimensionMismatch(space: name, expected: dimension, actual: v.count)
+        }
+        var sumSquares: Double = 0
+        for x in v {
+            guard x.isFinite else { throw StoreError.invalidVector(space: name, reason: "non-finite component") }
+            sumSquares += Double(x) * Double(x)
+        }
+        if metric == .cosine, !(sumSquares > 0) {
+            throw StoreError.invalidVector(space: name, reason: "zero vector has no cosine similarity")
+        }
+        if !sumSquares.isFinite || sumSquares > Double(Float.greatestFiniteMagnitude) {
+            throw StoreError.invalidVector(space: name, reason: "norm overflows Float32")
+        }
+    }
+}

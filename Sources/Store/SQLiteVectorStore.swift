@@ -217,7 +217,7 @@ public final class SQLiteVectorStore: VectorStore {
         try await refreshIfChanged()
         let snapshot = current.value
         guard let index = snapshot.spaces[name] else { throw StoreError.unknownSpace(name) }
-        for e in embeddings { try Self.validate(e.vector, space: index.space) }
+        for e in embeddings { try index.space.validate(e.vector) }
         try await write { db in
             let (packed, revision) = try db.inTransactionReturning {
                 let revision = try Self.bumpRevision(db)
@@ -298,11 +298,11 @@ public final class SQLiteVectorStore: VectorStore {
     public func query(space name: String, vector: [Float], k: Int, filter: SearchFilter) async throws
         -> [SearchMatch]
     {
-        try Self.validate(k: k)
+        try StoreError.validate(k: k)
         try await refreshIfChanged()
         let snapshot = current.value
         guard let index = snapshot.spaces[name] else { throw StoreError.unknownSpace(name) }
-        try Self.validate(vector, space: index.space)
+        try index.space.validate(vector)
         let compiled = filter.isEmpty ? nil : snapshot.interner.compile(filter)
         return index.search(vector, k: k, filter: compiled, maxThreads: searchThreads)
     }
@@ -310,7 +310,7 @@ public final class SQLiteVectorStore: VectorStore {
     public func query(space name: String, movieID id: MovieID, k: Int, filter: SearchFilter, excludeSelf: Bool)
         async throws -> [SearchMatch]
     {
-        try Self.validate(k: k)
+        try StoreError.validate(k: k)
         try await refreshIfChanged()
         let snapshot = current.value
         guard let index = snapshot.spaces[name] else { throw StoreError.unknownSpace(name) }
@@ -500,26 +500,6 @@ public final class SQLiteVectorStore: VectorStore {
         }
     }
 
-    static func validate(k: Int) throws {
-        guard k >= 1, k <= StoreError.maxK else { throw StoreError.invalidK(k) }
-    }
-
-    static func validate(_ v: [Float], space: VectorSpace) throws {
-        guard v.count == space.dimension else {
-            throw StoreError.dimensionMismatch(space: space.name, expected: space.dimension, actual: v.count)
-        }
-        var sumSquares: Double = 0
-        for x in v {
-            guard x.isFinite else { throw StoreError.invalidVector(space: space.name, reason: "non-finite component") }
-            sumSquares += Double(x) * Double(x)
-        }
-        if space.metric == .cosine, !(sumSquares > 0) {
-            throw StoreError.invalidVector(space: space.name, reason: "zero vector has no cosine similarity")
-        }
-        if !sumSquares.isFinite || sumSquares > Double(Float.greatestFiniteMagnitude) {
-            throw StoreError.invalidVector(space: space.name, reason: "norm overflows Float32")
-        }
-    }
 
     static func space(named name: String, from row: Row) throws -> (space: VectorSpace, identity: ModelIdentity) {
         let dimension: Int = row["dimension"]
