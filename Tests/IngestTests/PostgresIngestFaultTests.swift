@@ -7,7 +7,7 @@ import Testing
 
 /// Ingest into PostgreSQL while the server restarts: the store retries through the outage and the run ends with every
 /// (movie, model) pair stored exactly once.
-@Suite(.enabled(if: TestPostgres.shouldRun, Comment(rawValue: TestPostgres.skipMessage)))
+@Suite(.enabled(if: TestPostgres.shouldRun, Comment(rawValue: TestPostgres.skipMessage)), .timeLimit(.minutes(3)))
 struct PostgresIngestFaultTests {
     @Test func serverRestartedDuringIngestLosesAndDuplicatesNothing() async throws {
         _ = try TestPostgres.requireURL()
