@@ -138,9 +138,13 @@ public final class CLIPEncoder: Sendable {
     init(_ weights: CLIPWeights, prefix: String, count: Int, dim: Int, heads: Int, intermediate: Int,
          activation: Activation, eps: Double, expectedRows: Int) throws {
         layers = try (0..<count).map { index in
-            try CLIPEncoderLayer(weights, prefix: "\(prefix)layers.\(index).", dim: dim, heads: heads,
-                                 intermediate: intermediate, activation: activation, eps: eps,
-                                 expectedRows: expectedRows)
+            let layer = try CLIPEncoderLayer(weights, prefix: "\(prefix)layers.\(index).", dim: dim, heads: heads,
+                                             intermediate: intermediate, activation: activation, eps: eps,
+                                             expectedRows: expectedRows)
+            // The layer holds packed copies now; dropping the file's pages as we go keeps the load's peak near the
+            // packed size instead of packed + mapped.
+            weights.reader.dropResidentPages()
+            return layer
         }
     }
 
