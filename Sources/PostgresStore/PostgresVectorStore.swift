@@ -246,15 +246,7 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         let (info, unique) = try await checkedBatch(embeddings, space: name)
         try await write { conn in
             try await Self.requireIdentity(identity, space: name, conn)
-            // Every movie must exist: the first missing one (in batch order) fails the batch. KEY SHARE locks keep
-            // a concurrent delete from removing them before the insert.
-            var check = SQL("SELECT id FROM movie WHERE id = ANY(")
-            check.bind(embeddings.map(\.movieID))
-            check.append("::int8[]) FOR KEY SHARE")
-            let present = Set(try await Self.all(conn, check).map { try $0.decode(Int.self) })
-            if let missing = embeddings.first(where: { !present.contains($0.movieID) }) {
-                throw StoreError.unknownMovie(missing.movieID)
-            }
+            try await Self.lockMovies(of: embeddings, conn)
             let rowsPerStatement = max(1, min(1000, 16_000_000 / (info.space.dimension * 4)))
             for start in stride(from: 0, to: unique.count, by: rowsPerStatement) {
                 var ins = SQL("INSERT INTO \(info.table) (movie_id, identity, embedding) VALUES ")
@@ -978,6 +970,18 @@ extension PostgresVectorStore {
         return (info, embeddings.enumerated().filter { last[$0.element.movieID] == $0.offset }.map(\.element))
     }
 
+    /// Every movie of the batch must exist: the first missing one (in batch order) fails it. KEY SHARE locks keep a
+    /// concurrent delete from removing them before the insert.
+    static func lockMovies(of embeddings: [EmbeddingInput], _ conn: PostgresConnection) async throws {
+        var check = SQL("SELECT id FROM movie WHERE id = ANY(")
+        check.bind(Array(Set(embeddings.map(\.movieID))))
+        check.append("::int8[]) FOR KEY SHARE")
+        let present = Set(try await all(conn, check).map { try $0.decode(Int.self) })
+        if let missing = embeddings.first(where: { !present.contains($0.movieID) }) {
+            throw StoreError.unknownMovie(missing.movieID)
+        }
+    }
+
     /// Throws unless `identity` is the space's current one (read inside the write's transaction).
     static func requireIdentity(_ identity: ModelIdentity, space name: String, _ conn: PostgresConnection) async throws {
         var q = SQL("SELECT identity FROM vector_space WHERE name = ")
@@ -1003,13 +1007,7 @@ extension PostgresVectorStore {
         let logger = Self.disabledLogger
         try await write { conn in
             try await Self.requireIdentity(identity, space: name, conn)
-            var check = SQL("SELECT id FROM movie WHERE id = ANY(")
-            check.bind(unique.map(\.movieID))
-            check.append("::int8[]) FOR KEY SHARE")
-            let present = Set(try await Self.all(conn, check).map { try $0.decode(Int.self) })
-            if let missing = embeddings.first(where: { !present.contains($0.movieID) }) {
-                throw StoreError.unknownMovie(missing.movieID)
-            }
+            try await Self.lockMovies(of: embeddings, conn)
             try await Self.run(conn, SQL("""
                 CREATE TEMP TABLE IF NOT EXISTS postersim_load (movie_id bigint, embedding vector) ON COMMIT DELETE ROWS
                 """))

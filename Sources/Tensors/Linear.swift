@@ -97,26 +97,15 @@ public final class Linear: Sendable {
     private func primitiveDescriptor(rows: Int, weights layout: MemoryDescriptor?) throws(EngineError)
         -> dnnl_primitive_desc_t
     {
-        var src = dnnl_memory_desc_t(), wei = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t()
-        var bia = try bias.memoryLayout().raw
-        let m = Int64(rows), k = Int64(inFeatures), n = Int64(outFeatures)
-        try check(dnnl_memory_desc_init_by_tag(&src, 2, [m, k], dnnl_f32, dnnl_ab), "dnnl_memory_desc_init_by_tag(src)")
+        var wei = dnnl_memory_desc_t()
         if let layout {
             wei = layout.raw
         } else {
-            try check(dnnl_memory_desc_init_by_tag(&wei, 2, [k, n], dnnl_f32, dnnl_format_tag_any),
-                      "dnnl_memory_desc_init_by_tag(weights)")
+            try check(dnnl_memory_desc_init_by_tag(&wei, 2, [Int64(inFeatures), Int64(outFeatures)], dnnl_f32,
+                                                   dnnl_format_tag_any), "dnnl_memory_desc_init_by_tag(weights)")
         }
-        try check(dnnl_memory_desc_init_by_tag(&dst, 2, [m, n], dnnl_f32, dnnl_ab), "dnnl_memory_desc_init_by_tag(dst)")
-        var desc = dnnl_matmul_desc_t()
-        try check(dnnl_matmul_desc_init(&desc, &src, &wei, &bia, &dst), "dnnl_matmul_desc_init")
-        let attributes = try PrimitiveAttributes()
-        try attributes.setPostOps(sum: false, activation: activation)
-        var pd: dnnl_primitive_desc_t?
-        try check(dnnl_primitive_desc_create(&pd, &desc, attributes.raw, try Engine.shared().raw, nil),
-                  "dnnl_primitive_desc_create(matmul)")
-        guard let pd else { throw .dnnl(call: "dnnl_primitive_desc_create(matmul)", status: "no descriptor") }
-        return pd
+        return try DenseLayer.matmulDescriptor(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
+                                               weights: wei, activation: activation)
     }
 
     private func weightTensor(_ layout: MemoryDescriptor, workspace: Workspace) throws(EngineError) -> Tensor {

@@ -95,7 +95,9 @@ public final class DenseLayer: @unchecked Sendable {
         return MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee)
     }
 
-    private static func matmulDescriptor(rows: Int, inFeatures: Int, outFeatures: Int, weights: dnnl_memory_desc_t,
+    /// A fused matmul (+ bias + activation) descriptor for `rows` rows with `weights` as the weight layout (a fixed
+    /// layout or `any`). Shared with `Linear`.
+    static func matmulDescriptor(rows: Int, inFeatures: Int, outFeatures: Int, weights: dnnl_memory_desc_t,
                                          activation: Activation) throws(EngineError) -> dnnl_primitive_desc_t {
         var src = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t(), bia = dnnl_memory_desc_t(), wei = weights
         let m = Int64(rows), k = Int64(inFeatures), n = Int64(outFeatures)
