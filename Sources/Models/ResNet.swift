@@ -142,9 +142,10 @@ struct ResNetStage: Sendable {
         self.layers = layers
     }
 
-    func callAsFunction(_ input: Tensor, workspace: Workspace) throws -> Tensor {
+    /// Each residual layer writes into the relay's other workspace, so only two layers' maps are alive at once.
+    func callAsFunction(_ input: Tensor, relay: inout WorkspaceRelay) throws -> Tensor {
         var hidden = input
-        for layer in layers { hidden = try layer(hidden, workspace: workspace) }
+        for layer in layers { hidden = try relay.run(hidden) { workspace in try layer(hidden, workspace: workspace) } }
         return hidden
     }
 }
@@ -161,8 +162,9 @@ struct ResNetEmbeddings: Sendable {
         pooler = try MaxPool2d(kernelSize: 3, stride: 2, padding: 1)
     }
 
-    func callAsFunction(_ pixels: Tensor, workspace: Workspace) throws -> Tensor {
-        try pooler(embedder.conv(pixels, workspace: workspace), workspace: workspace)
+    func callAsFunction(_ pixels: Tensor, relay: inout WorkspaceRelay) throws -> Tensor {
+        let features = try relay.run(pixels) { workspace in try embedder.conv(pixels, workspace: workspace) }
+        return try relay.run(features) { workspace in try pooler(features, workspace: workspace) }
     }
 }
 
@@ -175,14 +177,17 @@ public final class ResNetModel: Sendable {
     public let config: ResNetConfig
     let embedder: ResNetEmbeddings
     let stages: [ResNetStage]
-    private let workspaces = WorkspacePool()
+    private let workspaces: WorkspacePool
 
     /// Embedding width (`hidden_sizes.last`).
     public var dimension: Int { config.hiddenSizes[config.hiddenSizes.count - 1] }
 
     /// Loads from checkpoint keys `resnet.embedder…`/`resnet.encoder…` (ResNetForImageClassification) or the
-    /// same without the `resnet.` prefix (ResNetModel). `imageSize` picks weight layouts at load time.
-    public init(config: ResNetConfig, checkpoint store: some CheckpointReader, imageSize: Int = 224) throws {
+    /// same without the `resnet.` prefix (ResNetModel). `imageSize` picks weight layouts at load time; calls
+    /// borrow their activation memory from `workspaces` (shared with the other models by default).
+    public init(config: ResNetConfig, checkpoint store: some CheckpointReader, imageSize: Int = 224,
+                workspaces: WorkspacePool = .shared) throws {
+        self.workspaces = workspaces
         let config = try config.validated()
         self.config = config
         let root = store.info("resnet.embedder.embedder.convolution.weight") != nil ? "resnet." : ""
@@ -212,14 +217,18 @@ public final class ResNetModel: Sendable {
         try self.init(config: config, checkpoint: try openCheckpoint(at: weights), imageSize: imageSize)
     }
 
-    /// `pooler_output` for a batch of preprocessed images `[N, channels, H, W]` (plain NCHW); returns `[N, dim]`.
-    public func callAsFunction(_ pixels: Tensor, workspace: Workspace) throws -> Tensor {
+    /// `pooler_output` for a batch of preprocessed images `[N, channels, H, W]` (plain NCHW); returns `[N, dim]`,
+    /// living in one of `relay`'s workspaces.
+    public func callAsFunction(_ pixels: Tensor, relay: inout WorkspaceRelay) throws -> Tensor {
         guard pixels.shape.count == 4, pixels.shape[1] == config.numChannels else {
             throw ModelError.badInput("expected [N, \(config.numChannels), H, W] pixels, got \(pixels.shape)")
         }
-        var hidden = try embedder(pixels, workspace: workspace)
-        for stage in stages { hidden = try stage(hidden, workspace: workspace) }
-        let pooled = try adaptiveAvgPool2d(hidden, outputSize: (1, 1), workspace: workspace)
+        var hidden = try embedder(pixels, relay: &relay)
+        for stage in stages { hidden = try stage(hidden, relay: &relay) }
+        let last = hidden
+        let pooled = try relay.run(last) { workspace in
+            try adaptiveAvgPool2d(last, outputSize: (1, 1), workspace: workspace)
+        }
         return try pooled.reshaped([pixels.shape[0], dimension])
     }
 
@@ -231,7 +240,10 @@ public final class ResNetModel: Sendable {
             throw ModelError.badInput("\(pixels.count) values for \(count) images of \(config.numChannels)×\(height)×\(width)")
         }
         let input = try Tensor(shape: [count, config.numChannels, height, width], values: pixels)
-        let flat = try workspaces.withWorkspace { workspace in try self(input, workspace: workspace).toArray() }
+        let flat = try workspaces.withWorkspaces { pair in
+            var relay = WorkspaceRelay(pair)
+            return try self(input, relay: &relay).toArray()
+        }
         return (0..<count).map { Array(flat[($0 * dimension)..<(($0 + 1) * dimension)]) }
     }
 }

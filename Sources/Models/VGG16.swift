@@ -1,6 +1,5 @@
 import Foundation
 import Imaging
-import Synchronization
 import TensorFiles
 import Tensors
 
@@ -255,27 +254,6 @@ struct VGGClassifier: Sendable {
     }
 }
 
-/// Two workspaces used in turn: each step writes into one while its input lives in the other, then the other is
-/// rewound. Only two activations are alive at any time, so a batch of 8 full-size images needs ~2 × 100 MB
-/// instead of every intermediate map.
-struct WorkspaceRelay {
-    let workspaces: (Workspace, Workspace)
-    private var turn = 0
-
-    init(_ workspaces: (Workspace, Workspace)) { self.workspaces = workspaces }
-
-    /// Runs `step` on `input` (which lives in the other workspace or outside both). A step may return a view of
-    /// its input (a reshape, a no-op pool): then the other workspace still holds the live data and is kept.
-    mutating func run(_ input: Tensor, _ step: (Workspace) throws -> Tensor) throws -> Tensor {
-        let (target, other) = turn == 0 ? workspaces : (workspaces.1, workspaces.0)
-        let result = try step(target)
-        if sharesStorage(result, input) { return result }
-        other.reset()
-        turn = 1 - turn
-        return result
-    }
-}
-
 /// VGG16 image embeddings: fc7 after its ReLU (4096-d for the real network), eval mode, equal to timm's
 /// `forward_head(forward_features(x), pre_logits=True)` for `timm/vgg16.tv_in1k` and to torchvision's
 /// `classifier[:-1](flatten(avgpool(features(x))))` for a torchvision state dict.
@@ -317,15 +295,17 @@ public final class VGG16: Sendable {
 
     private let featureLayers: VGGFeatures
     private let head: Head
-    private let idleWorkspaces = Mutex<[(Workspace, Workspace)]>([])
+    private let workspaces: WorkspacePool
 
     /// Builds the network from a checkpoint in timm or torchvision layout (detected from the keys).
     /// - Parameters:
     ///   - config: timm's config.json, when present: `architecture` must be a plain VGG16, `num_features` (if set)
     ///     must equal the last conv width, and `global_pool` selects the head's pooling.
     ///   - headWeights: see `HeadWeights`.
+    ///   - workspaces: where calls borrow their activation memory (shared with the other models by default).
     public init(weights: some CheckpointReader, config: TimmModelConfig? = nil,
-                headWeights: HeadWeights = .mapped) throws {
+                headWeights: HeadWeights = .mapped, workspaces: WorkspacePool = .shared) throws {
+        self.workspaces = workspaces
         let source = VGGTensorSource(reader: weights)
         let names = Set(weights.tensorNames)
         if names.contains("pre_logits.fc1.weight") {
@@ -402,7 +382,7 @@ public final class VGG16: Sendable {
             throw VGG16Error.badInput("image \(batch.shape[2])x\(batch.shape[3]) is smaller than 32x32")
         }
         let count = batch.shape[0]
-        let values = try withWorkspaces { workspaces -> [Float] in
+        let values = try workspaces.withWorkspaces { workspaces -> [Float] in
             var relay = WorkspaceRelay(workspaces)
             let x = try convolutionFeatures(batch, workspaces: workspaces, relay: &relay)
             let output: Tensor
@@ -475,16 +455,5 @@ public final class VGG16: Sendable {
         values.reserveCapacity(first.values.count * images.count)
         for image in images { values.append(contentsOf: image.values) }
         return try features(Tensor(shape: [images.count] + first.shape, values: values))
-    }
-
-    /// Runs `body` with a pair of workspaces no other caller is using, then rewinds and returns them.
-    private func withWorkspaces<R>(_ body: ((Workspace, Workspace)) throws -> R) throws -> R {
-        let pair = try idleWorkspaces.withLock { $0.popLast() } ?? (Workspace(), Workspace())
-        defer {
-            pair.0.reset()
-            pair.1.reset()
-            idleWorkspaces.withLock { $0.append(pair) }
-        }
-        return try body(pair)
     }
 }

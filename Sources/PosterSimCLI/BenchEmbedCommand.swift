@@ -63,11 +63,14 @@ struct BenchEmbedCommand: ParsableCommand {
                 }
                 times.sort()
                 let median = times[times.count / 2] / Double(batch)
+                // Resident memory after the runs: what this model and batch size leave behind (workspaces, heap).
+                let resident = ProcessMemory.read().resident
                 if json {
-                    print(#"{"model": "\#(embedder.name.rawValue)", "batch": \#(batch), "ms_per_image": \#(median), "runs": \#(times.count)}"#)
+                    print(#"{"model": "\#(embedder.name.rawValue)", "batch": \#(batch), "ms_per_image": \#(median), "runs": \#(times.count), "rss_bytes": \#(resident)}"#)
                 } else {
                     print("\(embedder.name.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) batch \(batch): "
-                          + String(format: "%.1f ms/image (median of %d)", median, times.count))
+                          + String(format: "%.1f ms/image (median of %d), %d MiB resident after",
+                                   median, times.count, resident / 1_048_576))
                 }
             }
         }

@@ -250,3 +250,49 @@ private func tensor(_ array: FixtureArray) throws -> Tensor { try Tensor(shape: 
         }
     }
 }
+
+@Suite("Workspace pool and relay") struct WorkspacePoolTests {
+    /// A burst of concurrent callers leaves at most `maxIdle` workspaces behind; the rest give their memory back.
+    @Test func idleWorkspacesAreCapped() async throws {
+        let pool = WorkspacePool(maxIdle: 2)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    try pool.withWorkspaces { pair in
+                        _ = try pair.0.makeTensor(shape: [1 << 18]) { $0.initialize(repeating: 1) }
+                        _ = try pair.1.makeTensor(shape: [1 << 18]) { $0.initialize(repeating: 2) }
+                        Thread.sleep(forTimeInterval: 0.01)  // keep the borrowers overlapping
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(pool.idleCapacity.count <= 2)
+        #expect(pool.idleCapacity.bytes > 0)
+        pool.releaseIdle()
+        #expect(pool.idleCapacity.count == 0)
+    }
+
+    /// A relay keeps two steps' outputs alive: a chain of 4 MB steps needs ~2 × 4 MB of arena, not 10 × 4 MB, and
+    /// each step still sees its input intact.
+    @Test func relayHoldsTwoSteps() throws {
+        let pool = WorkspacePool()
+        let count = 1 << 20  // 4 MB of floats
+        try pool.withWorkspaces { pair in
+            var relay = WorkspaceRelay(pair)
+            var x = try Tensor(shape: [count], values: [Float](repeating: 0, count: count))
+            x = try relay.run(x) { ws in try ws.makeTensor(shape: [count]) { $0.initialize(repeating: 1) } }
+            for step in 2...10 {
+                let input = x
+                x = try relay.run(input) { ws in
+                    let values = try input.toArray()
+                    return try ws.makeTensor(shape: [count]) { out in
+                        for i in 0..<count { out[i] = values[i] + 1 }
+                    }
+                }
+                #expect(try x.toArray()[count - 1] == Float(step))
+            }
+            #expect(pair.0.capacity + pair.1.capacity <= 4 * count * 4)
+        }
+    }
+}

@@ -24,7 +24,7 @@ public final class CLIPModel: Sendable {
     let textProjection: Linear
     /// The tokenizer of the model directory, when it has one.
     public let tokenizer: CLIPTokenizer?
-    private let workspaces = WorkspacePool()
+    private let workspaces: WorkspacePool
 
     /// Images per forward pass; larger batches are split so the scratch memory stays bounded.
     public static let maxImagesPerPass = 16
@@ -32,9 +32,12 @@ public final class CLIPModel: Sendable {
     public static let maxTextsPerPass = 64
 
     /// Builds the model from `checkpoint`, in transformers' layout or open_clip's (detected by its keys).
-    /// - Parameter expectedBatch: typical batch size, used to pick the packed GEMM weight layouts at load.
+    /// - Parameters:
+    ///   - expectedBatch: typical batch size, used to pick the packed GEMM weight layouts at load.
+    ///   - workspaces: where calls borrow their activation memory (shared with the other models by default).
     public init(config: CLIPConfig, checkpoint: any CheckpointReader, tokenizer: CLIPTokenizer? = nil,
-                expectedBatch: Int = 8) throws {
+                expectedBatch: Int = 8, workspaces: WorkspacePool = .shared) throws {
+        self.workspaces = workspaces
         let reader: any CheckpointReader =
             OpenCLIPCheckpoint.recognizes(checkpoint) ? OpenCLIPCheckpoint(checkpoint) : checkpoint
         let weights = CLIPWeights(reader: reader)
@@ -164,11 +167,7 @@ public final class CLIPModel: Sendable {
 
     /// Runs `body` with a scratch workspace and two for the alternating hidden states, all exclusive to this call.
     private func withWorkspaces<R>(_ body: (Workspace, (Workspace, Workspace)) throws -> R) throws -> R {
-        try workspaces.withWorkspace { scratch in
-            try workspaces.withWorkspace { first in
-                try workspaces.withWorkspace { second in try body(scratch, (first, second)) }
-            }
-        }
+        try workspaces.withWorkspace { scratch in try workspaces.withWorkspaces { states in try body(scratch, states) } }
     }
 
     private func rows(of matrix: Tensor) throws -> [[Float]] {
