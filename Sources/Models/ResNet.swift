@@ -115,12 +115,14 @@ struct ResNetResidualLayer: Sendable {
         }
     }
 
+    /// `input` must be an intermediate map nobody reads afterwards: the last conv may write the block's output
+    /// over it (or over the shortcut's output) rather than copying the residual first.
     func callAsFunction(_ input: Tensor, workspace: Workspace) throws -> Tensor {
         let residual = try shortcut.map { try $0.conv(input, workspace: workspace) } ?? input
         var hidden = input
         for layer in layers.dropLast() { hidden = try layer.conv(hidden, workspace: workspace) }
         guard let last = layers.last else { return hidden }
-        return try last.conv(hidden, residual: residual, workspace: workspace)
+        return try last.conv(hidden, residual: residual, overwritingResidual: true, workspace: workspace)
     }
 }
 

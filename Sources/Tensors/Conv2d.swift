@@ -175,7 +175,12 @@ public final class Conv2d: Sendable {
     /// Runs the convolution on an NCHW tensor (plain or blocked). With `residual`, computes
     /// activation(conv(x) + bias + residual), the ResNet shortcut sum fused as a oneDNN sum post-op.
     /// The result is in the primitive's preferred (usually blocked) layout.
-    public func callAsFunction(_ input: Tensor, residual: Tensor? = nil, workspace: Workspace) throws(EngineError) -> Tensor {
+    ///
+    /// The sum post-op accumulates into the destination, so the residual is first copied there; with
+    /// `overwritingResidual` (the caller no longer needs `residual`) and a residual already in the destination's
+    /// layout, the result is written over the residual's own memory instead, saving that copy.
+    public func callAsFunction(_ input: Tensor, residual: Tensor? = nil, overwritingResidual: Bool = false,
+                               workspace: Workspace) throws(EngineError) -> Tensor {
         guard input.shape.count == 4, input.shape[1] == inChannels else {
             throw .shapeMismatch("conv expects N×\(inChannels)×H×W input, got \(input.shape)")
         }
@@ -185,13 +190,21 @@ public final class Conv2d: Sendable {
         let outputShape = [key.batch, outChannels, output.height, output.width]
         let source = try workspace.converted(input, to: plan.source)
         let weight = try weightTensor(plan.weights, workspace: workspace)
-        let result = try workspace.makeTensor(shape: outputShape, layout: plan.destination)
+        let result: Tensor
         if let residual {
             guard residual.shape == outputShape else {
                 throw .shapeMismatch("residual \(residual.shape) does not match conv output \(outputShape)")
             }
-            try workspace.engine.reorder(from: residual.memoryLayout(), residual.storage.base, to: plan.destination,
-                                         result.storage.base, stream: workspace.stream)
+            let residualLayout = try residual.memoryLayout()
+            if overwritingResidual, residualLayout == plan.destination {
+                result = residual
+            } else {
+                result = try workspace.makeTensor(shape: outputShape, layout: plan.destination)
+                try workspace.engine.reorder(from: residualLayout, residual.storage.base, to: plan.destination,
+                                             result.storage.base, stream: workspace.stream)
+            }
+        } else {
+            result = try workspace.makeTensor(shape: outputShape, layout: plan.destination)
         }
         try plan.primitive.execute(stream: workspace.stream, arguments: [
             (DNNL_ARG_SRC, plan.source, source.storage.base),

@@ -41,7 +41,7 @@ final class TensorStorage: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let byteCount: Int
     /// Keeps an arena chunk alive while this slice is referenced; nil when `base` is owned.
-    private let owner: AnyObject?
+    let owner: AnyObject?
 
     /// Allocates owned, 64-byte aligned, zero-filled memory.
     init(ownedBytes: Int) throws(EngineError) {

@@ -216,7 +216,3 @@ public func poolRows(_ input: Tensor, group: Int, _ pooling: RowPooling,
     }
     return result
 }
-
-/// True when `a` and `b` are views of the same memory (e.g. one is a reshape or no-op `plain` of the other), so
-/// whoever owns one's buffer also owns the other's.
-public func sharesStorage(_ a: Tensor, _ b: Tensor) -> Bool { a.storage === b.storage }

@@ -48,6 +48,12 @@ public final class Workspace: @unchecked Sendable {
         totalUsed = 0
     }
 
+    /// Whether `tensor`'s memory belongs to this arena.
+    public func holds(_ tensor: Tensor) -> Bool {
+        guard let owner = tensor.storage.owner else { return false }
+        return chunks.contains { $0 === owner }
+    }
+
     /// Rewinds the arena and returns all its memory to the system.
     public func release() {
         chunks = []
@@ -181,14 +187,19 @@ public struct WorkspaceRelay {
 
     public init(_ workspaces: (Workspace, Workspace)) { self.workspaces = workspaces }
 
-    /// Runs `step` on `input` (which lives in the other workspace or outside both). A step may return a view of
-    /// its input (a reshape, a no-op pool): then the other workspace still holds the live data and is kept.
+    /// Runs `step` on `input` (which lives in the other workspace or outside both). Usually the result lands in
+    /// the step's workspace and the other one is rewound. A step may instead return its input's memory (a
+    /// reshape, a no-op pool, a convolution written over its residual): then the other workspace still holds the
+    /// live data, and the step's workspace, holding only dead intermediates, is rewound instead.
     public mutating func run(_ input: Tensor, _ step: (Workspace) throws -> Tensor) throws -> Tensor {
         let (target, other) = turn == 0 ? workspaces : (workspaces.1, workspaces.0)
         let result = try step(target)
-        if sharesStorage(result, input) { return result }
-        other.reset()
-        turn = 1 - turn
+        if target.holds(result) {
+            other.reset()
+            turn = 1 - turn
+        } else {
+            target.reset()
+        }
         return result
     }
 }

@@ -53,6 +53,16 @@ private func tensor(_ array: FixtureArray) throws -> Tensor { try Tensor(shape: 
             let h = try conv1(x, workspace: ws)
             let y = try conv2(h, residual: x, workspace: ws)
             #expect(maxRelativeError(try y.toArray(), try f["residual__y"].values) <= 1e-5)
+
+            // The same sum written over a residual already in the output's layout: same values, residual's memory.
+            let shortcut = try conv1(x, workspace: ws)
+            let before = try shortcut.toArray()
+            let copied = try conv2(h, residual: shortcut, workspace: ws)
+            let inPlace = try conv2(h, residual: shortcut, overwritingResidual: true, workspace: ws)
+            #expect(sharesMemory(inPlace, shortcut))
+            #expect(!sharesMemory(copied, shortcut))
+            #expect(try inPlace.toArray() == copied.toArray())
+            #expect(try shortcut.toArray() != before)
         }
     }
 
@@ -296,3 +306,6 @@ private func tensor(_ array: FixtureArray) throws -> Tensor { try Tensor(shape: 
         }
     }
 }
+
+/// Whether two tensors are views of the same memory.
+private func sharesMemory(_ a: Tensor, _ b: Tensor) -> Bool { a.storage.base == b.storage.base }
