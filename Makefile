@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release/postersim
 DEMO_OUT = .build/demo
 
-.PHONY: all build release test browser-test demo bootstrap clean reference-env reference-data parity bench-embed fixtures bench-store serve bench-server bench-pg pgserver
+.PHONY: all build release test browser-test demo bootstrap clean reference-env reference-data parity bench-embed bench-ingest fixtures bench-store serve bench-server bench-pg pgserver
 
 all: build
 
@@ -81,6 +81,12 @@ reference-data: reference-env
 parity: release reference-data
 	$(PY) tools/bench/preprocess_parity.py --cache $(FULL_SIZE) --swift-cmd "$(RELEASE_BIN)"
 	HF_HUB_CACHE=$(FULL_SIZE) HF_HUB_OFFLINE=1 $(PY) tools/bench/parity.py --cache $(FULL_SIZE) --swift-cmd "$(RELEASE_BIN) embed"
+
+# Ingest throughput with local posters (all three full-size models) next to the engine's own model time, same run.
+BENCH_INGEST_ARGS ?=
+bench-ingest: release reference-data
+	$(PY) tools/bench/bench_ingest.py --cache $(FULL_SIZE) --postersim $(RELEASE_BIN) \
+		--titles ../shared/data/tmdb_popular_titles.json $(BENCH_INGEST_ARGS)
 
 # Speed and memory of our engine next to PyTorch and ONNX Runtime, same machine, same run, 2 threads.
 ONNX_DIR ?= $(HOME)/.cache/postersim/onnx

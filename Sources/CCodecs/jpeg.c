@@ -118,25 +118,6 @@ static int cc_jpeg_check_header(j_decompress_ptr cinfo, cc_result *result) {
     return 1;
 }
 
-void cc_jpeg_info(const uint8_t *data, size_t size, cc_result *result) {
-    struct jpeg_decompress_struct cinfo;
-    cc_jpeg_error_mgr err;
-    cc_result_init(result);
-    cc_jpeg_setup(&cinfo, &err);
-    if (setjmp(err.jump)) {
-        cc_jpeg_report(&cinfo, &err, result);
-        jpeg_destroy_decompress(&cinfo);
-        return;
-    }
-    jpeg_create_decompress(&cinfo);
-    jpeg_mem_src(&cinfo, data, (unsigned long)size);
-    jpeg_read_header(&cinfo, TRUE);
-    if (cc_jpeg_check_header(&cinfo, result)) {
-        result->status = CC_OK;
-    }
-    jpeg_destroy_decompress(&cinfo);
-}
-
 /// Pillow's MULDIV255: a * b / 255, rounded, in integer arithmetic (src/libImaging/ImagingUtils.h).
 static inline int cc_muldiv255(int a, int b) {
     int tmp = a * b + 128;
@@ -168,7 +149,9 @@ static void cc_gray_row_to_rgb_in_place(uint8_t *row, size_t width) {
     }
 }
 
-void cc_jpeg_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, cc_result *result) {
+/// Reads the header and, when `out` is not NULL, decodes the pixels into it as RGB. One function for both so the
+/// libjpeg error recovery (the setjmp frame must stay alive while libjpeg runs) is written once.
+static void cc_jpeg_read(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, cc_result *result) {
     struct jpeg_decompress_struct cinfo;
     cc_jpeg_error_mgr err;
     cc_result_init(result);
@@ -182,6 +165,11 @@ void cc_jpeg_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_s
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
     if (!cc_jpeg_check_header(&cinfo, result)) {
+        jpeg_destroy_decompress(&cinfo);
+        return;
+    }
+    if (out == NULL) {  // header only
+        result->status = CC_OK;
         jpeg_destroy_decompress(&cinfo);
         return;
     }
@@ -231,4 +219,18 @@ void cc_jpeg_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_s
     jpeg_destroy_decompress(&cinfo);
     result->status = CC_OK;
     result->message[0] = 0;
+}
+
+void cc_jpeg_info(const uint8_t *data, size_t size, cc_result *result) {
+    cc_jpeg_read(data, size, NULL, 0, result);
+}
+
+void cc_jpeg_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, cc_result *result) {
+    if (out == NULL) {
+        cc_result_init(result);
+        result->status = CC_BAD_BUFFER;
+        cc_set_message(result, "no output buffer");
+        return;
+    }
+    cc_jpeg_read(data, size, out, out_size, result);
 }
