@@ -305,10 +305,9 @@ public struct IngestPipeline: Sendable {
         do {
             image = try decoder.decode(bytes)
         } catch {
-            // Do not keep bytes that do not decode: a run that retries asks the server again.
-            if case .bytes(_, fromCache: true, _) = fetched {
-                fetcher.cache?.remove(posterPath: posterPath, size: fetcher.size)
-            }
+            // Do not keep bytes that do not decode (downloaded just now or read from the cache): a run that retries
+            // asks the server again.
+            if fetcher.directory == nil { fetcher.cache?.remove(posterPath: posterPath, size: fetcher.size) }
             prepared.failures.append(PosterFailure(Self.reason(for: error), error.description, source: source))
             return prepared
         }
