@@ -11,7 +11,7 @@
 //   Tensors              our tensor layer over oneDNN (CDNNL): conv, matmul, pooling, element-wise, attention
 //   Tokenization         CLIP's BPE tokenizer
 //   (Tensors, TensorFiles, Imaging, Tokenization, ModelHub) -> Models   CLIP, ResNet-50, VGG16 built from checkpoints
-//   Store (VectorStore protocol, embedded SQLite store) -> PostgresStore (the same protocol on PostgreSQL + pgvector)
+//   ModelHub -> Store (VectorStore protocol, embedded SQLite store; DistanceMetric comes from ModelHub) -> PostgresStore (the same protocol on PostgreSQL + pgvector)
 //   (Store, Models, Ingest) -> Server   the HTTP API (Hummingbird), `buildApplication` shared by `serve` and the tests
 //   everything -> PosterSimCLI  the `postersim` command
 import PackageDescription
@@ -65,7 +65,7 @@ let package = Package(
         // The embedded vector store (SQLite through GRDB) and its exact in-memory search.
         .target(
             name: "Store",
-            dependencies: ["CVectorScan", .product(name: "GRDB", package: "GRDB.swift")]),
+            dependencies: ["CVectorScan", "ModelHub", .product(name: "GRDB", package: "GRDB.swift")]),
         // The same VectorStore on PostgreSQL + pgvector (postgres-nio and its connection pool).
         .target(
             name: "PostgresStore",

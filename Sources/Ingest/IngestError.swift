@@ -15,7 +15,7 @@ public enum TMDBError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The body exceeded the configured limit.
     case responseTooLarge(url: String, limit: Int)
     /// Every attempt failed with a retryable status or a transport error; `last` says how the last one failed.
-    case tooManyRetries(url: String, attempts: Int, last: String)
+    case tooManyRetries(url: String, attempts: Int, last: RequestFailure)
     /// A poster path that is not a plain TMDB file name (`/abc.jpg`), refused to keep requests and cache paths sane.
     case invalidPosterPath(String)
     case invalidSettings(String)
@@ -45,6 +45,23 @@ public enum TMDBError: Error, Sendable, Equatable, CustomStringConvertible {
             return "invalid poster path '\(path)' (expected '/name.ext')"
         case .invalidSettings(let why):
             return "invalid TMDB settings: \(why)"
+        }
+    }
+}
+
+/// How one retryable attempt of a request failed.
+public enum RequestFailure: Sendable, Equatable, CustomStringConvertible {
+    /// A retryable status (429, 5xx).
+    case status(Int)
+    /// No answer in time: connect, read or whole-request timeout.
+    case timeout(String)
+    /// Any other transport failure: refused, reset, closed before the body was complete.
+    case transport(String)
+
+    public var description: String {
+        switch self {
+        case .status(let code): return "HTTP \(code)"
+        case .timeout(let detail), .transport(let detail): return detail
         }
     }
 }

@@ -13,12 +13,18 @@ import Store
 ///   the model's current identity are never redone (a second run embeds nothing), and a run killed at any moment
 ///   (even between the embedding and the commit of a batch) leaves only whole committed batches; a rerun embeds
 ///   exactly the missing pairs. Vectors are keyed by (space, movie), so nothing can be stored twice.
+/// - **Skips are kept.** Each skip is written to the store (`VectorStore.recordSkips`, one transaction per poster or
+///   batch) as soon as it happens, and the store deletes a pair's record in the transaction that stores its vector,
+///   so a kill at any moment leaves either the record or the vector, never both, never a record counted twice.
+///   A rerun retries transient skips (timeouts, network errors, 5xx, 429) and leaves permanent ones alone (no
+///   poster, 404, undecodable...) unless the movie's `poster_path` (or, for one model's failure, the model's
+///   checkpoint) changed, or `retrySkipped` is set. Those movies are counted in the summary's `notRetried`.
 /// - **Movies before vectors.** All listed movies are upserted before any of their embeddings.
 /// - **Flat memory.** At most `concurrency` posters are being fetched/decoded or waiting (a bounded task group that
 ///   starts a new poster only when one is handed over), plus one pending batch per model; the movie list itself is
 ///   metadata only.
 /// - **Skips, not failures.** A poster that cannot be fetched, decoded or preprocessed is recorded as a
-///   `SkippedPoster` with its reason and the run goes on; the summary's `nothingDone` tells whether anything at all
+///   `SkippedPoster` with its reason (in the summary and in the store) and the run goes on; the summary's `nothingDone` tells whether anything at all
 ///   could be stored. Errors that stop the run (listing, store, embedder contract) are `IngestError`s; whatever was
 ///   committed before stays.
 /// - **One model at a time.** Embedders run on one dedicated serial queue, off the Swift concurrency pool, so a
@@ -110,22 +116,42 @@ public struct IngestPipeline: Sendable {
             for chunk in movies.chunked(500) { try await store.upsertMovies(Array(chunk)) }
         }
 
-        // Plan: which models each movie still needs.
+        // Plan: which models each movie still needs, minus what earlier runs skipped for good.
         let spaceNames = selected.map(\.space.name)
         var done = Set<EmbeddingKey>()
+        var settled = Set<SkipKey>()
         try await storeCall {
             for chunk in movies.chunked(500) {
-                done.formUnion(try await store.completedPairs(movieIDs: chunk.map { $0.id }, spaces: spaceNames))
+                let ids = chunk.map { $0.id }
+                done.formUnion(try await store.completedPairs(movieIDs: ids, spaces: spaceNames))
+                if !configuration.retrySkipped {
+                    settled.formUnion(
+                        Self.notToRetry(try await store.skipRecords(movieIDs: ids), movies: chunk, embedders: selected))
+                }
             }
         }
         var work: [WorkItem] = []
+        var alreadyDone = 0
+        var notRetried = 0
         for m in movies {
-            let needed = selected.indices.filter { !done.contains(EmbeddingKey(movieID: m.id, space: spaceNames[$0])) }
-            if !needed.isEmpty { work.append(WorkItem(movie: m, embedders: needed)) }
+            let missing = selected.indices.filter { !done.contains(EmbeddingKey(movieID: m.id, space: spaceNames[$0])) }
+            if missing.isEmpty {
+                alreadyDone += 1
+                continue
+            }
+            let needed =
+                settled.contains(SkipKey(movieID: m.id, space: nil))
+                ? [] : missing.filter { !settled.contains(SkipKey(movieID: m.id, space: spaceNames[$0])) }
+            if needed.isEmpty {
+                notRetried += 1
+            } else {
+                work.append(WorkItem(movie: m, embedders: needed))
+            }
         }
+        let vectorsBefore = done.count
         done = []
-        let alreadyDone = movies.count - work.count
-        onEvent(.planned(pending: work.count, alreadyDone: alreadyDone, models: spaceNames))
+        settled = []
+        onEvent(.planned(pending: work.count, alreadyDone: alreadyDone, notRetried: notRetried, models: spaceNames))
 
         let state = RunState(
             embedders: selected, store: store, batchSize: configuration.batchSize, total: work.count, onEvent: onEvent)
@@ -160,11 +186,32 @@ public struct IngestPipeline: Sendable {
 
         let elapsed = ContinuousClock.now - started
         let summary = IngestSummary(
-            listed: movies.count, malformed: malformed, alreadyDone: alreadyDone, pending: work.count,
+            listed: movies.count, malformed: malformed, alreadyDone: alreadyDone, notRetried: notRetried,
+            vectorsBefore: vectorsBefore, pending: work.count,
             embedded: state.embeddedMovies, skipped: state.skipped, vectorsWritten: state.vectorsWritten,
             elapsedSeconds: elapsed.seconds)
         onEvent(.finished(summary))
         return summary
+    }
+
+    /// The skip records a run leaves alone: permanent ones for the same poster (same `poster_path`) and, for one
+    /// model's failure, the same checkpoint. Transient ones, and any whose poster or model changed, are retried.
+    static func notToRetry(_ records: [SkipRecord], movies: ArraySlice<Movie>, embedders: [any PosterEmbedder])
+        -> Set<SkipKey>
+    {
+        let posterPaths = Dictionary(movies.map { ($0.id, $0.posterPath) }, uniquingKeysWith: { first, _ in first })
+        let identities = Dictionary(embedders.map { ($0.space.name, $0.identity) }, uniquingKeysWith: { a, _ in a })
+        var keys = Set<SkipKey>()
+        for record in records {
+            let skip = record.skip
+            guard !skip.reason.isTransient, let posterPath = posterPaths[skip.movieID], posterPath == skip.posterPath
+            else { continue }
+            if let space = skip.space {
+                guard let identity = identities[space], identity == skip.identity else { continue }
+            }
+            keys.insert(skip.key)
+        }
+        return keys
     }
 
     private func storeCall(_ body: () async throws -> Void) async throws {
@@ -239,29 +286,29 @@ public struct IngestPipeline: Sendable {
     ) async throws -> PreparedPoster {
         var prepared = PreparedPoster(item: item)
         let movie = item.movie
-        func fail(_ reason: SkipReason, _ detail: String, space: Int? = nil) {
-            prepared.failures.append((space, reason, detail))
-        }
         guard let posterPath = movie.posterPath, !posterPath.isEmpty else {
-            fail(.noPosterPath, "the movie has no poster_path")
+            prepared.failures.append(PosterFailure(.noPosterPath, "the movie has no poster_path", source: nil))
             return prepared
         }
         let fetched = try await fetcher.fetch(posterPath: posterPath)
         let bytes: [UInt8]
+        let source: String
         switch fetched {
-        case .failure(let reason, let detail):
-            fail(reason, detail)
+        case .failure(let failure):
+            prepared.failures.append(failure)
             return prepared
-        case .bytes(let b, _):
+        case .bytes(let b, _, let from):
             bytes = b
+            source = from
         }
         let image: RGBImage
         do {
             image = try decoder.decode(bytes)
         } catch {
-            // Do not keep bytes that do not decode: the next run asks the server again.
-            if case .bytes(_, fromCache: true) = fetched { fetcher.cache?.remove(posterPath: posterPath, size: fetcher.size) }
-            fail(.undecodable, error.description)
+            // Do not keep bytes that do not decode (downloaded just now or read from the cache): a run that retries
+            // asks the server again.
+            if fetcher.directory == nil { fetcher.cache?.remove(posterPath: posterPath, size: fetcher.size) }
+            prepared.failures.append(PosterFailure(Self.reason(for: error), error.description, source: source))
             return prepared
         }
         for index in item.embedders {
@@ -269,10 +316,39 @@ public struct IngestPipeline: Sendable {
             do {
                 prepared.tensors.append((index, try preprocessors[index].tensor(for: image)))
             } catch {
-                fail(.preprocessingFailed, "\(error)", space: index)
+                prepared.failures.append(
+                    PosterFailure(.preprocessingFailed, "\(error)", source: source, embedder: index))
             }
         }
         return prepared
+    }
+
+    /// The skip reason of a decoding failure.
+    static func reason(for error: ImageDecodingError) -> SkipReason {
+        switch error {
+        case .tooManyPixels: return .tooLarge
+        case .unknownFormat, .unsupported: return .unsupportedFormat
+        case .empty, .truncated, .corrupt, .zeroSize: return .undecodable
+        case .unreadable: return .downloadFailed
+        }
+    }
+}
+
+/// What went wrong with a poster: for the whole poster (`embedder` nil) or for one selected embedder.
+struct PosterFailure: Sendable {
+    var reason: SkipReason
+    var detail: String
+    var httpStatus: Int? = nil
+    /// The URL or file tried.
+    var source: String?
+    var embedder: Int? = nil
+
+    init(_ reason: SkipReason, _ detail: String, httpStatus: Int? = nil, source: String?, embedder: Int? = nil) {
+        self.reason = reason
+        self.detail = detail
+        self.httpStatus = httpStatus
+        self.source = source
+        self.embedder = embedder
     }
 }
 
@@ -287,14 +363,15 @@ struct WorkItem: Sendable {
 struct PreparedPoster: Sendable {
     let item: WorkItem
     var tensors: [(embedder: Int, tensor: ImageTensor)] = []
-    var failures: [(embedder: Int?, reason: SkipReason, detail: String)] = []
+    var failures: [PosterFailure] = []
 }
 
 /// Where poster bytes come from: a local folder (`--posters`), else the cache, else the image host (then cached).
 struct PosterFetcher: Sendable {
     enum Outcome: Sendable {
-        case bytes([UInt8], fromCache: Bool)
-        case failure(SkipReason, String)
+        /// The bytes, and the cache file, folder file or URL they came from.
+        case bytes([UInt8], fromCache: Bool, source: String)
+        case failure(PosterFailure)
     }
 
     let directory: URL?
@@ -307,35 +384,51 @@ struct PosterFetcher: Sendable {
         do {
             name = try PosterCache.fileName(of: posterPath)
         } catch {
-            return .failure(.invalidPosterPath, error.description)
+            return .failure(PosterFailure(.invalidPosterPath, error.description, source: nil))
         }
         if let directory {
             let url = directory.appendingPathComponent(name)
             guard FileManager.default.fileExists(atPath: url.path) else {
-                return .failure(.posterNotFound, "no file \(url.path)")
+                return .failure(PosterFailure(.posterNotFound, "no file \(url.path)", source: url.path))
             }
             guard let data = FileManager.default.contents(atPath: url.path) else {
-                return .failure(.posterNotFound, "cannot read \(url.path)")
+                return .failure(PosterFailure(.downloadFailed, "cannot read \(url.path)", source: url.path))
             }
-            return .bytes([UInt8](data), fromCache: false)
+            return .bytes([UInt8](data), fromCache: false, source: url.path)
         }
-        if let cached = cache?.read(posterPath: posterPath, size: size) {
-            return .bytes(cached, fromCache: true)
+        if let cache, let cached = cache.read(posterPath: posterPath, size: size) {
+            let file = (try? cache.fileURL(posterPath: posterPath, size: size))?.path
+            return .bytes(cached, fromCache: true, source: file ?? posterPath)
         }
-        guard let client else { return .failure(.downloadFailed, "no image host configured") }
+        guard let client else {
+            return .failure(PosterFailure(.downloadFailed, "no image host configured", source: nil))
+        }
+        let url = try? client.posterURL(posterPath: posterPath, size: size)
         let bytes: [UInt8]
         do {
             bytes = try await client.fetchPoster(posterPath: posterPath, size: size)
         } catch let error as TMDBError {
-            switch error {
-            case .notFound: return .failure(.posterNotFound, error.description)
-            case .invalidPosterPath: return .failure(.invalidPosterPath, error.description)
-            default: return .failure(.downloadFailed, error.description)
-            }
+            let (reason, status) = Self.classify(error)
+            return .failure(PosterFailure(reason, error.description, httpStatus: status, source: url))
         }
         // A cache that cannot be written only costs a download next time.
         try? cache?.write(bytes, posterPath: posterPath, size: size)
-        return .bytes(bytes, fromCache: false)
+        return .bytes(bytes, fromCache: false, source: url ?? posterPath)
+    }
+
+    /// The skip reason (and HTTP status, if any) of a failed poster download.
+    static func classify(_ error: TMDBError) -> (SkipReason, Int?) {
+        switch error {
+        case .notFound: return (.posterNotFound, 404)
+        case .unauthorized: return (.httpError, 401)
+        case .httpStatus(let code, _): return (.httpError, code)
+        case .responseTooLarge: return (.tooLarge, nil)
+        case .invalidPosterPath: return (.invalidPosterPath, nil)
+        case .tooManyRetries(_, _, .status(let code)): return (.serverError, code)
+        case .tooManyRetries(_, _, .timeout): return (.timeout, nil)
+        case .tooManyRetries(_, _, .transport): return (.networkError, nil)
+        case .missingCredentials, .badJSON, .invalidSettings: return (.downloadFailed, nil)
+        }
     }
 }
 
@@ -392,12 +485,16 @@ final class RunState {
 
     func consume(_ prepared: PreparedPoster) async throws {
         let movie = prepared.item.movie
+        if !prepared.failures.isEmpty {
+            let skips = prepared.failures.map { failure in
+                SkippedPoster(
+                    movieID: movie.id, title: movie.title, posterPath: movie.posterPath,
+                    space: failure.embedder.map { embedders[$0].space.name }, reason: failure.reason,
+                    detail: failure.detail, httpStatus: failure.httpStatus, source: failure.source)
+            }
+            try await record(skips)
+        }
         for failure in prepared.failures {
-            let skip = SkippedPoster(
-                movieID: movie.id, title: movie.title, posterPath: movie.posterPath,
-                space: failure.embedder.map { embedders[$0].space.name }, reason: failure.reason, detail: failure.detail)
-            skipped.append(skip)
-            onEvent(.skipped(skip))
             if failure.embedder == nil {
                 // The poster itself failed: every pair of this movie is settled as skipped.
                 for _ in prepared.item.embedders { resolve(movie.id, failed: true) }
@@ -464,17 +561,32 @@ final class RunState {
             vectorsWritten[space.name, default: 0] += inputs.count
             onEvent(.batchStored(space: space.name, count: inputs.count))
         }
-        for (id, why) in rejected {
-            let movie = movies[id]
-            let skip = SkippedPoster(
-                movieID: id, title: movie?.title ?? "", posterPath: movie?.posterPath, space: space.name,
-                reason: .invalidEmbedding, detail: why)
-            skipped.append(skip)
-            onEvent(.skipped(skip))
-            resolve(id, failed: true)
+        if !rejected.isEmpty {
+            try await record(
+                rejected.map { id, why in
+                    let movie = movies[id]
+                    return SkippedPoster(
+                        movieID: id, title: movie?.title ?? "", posterPath: movie?.posterPath, space: space.name,
+                        reason: .invalidEmbedding, detail: why)
+                })
         }
+        for (id, _) in rejected { resolve(id, failed: true) }
         for input in inputs { resolve(input.movieID, failed: false) }
         emitProgress()
+    }
+
+    /// Stores the skips (one transaction), then reports them: a skip is in the summary only once it is recorded.
+    private func record(_ skips: [SkippedPoster]) async throws {
+        let identities = Dictionary(embedders.map { ($0.space.name, $0.identity) }, uniquingKeysWith: { a, _ in a })
+        do {
+            try await store.recordSkips(skips.map { $0.record(identity: $0.space.flatMap { identities[$0] }) }, at: Date())
+        } catch let error as StoreError {
+            throw IngestError.store(error)
+        }
+        for skip in skips {
+            skipped.append(skip)
+            onEvent(.skipped(skip))
+        }
     }
 
     /// Settles one (movie, model) pair; a movie is finished when all its pairs are.

@@ -4,7 +4,7 @@ import Store
 
 /// Everything an ingest run needs besides the store and the models: a plain value the `postersim ingest` command fills
 /// from its flags (`tmdb`/`json FILE`, `--pages`, `--limit`, `--models`, `--poster-size`, `--posters`,
-/// `--concurrency`, `--batch-size`, `--base-url`, `--image-base-url`).
+/// `--concurrency`, `--batch-size`, `--retry-skipped`, `--base-url`, `--image-base-url`).
 public struct IngestConfiguration: Sendable {
     /// Where the movie list comes from.
     public enum Source: Sendable, Equatable {
@@ -31,6 +31,10 @@ public struct IngestConfiguration: Sendable {
     public var concurrency: Int = 8
     /// Images per embedding call and per store transaction.
     public var batchSize: Int = 8
+    /// Also retry posters an earlier run skipped for a permanent reason (`--retry-skipped`). Without it, only
+    /// transient skips (timeouts, network errors, 5xx, 429) are retried, plus permanent ones whose movie has another
+    /// `poster_path` (or, for a model's own failure, whose model has another checkpoint) since.
+    public var retrySkipped: Bool = false
     /// Endpoints, credentials, rate limit and retry policy.
     public var tmdb: TMDBSettings = TMDBSettings.resolve()
     public var decoder: PosterDecoder = PosterDecoder()
@@ -40,28 +44,8 @@ public struct IngestConfiguration: Sendable {
     }
 }
 
-/// Why a poster (or one model's embedding of it) was skipped. Raw values are the stable names used in summaries.
-public enum SkipReason: String, Sendable, Hashable, Codable, CaseIterable, CustomStringConvertible {
-    /// The movie has no `poster_path`.
-    case noPosterPath = "no_poster_path"
-    /// The `poster_path` is not a plain file name.
-    case invalidPosterPath = "invalid_poster_path"
-    /// 404 from the image host, or no such file in `--posters DIR`.
-    case posterNotFound = "poster_not_found"
-    /// Download failed after retries, another HTTP status, or the poster was too large.
-    case downloadFailed = "download_failed"
-    /// The bytes are not a decodable JPEG/PNG/WebP (truncated, corrupt, unknown format, too many pixels...).
-    case undecodable
-    /// The model's preprocessing refused the image (e.g. an extreme aspect ratio).
-    case preprocessingFailed = "preprocessing_failed"
-    /// The model produced a vector the space cannot hold (non-finite components, or zero norm for cosine).
-    case invalidEmbedding = "invalid_embedding"
-
-    public var description: String { rawValue }
-}
-
 /// One skipped poster, with what went wrong. `space` is nil when the poster itself failed (every model skipped), or
-/// the model's space when only that model failed.
+/// the model's space when only that model failed. The run also records it in the store (`VectorStore.recordSkips`).
 public struct SkippedPoster: Sendable, Hashable, Codable {
     public var movieID: MovieID
     public var title: String
@@ -69,9 +53,14 @@ public struct SkippedPoster: Sendable, Hashable, Codable {
     public var space: String?
     public var reason: SkipReason
     public var detail: String
+    /// The HTTP status behind a download failure, when there was one.
+    public var httpStatus: Int?
+    /// The URL or file tried.
+    public var source: String?
 
     public init(
-        movieID: MovieID, title: String, posterPath: String?, space: String?, reason: SkipReason, detail: String
+        movieID: MovieID, title: String, posterPath: String?, space: String?, reason: SkipReason, detail: String,
+        httpStatus: Int? = nil, source: String? = nil
     ) {
         self.movieID = movieID
         self.title = title
@@ -79,6 +68,15 @@ public struct SkippedPoster: Sendable, Hashable, Codable {
         self.space = space
         self.reason = reason
         self.detail = detail
+        self.httpStatus = httpStatus
+        self.source = source
+    }
+
+    /// The store's record of this skip; `identity` is the failing model's checkpoint for a model's own failure.
+    public func record(identity: ModelIdentity?) -> PosterSkip {
+        PosterSkip(
+            movieID: movieID, space: space, reason: reason, httpStatus: httpStatus, message: detail,
+            posterPath: posterPath, source: source, identity: space == nil ? nil : identity)
     }
 }
 
@@ -113,8 +111,9 @@ public enum IngestEvent: Sendable {
     case listingPage(page: Int, lastPage: Int)
     /// The source gave `movies` distinct movies (after `limit`); `malformed` entries were not movies.
     case listed(movies: Int, malformed: Int)
-    /// `pending` movies need at least one of `models`; `alreadyDone` have every model embedded.
-    case planned(pending: Int, alreadyDone: Int, models: [String])
+    /// `pending` movies need at least one of `models`; `alreadyDone` have every model embedded; `notRetried` miss
+    /// something an earlier run skipped for a permanent reason, and are left alone.
+    case planned(pending: Int, alreadyDone: Int, notRetried: Int, models: [String])
     case progress(IngestProgress)
     case skipped(SkippedPoster)
     /// One store transaction committed `count` vectors of `space`.
@@ -131,6 +130,11 @@ public struct IngestSummary: Sendable, Codable, Equatable {
     public var malformed: Int
     /// Movies that had every selected model embedded before this run.
     public var alreadyDone: Int
+    /// Movies left alone because what they miss was skipped for a permanent reason by an earlier run (see
+    /// `IngestConfiguration.retrySkipped`).
+    public var notRetried: Int
+    /// Vectors of the listed movies in the selected models' spaces that were current before this run.
+    public var vectorsBefore: Int
     /// Movies that needed work.
     public var pending: Int
     /// Movies all of whose missing models were embedded by this run.
@@ -142,12 +146,14 @@ public struct IngestSummary: Sendable, Codable, Equatable {
     public var elapsedSeconds: Double
 
     public init(
-        listed: Int, malformed: Int, alreadyDone: Int, pending: Int, embedded: Int, skipped: [SkippedPoster],
-        vectorsWritten: [String: Int], elapsedSeconds: Double
+        listed: Int, malformed: Int, alreadyDone: Int, notRetried: Int = 0, vectorsBefore: Int = 0, pending: Int,
+        embedded: Int, skipped: [SkippedPoster], vectorsWritten: [String: Int], elapsedSeconds: Double
     ) {
         self.listed = listed
         self.malformed = malformed
         self.alreadyDone = alreadyDone
+        self.notRetried = notRetried
+        self.vectorsBefore = vectorsBefore
         self.pending = pending
         self.embedded = embedded
         self.skipped = skipped
@@ -163,11 +169,12 @@ public struct IngestSummary: Sendable, Codable, Equatable {
     /// Distinct movies with at least one skip.
     public var skippedMovies: Int { Set(skipped.map(\.movieID)).count }
 
-    /// True when nothing could be done: no movies at all, or movies needed work, no vector was stored and none was
-    /// stored before either. A rerun that finds everything embeddable already done (only unfixable posters left,
-    /// e.g. movies without a poster) is a success.
+    /// True when nothing could be done: no movies at all, or movies needed work (now or, skipped permanently, in an
+    /// earlier run), no vector was stored and none was stored before either. A rerun that finds everything
+    /// embeddable already done (only unfixable posters left, e.g. movies without a poster) is a success.
     public var nothingDone: Bool {
-        listed == 0 || (pending > 0 && alreadyDone == 0 && vectorsWritten.values.reduce(0, +) == 0)
+        listed == 0
+            || (pending + notRetried > 0 && vectorsBefore == 0 && vectorsWritten.values.reduce(0, +) == 0)
     }
 
     /// Embedded movies per second of this run.

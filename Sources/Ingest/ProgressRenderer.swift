@@ -1,4 +1,5 @@
 import Foundation
+import Store
 import Synchronization
 
 #if canImport(Glibc)
@@ -58,9 +59,10 @@ public final class ProgressRenderer: Sendable {
             case .listed(let movies, let malformed):
                 return clear(&s) + "listed \(movies) movies" + (malformed > 0 ? " (\(malformed) malformed entries dropped)" : "")
                     + "\n"
-            case .planned(let pending, let alreadyDone, let models):
+            case .planned(let pending, let alreadyDone, let notRetried, let models):
                 s.planned = pending
-                return "models \(models.joined(separator: ", ")): \(pending) movies to embed, \(alreadyDone) already done\n"
+                return "models \(models.joined(separator: ", ")): \(pending) movies to embed, \(alreadyDone) already done"
+                    + (notRetried > 0 ? ", \(notRetried) skipped before and not retried (--retry-skipped)" : "") + "\n"
             case .skipped(let skip):
                 let what = skip.space.map { " [\($0)]" } ?? ""
                 return clear(&s) + "skipped \(skip.movieID) \"\(skip.title)\"\(what): \(skip.reason): \(skip.detail)\n"
@@ -132,7 +134,12 @@ public final class ProgressRenderer: Sendable {
             lines.append("  \(space): \(n) vectors written")
         }
         for (reason, n) in s.skippedByReason.sorted(by: { $0.key < $1.key }) {
-            lines.append("  skipped (\(reason)): \(n)")
+            let retried = SkipReason(rawValue: reason)?.isTransient == true ? "retried next run" : "not retried"
+            lines.append("  skipped (\(reason)): \(n), \(retried)")
+        }
+        if s.notRetried > 0 {
+            lines.append("  \(s.notRetried) movies skipped by an earlier run for a permanent reason were not retried "
+                + "(--retry-skipped retries them; `postersim skipped` lists them)")
         }
         if s.nothingDone { lines.append("nothing could be ingested") }
         return lines.joined(separator: "\n") + "\n"

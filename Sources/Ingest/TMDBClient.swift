@@ -185,7 +185,7 @@ public final class TMDBClient: Sendable {
     /// GET with rate limiting, retries and typed errors; returns the whole body of a 2xx answer.
     func get(_ url: String, headers: [(String, String)], maxBytes: Int) async throws -> [UInt8] {
         let shown = redacted(url)
-        var lastFailure = ""
+        var lastFailure = RequestFailure.transport("no attempt made")
         for attempt in 1...retry.maxAttempts {
             try await limiter.acquire()
             counter.increment()
@@ -211,7 +211,7 @@ public final class TMDBClient: Sendable {
                 case 401: throw TMDBError.unauthorized(url: shown)
                 case 404: throw TMDBError.notFound(url: shown)
                 case _ where RetryPolicy.isRetryable(status: status):
-                    lastFailure = "HTTP \(status)"
+                    lastFailure = .status(status)
                     retryAfter = response.headers.first(name: "Retry-After").flatMap { RetryPolicy.parseRetryAfter($0) }
                     if attempt == retry.maxAttempts {
                         throw TMDBError.tooManyRetries(url: shown, attempts: attempt, last: lastFailure)
@@ -223,7 +223,7 @@ public final class TMDBClient: Sendable {
             } catch {
                 // Cancellation surfaces as CancellationError or as AsyncHTTPClient's `.cancelled`: never retried.
                 if Task.isCancelled || error is CancellationError { throw CancellationError() }
-                lastFailure = "\(error)"
+                lastFailure = Self.isTimeout(error) ? .timeout("\(error)") : .transport("\(error)")
                 if attempt == retry.maxAttempts {
                     throw TMDBError.tooManyRetries(url: shown, attempts: attempt, last: lastFailure)
                 }
@@ -236,6 +236,18 @@ public final class TMDBClient: Sendable {
         }
         // The loop returns or throws on its last attempt.
         throw TMDBError.tooManyRetries(url: shown, attempts: retry.maxAttempts, last: lastFailure)
+    }
+
+    /// Whether a transport error is AsyncHTTPClient's or NIO's report of a deadline passing.
+    static func isTimeout(_ error: any Error) -> Bool {
+        if let e = error as? HTTPClientError {
+            return [
+                HTTPClientError.deadlineExceeded, .readTimeout, .writeTimeout, .connectTimeout,
+                .getConnectionFromPoolTimeout,
+            ].contains(e)
+        }
+        if case ChannelError.connectTimeout? = error as? ChannelError { return true }
+        return false
     }
 
     /// Seconds to wait for a `Retry-After` value (delta-seconds or HTTP-date, RFC 9110 §10.2.3); nil if malformed.

@@ -53,7 +53,7 @@ struct BenchServerStoreCommand: AsyncParsableCommand {
         for text in models.split(separator: ",") {
             let name = try ModelsCommand.parseModel(String(text))
             let dimension = modelDimensions ? try LoadedModel(name, options: location).space.dimension : name.embeddingDimension
-            let space = VectorSpace(name: name.rawValue, dimension: dimension, metric: name.metric == .cosine ? .cosine : .euclidean)
+            let space = VectorSpace(name: name.rawValue, dimension: dimension, metric: name.metric)
             let identity = ModelIdentity(repo: "bench/random-\(name.rawValue)", weightsSHA256: String(repeating: "0", count: 64))
             try await store.registerSpace(space, identity: identity)
             for start in stride(from: 0, to: list.count, by: 500) {

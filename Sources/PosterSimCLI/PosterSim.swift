@@ -6,7 +6,8 @@ struct PosterSim: AsyncParsableCommand {
         commandName: "postersim",
         abstract: "Find movie posters that look alike.",
         subcommands: [
-            IngestCommand.self, SimilarCommand.self, SearchCommand.self, StatsCommand.self, ServeCommand.self,
+            IngestCommand.self, SimilarCommand.self, SearchCommand.self, StatsCommand.self, SkippedCommand.self,
+            ServeCommand.self,
             DatabaseCommand.self, ExportCommand.self, BenchServerStoreCommand.self,
             EmbedCommand.self, EmbedTextCommand.self, PreprocessCommand.self, ModelsCommand.self, BenchEmbedCommand.self,
         ])

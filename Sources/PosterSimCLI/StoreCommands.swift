@@ -40,8 +40,7 @@ struct LoadedModel: PosterEmbedder {
         model = try PosterEmbeddingModel(name, location: location)
         // Spaces are named after the model; the dimension is the checkpoint's own (a config may differ from the hub's).
         space = VectorSpace(
-            name: name.rawValue, dimension: model.dimension,
-            metric: name.metric == .cosine ? .cosine : .euclidean)
+            name: name.rawValue, dimension: model.dimension, metric: name.metric)
         identity = ModelIdentity(
             repo: name.repoID, weightsSHA256: try resolver.weightsSHA256(for: name, revision: options.revision))
     }
@@ -98,7 +97,9 @@ struct IngestCommand: AsyncParsableCommand {
         discussion: """
             Resumable: a second run skips what is done, and a run killed at any moment loses nothing and \
             duplicates nothing when started again. A poster that cannot be fetched or decoded is skipped with \
-            its reason; the run fails only if nothing could be done.
+            its reason, recorded in the store (see `postersim skipped`) and summed up at the end; the run fails \
+            only if nothing could be done. Later runs retry transient skips (timeouts, network errors, 5xx, \
+            429) and leave permanent ones alone unless the movie's poster_path changed or --retry-skipped is given.
             """,
         subcommands: [TMDB.self, JSON.self])
 
@@ -112,6 +113,11 @@ struct IngestCommand: AsyncParsableCommand {
         @Option(help: "TMDB image size of the posters (original, w780, w500, ...).") var posterSize = "original"
         @Option(help: "Posters downloaded at once.") var concurrency = 8
         @Option(help: "Images per forward pass and per store transaction.") var batchSize = 8
+        @Flag(help: """
+            Also retry posters an earlier run skipped for a permanent reason (no poster_path, 404, undecodable, \
+            too large...). Transient skips (timeouts, network errors, 5xx, 429) are always retried.
+            """)
+        var retrySkipped = false
         @Option(help: "Where downloaded posters are cached.") var posterCache = ".cache/posters"
         @Flag(help: "Print the summary as JSON on standard output.") var json = false
         @OptionGroup var store: StoreOptions
@@ -128,6 +134,7 @@ struct IngestCommand: AsyncParsableCommand {
             configuration.posterCacheDirectory = posterCache
             configuration.concurrency = concurrency
             configuration.batchSize = batchSize
+            configuration.retrySkipped = retrySkipped
             configuration.tmdb = tmdb
             let embedders = try models.map { try LoadedModel($0, options: location) }
             let pipeline = IngestPipeline(configuration: configuration, store: try await store.open(), embedders: embedders)
@@ -282,6 +289,80 @@ struct StatsCommand: AsyncParsableCommand {
         for space in stats.spaces {
             print("  \(space.space): \(space.vectors) vectors" + (space.staleVectors > 0 ? ", \(space.staleVectors) stale" : "")
                   + "  (\(space.identity))")
+        }
+        let skips = stats.skips
+        guard skips.records > 0 else { return }
+        print("\(skips.movies) movies with skipped posters (\(skips.records) records; `postersim skipped` lists them)")
+        for (reason, n) in skips.byReason.sorted(by: { $0.key < $1.key }) {
+            let kind = SkipReason(rawValue: reason).map { $0.isTransient ? "transient" : "permanent" } ?? "unknown"
+            print("  \(reason): \(n)  (\(kind))")
+        }
+    }
+}
+
+// MARK: skipped
+
+struct SkippedCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "skipped",
+        abstract: "The posters ingest runs could not fetch, decode or embed, with the reason of the last failure.",
+        discussion: """
+            One line per record: a movie's poster (model "-") or one model's embedding of it. Transient \
+            reasons (server_error, timeout, network_error, download_failed) are retried by the next ingest; \
+            permanent ones only with `postersim ingest … --retry-skipped` or when the movie's poster_path \
+            changed. A record disappears when the poster is later embedded.
+            """)
+
+    @Option(help: "Only this reason (e.g. poster_not_found, undecodable, server_error).") var reason: String?
+    @Flag(help: "Print JSON: an array of records with the movie's title.") var json = false
+    @OptionGroup var store: StoreOptions
+
+    func validate() throws {
+        if let reason, SkipReason(rawValue: reason) == nil {
+            let names = SkipReason.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ValidationError("unknown reason '\(reason)'; one of: \(names)")
+        }
+    }
+
+    /// A record with its movie's title, as `--json` prints it.
+    struct Entry: Encodable {
+        let title: String?
+        let record: SkipRecord
+        let retriedByNextRun: Bool
+    }
+
+    func run() async throws {
+        let store = try await store.open()
+        let records = try await store.skipRecords(movieIDs: nil).filter { reason == nil || $0.skip.reason.rawValue == reason }
+        let titles = Dictionary(
+            try await store.fetchMovies(ids: Array(Set(records.map(\.skip.movieID)))).map { ($0.id, $0.title) },
+            uniquingKeysWith: { first, _ in first })
+        if json {
+            let entries = records.map {
+                Entry(title: titles[$0.skip.movieID], record: $0, retriedByNextRun: $0.skip.reason.isTransient)
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            encoder.dateEncodingStrategy = .iso8601
+            print(String(decoding: try encoder.encode(entries), as: UTF8.self))
+            return
+        }
+        guard !records.isEmpty else {
+            print("no skipped posters in \(self.store.location)")
+            return
+        }
+        func pad(_ text: String, _ width: Int) -> String {
+            text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+        }
+        let time = ISO8601DateFormatter()
+        print("movie     model     reason              status  attempts  last attempt          title")
+        for r in records {
+            let s = r.skip
+            print(
+                pad(String(s.movieID), 10) + pad(s.space ?? "-", 10) + pad(s.reason.rawValue, 20)
+                    + pad(s.httpStatus.map(String.init) ?? "-", 8) + pad(String(r.attempts), 10)
+                    + pad(time.string(from: r.lastAttemptAt), 22) + (titles[s.movieID] ?? "?"))
+            print("          \(s.message)" + (s.source.map { " [\($0)]" } ?? ""))
         }
     }
 }

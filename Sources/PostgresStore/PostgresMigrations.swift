@@ -67,6 +67,28 @@ public struct PostgresMigrations: Sendable {
                 """,
                 "INSERT INTO store_revision (singleton, value) VALUES (true, 1)",
             ]),
+        Migration(
+            version: 2, name: "skip records",
+            statements: [
+                // One row per (movie, space); space '' is the poster's own record (primary key columns are NOT NULL).
+                """
+                CREATE TABLE poster_skip (
+                    movie_id bigint NOT NULL REFERENCES movie(id) ON DELETE CASCADE,
+                    space text NOT NULL,
+                    reason text NOT NULL,
+                    http_status integer,
+                    message text NOT NULL,
+                    poster_path text,
+                    source text,
+                    identity text,
+                    attempts integer NOT NULL CHECK (attempts >= 1),
+                    first_failed_at timestamptz NOT NULL,
+                    last_attempt_at timestamptz NOT NULL,
+                    PRIMARY KEY (movie_id, space)
+                )
+                """,
+                "CREATE INDEX poster_skip_by_reason ON poster_skip (reason)",
+            ]),
     ]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }

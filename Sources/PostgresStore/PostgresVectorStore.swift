@@ -9,7 +9,8 @@ import Synchronization
 /// Schema (created by `migrate()`, versioned in `schema_migrations`; see `PostgresMigrations`): `movie` (the TMDB
 /// fields plus the release year and a case- and accent-folded label for filters and title search), `vector_space`
 /// (name, dimension, metric, current model identity as `repo@sha256:HEX`, embeddings table, index kind),
-/// `store_revision` (one counter row), and one embeddings table per space, `emb_<name>` (`movie_id` referencing
+/// `store_revision` (one counter row), `poster_skip` (the last failure per movie and model, see `recordSkips`), and one
+/// embeddings table per space, `emb_<name>` (`movie_id` referencing
 /// `movie` with `ON DELETE CASCADE`, the identity that made the vector, `embedding vector(dim)`), created when the space
 /// is first registered.
 ///
@@ -263,6 +264,7 @@ public final class PostgresVectorStore: VectorStore, Sendable {
                     " ON CONFLICT (movie_id) DO UPDATE SET identity = EXCLUDED.identity, embedding = EXCLUDED.embedding")
                 try await Self.run(conn, ins)
             }
+            try await Self.settleSkips(of: unique, space: name, conn)
         }
     }
 
@@ -275,6 +277,108 @@ public final class PostgresVectorStore: VectorStore, Sendable {
             q.append("::int8[]) RETURNING id")
             return try await Self.all(conn, q).count
         }
+    }
+
+    public func recordSkips(_ skips: [PosterSkip], at time: Date) async throws {
+        guard !skips.isEmpty else { return }
+        for skip in skips { try skip.validate() }
+        // One statement cannot touch a row twice: the last skip of a repeated key wins, as the contract says.
+        let unique = PosterSkip.lastPerKey(skips)
+        try await write { conn in
+            var check = SQL("SELECT id FROM movie WHERE id = ANY(")
+            check.bind(Array(Set(unique.map(\.movieID))))
+            check.append("::int8[]) FOR KEY SHARE")
+            let present = Set(try await Self.all(conn, check).map { try $0.decode(Int.self) })
+            if let missing = unique.first(where: { !present.contains($0.movieID) }) {
+                throw StoreError.unknownMovie(missing.movieID)
+            }
+            for start in stride(from: 0, to: unique.count, by: 1000) {
+                var q = SQL("""
+                    INSERT INTO poster_skip (movie_id, space, reason, http_status, message, poster_path, source, identity,
+                        attempts, first_failed_at, last_attempt_at) VALUES
+                    """)
+                let at = q.bindPlaceholder(time)
+                for (i, skip) in unique[start..<min(start + 1000, unique.count)].enumerated() {
+                    q.append(i == 0 ? " (" : ", (")
+                    q.bind(skip.movieID); q.append("::int8, ")
+                    q.bind(skip.space ?? SkipKey.posterSpaceColumn); q.append("::text, ")
+                    q.bind(skip.reason.rawValue); q.append("::text, ")
+                    q.bindOptional(skip.httpStatus); q.append("::int4, ")
+                    q.bind(skip.message); q.append("::text, ")
+                    q.bindOptional(skip.posterPath); q.append("::text, ")
+                    q.bindOptional(skip.source); q.append("::text, ")
+                    q.bindOptional(skip.identity?.storedForm); q.append("::text, ")
+                    q.append("1, \(at)::timestamptz, \(at)::timestamptz)")
+                }
+                // Another poster_path is another poster: its count starts again.
+                q.append("""
+                     ON CONFLICT (movie_id, space) DO UPDATE SET
+                        attempts = CASE WHEN poster_skip.poster_path IS NOT DISTINCT FROM EXCLUDED.poster_path
+                            THEN poster_skip.attempts + 1 ELSE 1 END,
+                        first_failed_at = CASE WHEN poster_skip.poster_path IS NOT DISTINCT FROM EXCLUDED.poster_path
+                            THEN poster_skip.first_failed_at ELSE EXCLUDED.first_failed_at END,
+                        reason = EXCLUDED.reason, http_status = EXCLUDED.http_status, message = EXCLUDED.message,
+                        poster_path = EXCLUDED.poster_path, source = EXCLUDED.source, identity = EXCLUDED.identity,
+                        last_attempt_at = EXCLUDED.last_attempt_at
+                    """)
+                try await Self.run(conn, q)
+            }
+        }
+    }
+
+    public func skipRecords(movieIDs: [MovieID]?) async throws -> [SkipRecord] {
+        if let movieIDs, movieIDs.isEmpty { return [] }
+        return try await read { conn in
+            var q = SQL("""
+                SELECT movie_id, space, reason, http_status, message, poster_path, source, identity, attempts,
+                    first_failed_at, last_attempt_at FROM poster_skip
+                """)
+            if let movieIDs {
+                q.append(" WHERE movie_id = ANY(")
+                q.bind(movieIDs)
+                q.append("::int8[])")
+            }
+            // '' (the poster's own record) sorts first; byte order, as the SQLite store's Swift sort.
+            q.append(" ORDER BY movie_id, space COLLATE \"C\"")
+            return try await Self.all(conn, q).map(Self.decodeSkipRecord)
+        }
+    }
+
+    static func decodeSkipRecord(_ row: PostgresRow) throws -> SkipRecord {
+        let c = row.makeRandomAccess()
+        let id = try c[0].decode(Int.self)
+        let space = try c[1].decode(String.self)
+        let reasonText = try c[2].decode(String.self)
+        guard let reason = SkipReason(rawValue: reasonText) else {
+            throw StoreError.corrupt("skip record of movie \(id) has unknown reason '\(reasonText)'")
+        }
+        var identity: ModelIdentity?
+        if let identityText = try c[7].decode(String?.self) {
+            guard let parsed = ModelIdentity(storedForm: identityText) else {
+                throw StoreError.corrupt("skip record of movie \(id) has unparsable identity '\(identityText)'")
+            }
+            identity = parsed
+        }
+        let skip = PosterSkip(
+            movieID: id, space: space == SkipKey.posterSpaceColumn ? nil : space, reason: reason,
+            httpStatus: try c[3].decode(Int?.self), message: try c[4].decode(String.self),
+            posterPath: try c[5].decode(String?.self), source: try c[6].decode(String?.self), identity: identity)
+        return SkipRecord(
+            skip: skip, attempts: try c[8].decode(Int.self), firstFailedAt: try c[9].decode(Date.self),
+            lastAttemptAt: try c[10].decode(Date.self))
+    }
+
+    static func skipStats(_ conn: PostgresConnection) async throws -> SkipStats {
+        var byReason: [String: Int] = [:]
+        var records = 0
+        for row in try await all(conn, SQL("SELECT reason, count(*)::int8 FROM poster_skip GROUP BY reason")) {
+            let (reason, n) = try row.decode((String, Int).self)
+            byReason[reason] = n
+            records += n
+        }
+        let movies = try await all(conn, SQL("SELECT count(DISTINCT movie_id)::int8 FROM poster_skip")).first?
+            .decode(Int.self) ?? 0
+        return SkipStats(records: records, movies: movies, byReason: byReason)
     }
 
     // MARK: - Reads
@@ -386,7 +490,7 @@ public final class PostgresVectorStore: VectorStore, Sendable {
             let movies = try await Self.all(conn, SQL("SELECT count(*) FROM movie")).first?.decode(Int.self) ?? 0
             var spaces: [SpaceStats] = []
             var bytes = 0
-            for table in ["movie", "vector_space", "store_revision", "schema_migrations"] {
+            for table in ["movie", "vector_space", "store_revision", "schema_migrations", "poster_skip"] {
                 bytes += try await Self.relationSize(conn, table)
             }
             let rows = try await Self.all(
@@ -398,7 +502,7 @@ public final class PostgresVectorStore: VectorStore, Sendable {
                 spaces.append(try await Self.spaceStats(conn, info, identity: identity))
                 bytes += try await Self.relationSize(conn, info.table)
             }
-            return StoreStats(movies: movies, spaces: spaces, bytesOnDisk: bytes)
+            return StoreStats(movies: movies, spaces: spaces, bytesOnDisk: bytes, skips: try await Self.skipStats(conn))
         }
     }
 
@@ -1033,6 +1137,21 @@ extension PostgresVectorStore {
             ins.append("::text, embedding::vector(\(info.space.dimension)) FROM postersim_load")
             ins.append(" ON CONFLICT (movie_id) DO UPDATE SET identity = EXCLUDED.identity, embedding = EXCLUDED.embedding")
             try await Self.run(conn, ins)
+            try await Self.settleSkips(of: unique, space: name, conn)
         }
+    }
+
+    /// Inside an embedding write: a stored vector settles the pair's skip record and the poster's own one.
+    static func settleSkips(of embeddings: [EmbeddingInput], space name: String, _ conn: PostgresConnection)
+        async throws
+    {
+        var q = SQL("DELETE FROM poster_skip WHERE movie_id = ANY(")
+        q.bind(embeddings.map(\.movieID))
+        q.append("::int8[]) AND space IN (")
+        q.bind(name)
+        q.append("::text, ")
+        q.bind(SkipKey.posterSpaceColumn)
+        q.append("::text)")
+        try await run(conn, q)
     }
 }

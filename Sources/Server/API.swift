@@ -281,7 +281,7 @@ struct API: Sendable {
             return ModelEntry(
                 name: name.apiName, id: name.rawValue, repo: served?.identity.repo ?? space?.identity.repo ?? name.repoID,
                 dimension: space?.space.dimension ?? served?.space.dimension ?? name.embeddingDimension,
-                metric: (space?.space.metric ?? served?.space.metric ?? (name.metric == .cosine ? .cosine : .euclidean)).rawValue,
+                metric: (space?.space.metric ?? served?.space.metric ?? name.metric).rawValue,
                 vectors: space?.vectors ?? 0, staleVectors: space?.staleVectors ?? 0, loaded: served != nil,
                 text: served?.model.supportsText ?? false,
                 checkpointMatchesStore: served.flatMap { s in space.map { $0.identity == s.identity } })

@@ -1,15 +1,7 @@
 import Foundation
-
-/// How two vectors of a space are compared, and what a match's `score` means (Pinecone's convention, so a front end
-/// shows the same numbers): `cosine` scores are cosine similarities (higher is closer, sorted descending);
-/// `euclidean` scores are squared euclidean distances (lower is closer, sorted ascending).
-public enum DistanceMetric: String, Sendable, Codable, CaseIterable, Hashable {
-    case cosine
-    case euclidean
-
-    /// True when a higher score means a closer match.
-    public var higherIsCloser: Bool { self == .cosine }
-}
+// The metric is defined with the models (ModelHub, below the store in the dependency order) and re-exported, so code
+// that imports Store names the same type.
+@_exported import enum ModelHub.DistanceMetric
 
 /// A named vector space: every embedding stored in it has `dimension` Float32 components and is compared by `metric`.
 /// The store never mixes spaces; a space's name, dimension and metric are fixed once created.
@@ -246,11 +238,14 @@ public struct StoreStats: Sendable, Hashable, Codable {
     public var spaces: [SpaceStats]
     /// Bytes on disk (database file plus write-ahead log), when the store is file-backed.
     public var bytesOnDisk: Int?
+    /// Skip records left by ingest runs (posters that could not be fetched, decoded or embedded).
+    public var skips: SkipStats
 
-    public init(movies: Int, spaces: [SpaceStats], bytesOnDisk: Int?) {
+    public init(movies: Int, spaces: [SpaceStats], bytesOnDisk: Int?, skips: SkipStats = .none) {
         self.movies = movies
         self.spaces = spaces
         self.bytesOnDisk = bytesOnDisk
+        self.skips = skips
     }
 }
 

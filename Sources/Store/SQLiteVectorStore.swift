@@ -122,6 +122,28 @@ public final class SQLiteVectorStore: VectorStore {
                     INSERT INTO store_revision (id, value) VALUES (1, 1);
                     """)
         }
+        m.registerMigration("v3: skip records") { db in
+            // One row per (movie, space); space '' is the poster's own record (a primary key column cannot be NULL).
+            // Times are Unix seconds.
+            try db.execute(
+                sql: """
+                    CREATE TABLE poster_skip (
+                        movie_id INTEGER NOT NULL REFERENCES movie(id) ON DELETE CASCADE,
+                        space TEXT NOT NULL,
+                        reason TEXT NOT NULL,
+                        http_status INTEGER,
+                        message TEXT NOT NULL,
+                        poster_path TEXT,
+                        source TEXT,
+                        identity TEXT,
+                        attempts INTEGER NOT NULL CHECK (attempts >= 1),
+                        first_failed_at REAL NOT NULL,
+                        last_attempt_at REAL NOT NULL,
+                        PRIMARY KEY (movie_id, space)
+                    );
+                    CREATE INDEX poster_skip_by_reason ON poster_skip(reason);
+                    """)
+        }
         return m
     }
 
@@ -238,6 +260,9 @@ public final class SQLiteVectorStore: VectorStore {
                         INSERT INTO embedding (space, movie_id, identity, vector) VALUES (?, ?, ?, ?)
                         ON CONFLICT(space, movie_id) DO UPDATE SET identity = excluded.identity, vector = excluded.vector
                         """)
+                // A stored vector settles the pair's skip record and the poster's own one.
+                let settle = try db.cachedStatement(
+                    sql: "DELETE FROM poster_skip WHERE movie_id = ? AND space IN (?, ?)")
                 var out: [(id: MovieID, vector: [Float], fields: MovieFilterFields)] = []
                 out.reserveCapacity(embeddings.count)
                 let identityText = identity.storedForm
@@ -247,6 +272,7 @@ public final class SQLiteVectorStore: VectorStore {
                         throw StoreError.unknownMovie(e.movieID)
                     }
                     try insert.execute(arguments: [name, e.movieID, identityText, VectorBlob.encode(e.vector)])
+                    try settle.execute(arguments: [e.movieID, name, SkipKey.posterSpaceColumn])
                     out.append((e.movieID, e.vector, Self.filterFields(id: e.movieID, row: m)))
                 }
                 return (out, revision)
@@ -272,6 +298,111 @@ public final class SQLiteVectorStore: VectorStore {
             self.publish(db, revision: revision) { self.current.value.removing(ids) }
             return deleted
         }
+    }
+
+    public func recordSkips(_ skips: [PosterSkip], at time: Date) async throws {
+        guard !skips.isEmpty else { return }
+        for skip in skips { try skip.validate() }
+        let unique = PosterSkip.lastPerKey(skips)
+        let seconds = time.timeIntervalSince1970
+        try await write { db in
+            let revision = try db.inTransactionReturning {
+                let revision = try Self.bumpRevision(db)
+                let exists = try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM movie WHERE id = ?)")
+                // Another poster_path is another poster: its count starts again.
+                let upsert = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO poster_skip (movie_id, space, reason, http_status, message, poster_path, source,
+                            identity, attempts, first_failed_at, last_attempt_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+                        ON CONFLICT(movie_id, space) DO UPDATE SET
+                            attempts = CASE WHEN poster_skip.poster_path IS excluded.poster_path
+                                THEN poster_skip.attempts + 1 ELSE 1 END,
+                            first_failed_at = CASE WHEN poster_skip.poster_path IS excluded.poster_path
+                                THEN poster_skip.first_failed_at ELSE excluded.first_failed_at END,
+                            reason = excluded.reason, http_status = excluded.http_status,
+                            message = excluded.message, poster_path = excluded.poster_path,
+                            source = excluded.source, identity = excluded.identity,
+                            last_attempt_at = excluded.last_attempt_at
+                        """)
+                for skip in unique {
+                    guard try Bool.fetchOne(exists, arguments: [skip.movieID]) == true else {
+                        throw StoreError.unknownMovie(skip.movieID)
+                    }
+                    let args: [(any DatabaseValueConvertible)?] = [
+                        skip.movieID, skip.space ?? SkipKey.posterSpaceColumn, skip.reason.rawValue, skip.httpStatus,
+                        skip.message, skip.posterPath, skip.source, skip.identity?.storedForm, seconds, seconds,
+                    ]
+                    try upsert.execute(arguments: StatementArguments(args))
+                }
+                return revision
+            }
+            self.publish(db, revision: revision) { nil }
+        }
+    }
+
+    public func skipRecords(movieIDs: [MovieID]?) async throws -> [SkipRecord] {
+        if let movieIDs, movieIDs.isEmpty { return [] }
+        return try await read { db in
+            let columns = """
+                SELECT movie_id, space, reason, http_status, message, poster_path, source, identity, attempts,
+                    first_failed_at, last_attempt_at FROM poster_skip
+                """
+            var records: [SkipRecord] = []
+            if let movieIDs {
+                for chunk in stride(from: 0, to: movieIDs.count, by: 500).map({ Array(movieIDs[$0..<min($0 + 500, movieIDs.count)]) }) {
+                    let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                    for row in try Row.fetchAll(
+                        db, sql: "\(columns) WHERE movie_id IN (\(marks))", arguments: StatementArguments(chunk))
+                    {
+                        records.append(try Self.skipRecord(from: row))
+                    }
+                }
+            } else {
+                for row in try Row.fetchAll(db, sql: columns) { records.append(try Self.skipRecord(from: row)) }
+            }
+            // '' (the poster's own record) sorts before every space name.
+            return records.sorted {
+                ($0.skip.movieID, $0.skip.space ?? "") < ($1.skip.movieID, $1.skip.space ?? "")
+            }
+        }
+    }
+
+    static func skipRecord(from row: Row) throws -> SkipRecord {
+        let id: MovieID = row["movie_id"]
+        let reasonText: String = row["reason"]
+        guard let reason = SkipReason(rawValue: reasonText) else {
+            throw StoreError.corrupt("skip record of movie \(id) has unknown reason '\(reasonText)'")
+        }
+        let space: String = row["space"]
+        let identityText: String? = row["identity"]
+        var identity: ModelIdentity?
+        if let identityText {
+            guard let parsed = ModelIdentity(storedForm: identityText) else {
+                throw StoreError.corrupt("skip record of movie \(id) has unparsable identity '\(identityText)'")
+            }
+            identity = parsed
+        }
+        let skip = PosterSkip(
+            movieID: id, space: space == SkipKey.posterSpaceColumn ? nil : space, reason: reason,
+            httpStatus: row["http_status"], message: row["message"], posterPath: row["poster_path"],
+            source: row["source"], identity: identity)
+        return SkipRecord(
+            skip: skip, attempts: row["attempts"],
+            firstFailedAt: Date(timeIntervalSince1970: row["first_failed_at"]),
+            lastAttemptAt: Date(timeIntervalSince1970: row["last_attempt_at"]))
+    }
+
+    static func skipStats(_ db: Database) throws -> SkipStats {
+        var byReason: [String: Int] = [:]
+        var records = 0
+        for row in try Row.fetchAll(db, sql: "SELECT reason, count(*) AS n FROM poster_skip GROUP BY reason") {
+            let n: Int = row["n"]
+            byReason[row["reason"]] = n
+            records += n
+        }
+        let movies = try Int.fetchOne(db, sql: "SELECT count(DISTINCT movie_id) FROM poster_skip") ?? 0
+        return SkipStats(records: records, movies: movies, byReason: byReason)
     }
 
     // MARK: Reads
@@ -359,7 +490,7 @@ public final class SQLiteVectorStore: VectorStore {
     }
 
     public func stats() async throws -> StoreStats {
-        let (movies, spaces) = try await read { db in
+        let (movies, spaces, skips) = try await read { db in
             let movies = try Int.fetchOne(db, sql: "SELECT count(*) FROM movie") ?? 0
             var spaces: [SpaceStats] = []
             for row in try Row.fetchAll(db, sql: "SELECT name, dimension, metric, identity FROM vector_space ORDER BY name") {
@@ -367,7 +498,7 @@ public final class SQLiteVectorStore: VectorStore {
                 let s = try Self.space(named: name, from: row)
                 spaces.append(try Self.spaceStats(db, space: s.space, identity: s.identity))
             }
-            return (movies, spaces)
+            return (movies, spaces, try Self.skipStats(db))
         }
         var bytes = 0
         for suffix in ["", "-wal"] {
@@ -375,7 +506,7 @@ public final class SQLiteVectorStore: VectorStore {
                 bytes += size
             }
         }
-        return StoreStats(movies: movies, spaces: spaces, bytesOnDisk: bytes)
+        return StoreStats(movies: movies, spaces: spaces, bytesOnDisk: bytes, skips: skips)
     }
 
     public func completedPairs(movieIDs: [MovieID], spaces: [String]) async throws -> Set<EmbeddingKey> {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A store of movies and their embeddings in named vector spaces, with exact (or, for a server store, documented)
 /// top-k similarity search. `SQLiteVectorStore` is the embedded implementation; a PostgreSQL store implements the same
 /// protocol and passes the same contract tests.
@@ -5,7 +7,7 @@
 /// Guarantees every implementation gives:
 ///
 /// - **Atomic writes.** Each mutating call is one transaction: `upsertMovies`, `upsertEmbeddings` (a whole batch),
-///   `deleteMovies` and `registerSpace` either take effect completely or not at all. When one throws, the store is
+///   `deleteMovies`, `registerSpace` and `recordSkips` either take effect completely or not at all. When one throws, the store is
 ///   as it was before the call: a batch that fails on its fifth item leaves none of the first four.
 /// - **Snapshot reads.** Every read (fetch, query, count, stats, completed pairs) sees the state after some set of
 ///   completed writes, never part of a write in progress: a query running while a batch is being written either sees
@@ -32,13 +34,15 @@ public protocol VectorStore: Sendable {
 
     /// Inserts or replaces the embeddings of a batch of movies in one space, in one transaction (all or nothing).
     /// `identity` must be the space's current identity. Every movie must already exist; every vector must have the
-    /// space's dimension and finite components (and, for cosine, a non-zero norm).
+    /// space's dimension and finite components (and, for cosine, a non-zero norm). The same transaction deletes the
+    /// skip records this success settles: each movie's record for `space` and its poster's own record (see
+    /// `recordSkips`), so a stored vector and a skip record for it never exist together.
     func upsertEmbeddings(_ embeddings: [EmbeddingInput], space: String, identity: ModelIdentity) async throws
 
     /// The movies with these ids that exist, in the order of `ids` (unknown ids are skipped).
     func fetchMovies(ids: [MovieID]) async throws -> [Movie]
 
-    /// Deletes movies and all their embeddings, in one transaction. Unknown ids are ignored. Returns how many movies
+    /// Deletes movies and all their embeddings and skip records, in one transaction. Unknown ids are ignored. Returns how many movies
     /// were deleted.
     @discardableResult
     func deleteMovies(ids: [MovieID]) async throws -> Int
@@ -55,7 +59,7 @@ public protocol VectorStore: Sendable {
     /// Number of movies.
     func movieCount() async throws -> Int
 
-    /// Per-space counts (current and stale vectors) and, for a file store, its size.
+    /// Per-space counts (current and stale vectors), skip records by reason and, for a file store, its size.
     func stats() async throws -> StoreStats
 
     /// Movies whose label "Title - YYYY-MM-DD" contains `text`, ignoring case and accents, most popular first
@@ -64,6 +68,19 @@ public protocol VectorStore: Sendable {
 
     /// Which of `movieIDs` have a current embedding in each of `spaces` (for a resumable ingest).
     func completedPairs(movieIDs: [MovieID], spaces: [String]) async throws -> Set<EmbeddingKey>
+
+    /// Records failed ingest attempts, in one transaction (all or nothing). The store keeps one record per
+    /// `SkipKey` (movie, and space or none for the poster itself): a new key is stored with `attempts` 1 and
+    /// `firstFailedAt` = `lastAttemptAt` = `time`; an existing one takes the new reason, status, message, source and
+    /// identity, `lastAttemptAt` = `time`, and `attempts` + 1 — or 1 with `firstFailedAt` = `time` when the
+    /// `posterPath` differs from the recorded one (another poster). A key repeated within `skips` counts once (the
+    /// last occurrence wins). Every movie must exist (`unknownMovie` otherwise); a skip's space need not be
+    /// registered. Records disappear when the pair later succeeds (`upsertEmbeddings`) or the movie is deleted.
+    func recordSkips(_ skips: [PosterSkip], at time: Date) async throws
+
+    /// The skip records of these movies (`nil`: every record), ordered by movie id, the poster's own record before
+    /// the models' records (by space name). Times come back with at least millisecond precision.
+    func skipRecords(movieIDs: [MovieID]?) async throws -> [SkipRecord]
 
     /// The store's revision: changes whenever a write commits, in this process or another; equal values mean
     /// unchanged contents. (Caches of query results key on it.)

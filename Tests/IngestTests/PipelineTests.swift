@@ -52,7 +52,7 @@ func serveFaultyCatalogue(_ fake: FakeTMDB) throws -> Catalogue {
     fake.setPoster("always500.png", generatedPoster(seed: 25))
     fake.inject(Array(repeating: .status(500, retryAfter: nil), count: 100), for: "poster:always500.png")
     page3.append(movieJSON(id: 25, title: "Server down", posterPath: "/always500.png"))
-    c.bad[25] = .downloadFailed
+    c.bad[25] = .serverError
     // Transient faults that must not cost the poster.
     fake.inject([.status(429, retryAfter: "0")], for: "poster:p2.png")
     fake.inject([.status(500, retryAfter: nil), .status(503, retryAfter: "0")], for: "poster:p3.png")
@@ -127,9 +127,11 @@ func pipelineConfig(_ fake: FakeTMDB, cache: URL, source: IngestConfiguration.So
         #expect(embedders.allSatisfy { $0.log.images == catalogue.good.count })
         #expect(embedders.allSatisfy { $0.log.batchSizes.allSatisfy { $0 <= 3 } })
 
-        // The rerun only retries the failed posters.
+        // The rerun retries only the transient failure (the server that answered 500); the permanent ones are left
+        // alone.
         #expect(second.alreadyDone == catalogue.good.count)
-        #expect(second.pending == catalogue.bad.count && second.embedded == 0)
+        #expect(second.pending == 1 && second.notRetried == catalogue.bad.count - 1 && second.embedded == 0)
+        #expect(second.skipped.map(\.movieID) == [25])
         #expect(second.vectorsWritten.values.reduce(0, +) == 0)
         // Only unfixable posters were left and the rest was done before: a success, not "nothing could be done".
         #expect(!second.nothingDone)
@@ -149,7 +151,7 @@ func pipelineConfig(_ fake: FakeTMDB, cache: URL, source: IngestConfiguration.So
         #expect(progress.last?.completed == catalogue.all.count && progress.last?.total == catalogue.all.count)
         #expect(progress.last?.skipped == catalogue.bad.count)
         #expect(zip(progress, progress.dropFirst()).allSatisfy { $0.completed <= $1.completed })
-        #expect(all.contains { if case .planned(let n, 0, ["clip", "resnet50"]) = $0 { n == catalogue.all.count } else { false } })
+        #expect(all.contains { if case .planned(let n, 0, 0, ["clip", "resnet50"]) = $0 { n == catalogue.all.count } else { false } })
         if case .finished(let s)? = all.last { #expect(s == first) } else { Issue.record("no finished event last") }
     }
 
@@ -376,7 +378,7 @@ func pipelineConfig(_ fake: FakeTMDB, cache: URL, source: IngestConfiguration.So
         let out = Mutex("")
         let renderer = ProgressRenderer(style: .lines, interval: 3600) { text in out.withLock { $0 += text } }
         renderer.handle(.listed(movies: 10, malformed: 1))
-        renderer.handle(.planned(pending: 4, alreadyDone: 6, models: ["clip", "resnet50"]))
+        renderer.handle(.planned(pending: 4, alreadyDone: 6, notRetried: 2, models: ["clip", "resnet50"]))
         renderer.handle(.progress(IngestProgress(completed: 1, total: 4, embedded: 1, skipped: 0, elapsed: 1, rate: 1, eta: 3)))
         // Within the interval: not printed.
         renderer.handle(.progress(IngestProgress(completed: 2, total: 4, embedded: 2, skipped: 0, elapsed: 2, rate: 1, eta: 2)))
@@ -390,13 +392,13 @@ func pipelineConfig(_ fake: FakeTMDB, cache: URL, source: IngestConfiguration.So
         renderer.handle(.finished(summary))
         let text = out.withLock { $0 }
         #expect(text.contains("listed 10 movies (1 malformed entries dropped)"))
-        #expect(text.contains("4 movies to embed, 6 already done"))
+        #expect(text.contains("4 movies to embed, 6 already done, 2 skipped before and not retried"))
         #expect(text.contains("1/4 (25%) 1.0 posters/s ETA 3s"))
         #expect(!text.contains("2/4"))
         #expect(text.contains("skipped 7 \"Gone\": poster_not_found: 404"))
         #expect(text.contains("4/4 (100%)"))
         #expect(text.contains("ingest finished in 1m15s") && text.contains("clip: 3 vectors written"))
-        #expect(text.contains("skipped (poster_not_found): 1"))
+        #expect(text.contains("skipped (poster_not_found): 1, not retried"))
         #expect(!text.contains("\u{1B}"))
     }
 }

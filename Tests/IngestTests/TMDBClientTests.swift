@@ -159,7 +159,7 @@ func movies(_ ids: some Sequence<Int>) -> [[String: Any]] {
                         Issue.record("got \(error)")
                         return
                     }
-                    #expect(attempts == 4 && last == "HTTP 500")
+                    #expect(attempts == 4 && last == .status(500) && last.description == "HTTP 500")
                 }
             }
         }

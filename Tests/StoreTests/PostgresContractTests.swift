@@ -34,4 +34,5 @@ struct PostgresContractTests {
     @Test func concurrentReadersSeeWholeBatches() async throws { try await contract.concurrentReadersSeeWholeBatches() }
     @Test func revisionChangesOnWrite() async throws { try await contract.revisionChangesOnWrite() }
     @Test func storedVectorsComeBack() async throws { try await contract.storedVectorsComeBack() }
+    @Test func skipRecordsLifecycle() async throws { try await contract.skipRecordsLifecycle() }
 }

@@ -37,4 +37,5 @@ enum TempStore {
     @Test func concurrentReadersSeeWholeBatches() async throws { try await contract.concurrentReadersSeeWholeBatches() }
     @Test func storedVectorsComeBack() async throws { try await contract.storedVectorsComeBack() }
     @Test func revisionChangesOnWrite() async throws { try await contract.revisionChangesOnWrite() }
+    @Test func skipRecordsLifecycle() async throws { try await contract.skipRecordsLifecycle() }
 }

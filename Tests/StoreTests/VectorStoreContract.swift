@@ -420,4 +420,102 @@ struct VectorStoreContract: Sendable {
         let again = try await reopen()
         #expect(try await again.revision() == r3)
     }
+
+    /// Skip records: one per (movie, space or poster), counted per attempt, reset for another poster, kept by a
+    /// failed write, settled by a stored vector, deleted with the movie, counted in `stats`.
+    func skipRecordsLifecycle() async throws {
+        let (store, reopen) = try await prepared()
+        try await store.upsertMovies((1...4).map { Self.movie($0) })
+        #expect(try await store.skipRecords(movieIDs: nil).isEmpty)
+        #expect(try await store.stats().skips == .none)
+        let t0 = Date(timeIntervalSince1970: 1_700_000_000.25)
+        let gone = PosterSkip(
+            movieID: 1, space: nil, reason: .posterNotFound, httpStatus: 404, message: "not found (404)",
+            posterPath: "/p1.jpg", source: "http://img.example/t/p/original/p1.jpg")
+        let down = PosterSkip(
+            movieID: 2, space: nil, reason: .serverError, httpStatus: 503, message: "HTTP 503",
+            posterPath: "/p2.jpg", source: "http://img.example/t/p/original/p2.jpg")
+        let zero = PosterSkip(
+            movieID: 2, space: "clip", reason: .invalidEmbedding, message: "zero vector", posterPath: "/p2.jpg",
+            source: "/cache/p2.jpg", identity: Self.idA)
+        // A space that is not registered may still be named (the record outlives a model's removal).
+        let noPoster = PosterSkip(
+            movieID: 3, space: "vgg16", reason: .preprocessingFailed, message: "aspect ratio", posterPath: nil,
+            source: nil, identity: Self.idR)
+        let r0 = try await store.revision()
+        try await store.recordSkips([gone, down, zero, noPoster], at: t0)
+        #expect(try await store.revision() != r0)
+
+        var records = try await store.skipRecords(movieIDs: nil)
+        #expect(records.map(\.skip) == [gone, down, zero, noPoster])
+        #expect(records.allSatisfy { $0.attempts == 1 })
+        #expect(records.allSatisfy {
+            abs($0.firstFailedAt.timeIntervalSince(t0)) < 0.001 && abs($0.lastAttemptAt.timeIntervalSince(t0)) < 0.001
+        })
+        #expect(try await store.skipRecords(movieIDs: [3, 99]).map(\.skip) == [noPoster])
+        #expect(try await store.skipRecords(movieIDs: []).isEmpty)
+
+        // Another failure of the same poster: one more attempt, the new details, the first time kept. A key repeated
+        // in one call counts once, the last occurrence winning.
+        let t1 = t0.addingTimeInterval(60)
+        var timeout = down
+        timeout.reason = .timeout
+        timeout.httpStatus = nil
+        timeout.message = "deadline exceeded"
+        try await store.recordSkips([down, timeout], at: t1)
+        records = try await store.skipRecords(movieIDs: [2])
+        #expect(records.map(\.skip) == [timeout, zero])
+        #expect(records[0].attempts == 2 && records[1].attempts == 1)
+        #expect(abs(records[0].firstFailedAt.timeIntervalSince(t0)) < 0.001)
+        #expect(abs(records[0].lastAttemptAt.timeIntervalSince(t1)) < 0.001)
+
+        // Another poster_path is another poster: the count starts again.
+        var moved = gone
+        moved.posterPath = "/p1-new.jpg"
+        try await store.recordSkips([moved], at: t1)
+        let movedRecord = try #require(try await store.skipRecords(movieIDs: [1]).first)
+        #expect(movedRecord.skip == moved && movedRecord.attempts == 1)
+        #expect(abs(movedRecord.firstFailedAt.timeIntervalSince(t1)) < 0.001)
+
+        let stats = try await store.stats().skips
+        #expect(stats == SkipStats(
+            records: 4, movies: 3,
+            byReason: ["poster_not_found": 1, "timeout": 1, "invalid_embedding": 1, "preprocessing_failed": 1]))
+        #expect(stats.transient == 1)
+
+        // All or nothing: an unknown movie anywhere fails the whole call; bad input is refused.
+        let before = try await store.skipRecords(movieIDs: nil)
+        var unknown = gone
+        unknown.movieID = 77
+        await #expect(throws: StoreError.unknownMovie(77)) {
+            try await store.recordSkips([down, unknown], at: t1.addingTimeInterval(1))
+        }
+        var emptySpace = zero
+        emptySpace.space = ""
+        await #expect(throws: StoreError.self) { try await store.recordSkips([emptySpace], at: t1) }
+        #expect(try await store.skipRecords(movieIDs: nil) == before)
+
+        // A stored vector settles its pair and the poster's own record, and nothing else: movie 2's resnet50 vector
+        // removes the poster record (the poster was fetched after all) but not clip's record.
+        try await store.upsertEmbeddings(
+            [EmbeddingInput(movieID: 2, vector: [1, 0, 0])], space: "resnet50", identity: Self.idR)
+        #expect(try await store.skipRecords(movieIDs: [2]).map(\.skip) == [zero])
+        // A batch that fails settles nothing.
+        await #expect(throws: StoreError.unknownMovie(99)) {
+            try await store.upsertEmbeddings(
+                [EmbeddingInput(movieID: 2, vector: [1, 0, 0, 0]), EmbeddingInput(movieID: 99, vector: [0, 1, 0, 0])],
+                space: "clip", identity: Self.idA)
+        }
+        #expect(try await store.skipRecords(movieIDs: [2]).map(\.skip) == [zero])
+        try await store.upsertEmbeddings(
+            [EmbeddingInput(movieID: 2, vector: [1, 0, 0, 0])], space: "clip", identity: Self.idA)
+        #expect(try await store.skipRecords(movieIDs: [2]).isEmpty)
+
+        // Records survive reopening, and go with their movie.
+        let again = try await reopen()
+        #expect(try await again.skipRecords(movieIDs: nil).map(\.skip) == [moved, noPoster])
+        #expect(try await again.deleteMovies(ids: [1]) == 1)
+        #expect(try await again.skipRecords(movieIDs: nil).map(\.skip) == [noPoster])
+        #expect(try await again.stats().skips == SkipStats(records: 1, movies: 1, byReason: ["preprocessing_failed": 1]))
+    }
 }
