@@ -9,7 +9,7 @@
 // together (rows r, r + n/4, r + 2n/4, r + 3n/4), then the n % 4 left-over rows one at a time. The scan is
 // memory-bound; four long sequential streams keep more cache-line requests in flight than one, while four adjacent
 // rows (short interleaved streams) defeated the hardware prefetcher at 512-d. Timed on the 2-core EPYC dev machine
-// (AVX-512, aligned rows, 4 KiB pages, one thread): 100k x 512 took 17.6 ms with adjacent rows, 10.9 ms one row at a
+// (AVX-512, aligned rows, 4 KiB pages, one thread): 100k x 512 took 18.3 ms with adjacent rows, 10.9 ms one row at a
 // time, 10.0 ms with quarters; 10k x 4096 took 9.0, 10.5 and 8.2 ms. Software prefetch on top gained nothing clear.
 #include "CVectorScan.h"
 
