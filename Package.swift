@@ -79,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "StoreBench",
             dependencies: ["Store", "CVectorScan", "COpenBLAS", "TensorFiles", "TestSupport"],
-            path: "Benchmarks/StoreBench"),
+            path: "Benchmarks/StoreBench", exclude: ["README.md"]),
         // The embedded store next to PostgreSQL + pgvector on the same vectors (make bench-pg).
         .executableTarget(
             name: "PGBench", dependencies: ["Store", "PostgresStore", "TestSupport"], path: "Benchmarks/PGBench",

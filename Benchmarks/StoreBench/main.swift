@@ -59,9 +59,12 @@ func parseOptions() -> Options {
 // MARK: data
 
 
-/// `rows` unit-norm rows of `dim` floats.
+/// `rows` unit-norm rows of `dim` floats, in memory allocated the way the store allocates its matrices
+/// (`vs_matrix_alloc`, huge pages where the OS allows), so the scan timed here is the one the store does. Free with
+/// `freeRows`.
 func unitRows(_ rows: Int, _ dim: Int, seed: UInt64) -> UnsafeMutableBufferPointer<Float> {
-    let buf = UnsafeMutableBufferPointer<Float>.allocate(capacity: rows * dim)
+    guard let raw = vs_matrix_alloc(rows * dim * MemoryLayout<Float>.stride) else { fatalError("out of memory") }
+    let buf = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Float.self, capacity: rows * dim), count: rows * dim)
     var rng = SplitMix64(seed: seed)
     for r in 0..<rows {
         var s: Float = 0
@@ -75,6 +78,8 @@ func unitRows(_ rows: Int, _ dim: Int, seed: UInt64) -> UnsafeMutableBufferPoint
     }
     return buf
 }
+
+func freeRows(_ buf: UnsafeMutableBufferPointer<Float>) { vs_matrix_free(buf.baseAddress) }
 
 /// Writes a C-order `<f4` .npy (format 1.0) without copying the data.
 func writeNPY(_ data: UnsafeBufferPointer<Float>, rows: Int, dim: Int, to path: String) throws {
@@ -161,7 +166,7 @@ func kernelComparison(_ o: Options) {
     for dim in o.dims {
         let m = unitRows(rows, dim, seed: 1)
         let q = unitRows(o.queries, dim, seed: 2)
-        defer { m.deallocate(); q.deallocate() }
+        defer { freeRows(m); freeRows(q) }
         let out = UnsafeMutablePointer<Float>.allocate(capacity: rows)
         defer { out.deallocate() }
         func time(_ body: (UnsafePointer<Float>) -> Void) -> Double {
@@ -213,7 +218,7 @@ func searchBenchmark(_ o: Options) throws -> [Row] {
             FileHandle.standardError.write(Data("bench: \(n) x \(dim)\n".utf8))
             let m = unitRows(n, dim, seed: UInt64(n * 31 + dim))
             let q = unitRows(o.queries, dim, seed: UInt64(n * 17 + dim + 1))
-            defer { m.deallocate(); q.deallocate() }
+            defer { freeRows(m); freeRows(q) }
             let ids = UnsafeMutableBufferPointer<Int64>.allocate(capacity: n)
             let inv = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
             defer { ids.deallocate(); inv.deallocate() }
@@ -321,7 +326,7 @@ func queryByID(_ o: Options) async throws {
         try await store.registerSpace(space, identity: identity)
         try await store.upsertMovies((1...n).map { Movie(id: $0, title: "m\($0)", releaseDate: "2000-01-01", genreIDs: [18]) })
         let m = unitRows(n, dim, seed: 99)
-        defer { m.deallocate() }
+        defer { freeRows(m) }
         for start in stride(from: 0, to: n, by: 1000) {
             let batch = (start..<min(n, start + 1000)).map { r in
                 EmbeddingInput(movieID: r + 1, vector: Array(UnsafeBufferPointer(start: m.baseAddress! + r * dim, count: dim)))

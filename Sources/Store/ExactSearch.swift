@@ -1,6 +1,7 @@
 import CVectorScan
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Exact top-k search over a row-major Float32 matrix: a SIMD scan (C kernels compiled per ISA, picked at run time)
 /// followed by a bounded heap per thread and a final merge.
@@ -10,7 +11,7 @@ import Foundation
 /// give the same output whatever the number of threads. The matrix is only read; callers must keep the pointers valid
 /// for the duration of the call.
 public enum ExactSearch {
-    /// Rows scored per kernel call; small enough that the scores stay in L1.
+    /// Rows scored per kernel call (and the unit of work threads take); small enough that the scores stay in L1.
     static let blockRows = 1024
 
     /// Matrix elements (rows × dimension) each extra thread must have to be worth waking: below this the scan takes
@@ -47,17 +48,23 @@ public enum ExactSearch {
             query: query, queryScale: queryScale, k: k, accept: accept)
 
         let wanted = (rows * dimension) / minElementsPerThread
-        let threads = max(1, min(maxThreads, wanted, rows))
+        let blocks = (rows + blockRows - 1) / blockRows
+        let threads = max(1, min(maxThreads, wanted, blocks))
         if threads == 1 {
             var heap = TopKHeap(capacity: k)
             scan.run(rows: 0..<rows, into: &heap)
             return finish([heap], k: k, metric: metric)
         }
+        // Threads take blocks from a shared counter rather than fixed halves: when another process holds a core, the
+        // thread that runs finishes the work instead of waiting for the one that does not.
         let heaps = HeapSlots(count: threads, capacity: k)
+        let nextBlock = Atomic<Int>(0)
         DispatchQueue.concurrentPerform(iterations: threads) { t in
-            let lo = rows * t / threads
-            let hi = rows * (t + 1) / threads
-            scan.run(rows: lo..<hi, into: &heaps.buffer[t])
+            while true {
+                let b = nextBlock.wrappingAdd(1, ordering: .relaxed).oldValue
+                if b >= blocks { break }
+                scan.run(rows: (b * blockRows)..<min(rows, (b + 1) * blockRows), into: &heaps.buffer[t])
+            }
         }
         return finish(Array(heaps.buffer), k: k, metric: metric)
     }

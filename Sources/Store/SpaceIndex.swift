@@ -1,7 +1,8 @@
 import CVectorScan
 import Foundation
 
-/// A row-major Float32 matrix with room for `capacityRows` rows, 64-byte aligned.
+/// A row-major Float32 matrix with room for `capacityRows` rows, 64-byte aligned; large ones on huge pages where the OS
+/// allows (`vs_matrix_alloc`: a scan is then not bound by TLB misses).
 ///
 /// Sharing rule (why this class may be `@unchecked Sendable`): published `SpaceIndex` snapshots read only rows below
 /// their own `rowCount`; the single writer appends only at or above the newest snapshot's `rowCount` and publishes the
@@ -16,11 +17,13 @@ final class MatrixStorage: @unchecked Sendable {
         self.dimension = dimension
         self.capacityRows = max(1, capacityRows)
         let count = self.capacityRows * dimension
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
+        guard let raw = vs_matrix_alloc(count * MemoryLayout<Float>.stride) else {
+            fatalError("out of memory for a \(self.capacityRows) x \(dimension) matrix")
+        }
         base = raw.bindMemory(to: Float.self, capacity: count)
     }
 
-    deinit { UnsafeMutableRawPointer(base).deallocate() }
+    deinit { vs_matrix_free(base) }
 
     func row(_ r: Int) -> UnsafeMutablePointer<Float> { base + r * dimension }
 }

@@ -168,6 +168,20 @@ import Testing
         }
     }
 
+    /// Matrix memory is 64-byte aligned, and 2 MiB aligned (huge-page sized) from 2 MiB up; all of it is usable.
+    @Test func matrixMemoryAlignment() {
+        for bytes in [4, 1000, 2 << 20, (2 << 20) + 4, 5 << 20] {
+            guard let p = vs_matrix_alloc(bytes) else {
+                Issue.record("no memory for \(bytes) bytes")
+                continue
+            }
+            let align = bytes >= 2 << 20 ? 2 << 20 : 64
+            #expect(Int(bitPattern: p) % align == 0, "\(bytes) bytes")
+            p.initializeMemory(as: UInt8.self, repeating: 7, count: bytes)
+            vs_matrix_free(p)
+        }
+    }
+
     @Test(arguments: DistanceMetric.allCases)
     func threadedTopKEqualsSingleThreaded(metric: DistanceMetric) {
         var gen = SplitMix64(seed: 3)

@@ -44,6 +44,12 @@ void vs_l2sq_rows_isa(vs_isa isa, const float *matrix, size_t rows, size_t dim, 
 /// Whether this CPU (and OS) can run `isa`.
 int vs_isa_supported(vs_isa isa);
 
+/// Memory for a matrix the kernels will scan: `bytes`, uninitialised, 64-byte aligned, NULL if out of memory. From
+/// 2 MiB up it is 2 MiB aligned, rounded up to whole 2 MiB pages and (on Linux) advised to use transparent huge pages.
+/// Free with `vs_matrix_free`.
+void *vs_matrix_alloc(size_t bytes);
+void vs_matrix_free(void *matrix);
+
 #ifdef __cplusplus
 }
 #endif
