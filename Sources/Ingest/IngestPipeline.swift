@@ -28,7 +28,9 @@ import Store
 ///   could be stored. Errors that stop the run (listing, store, embedder contract) are `IngestError`s; whatever was
 ///   committed before stays.
 /// - **One model at a time.** Embedders run on one dedicated serial queue, off the Swift concurrency pool, so a
-///   model that uses every core does not starve the downloads and decoding.
+///   model that uses every core does not starve the downloads. Decoding and preprocessing wait while a model runs
+///   and use every core between batches (`CoreGate`): beside a forward pass they would slow it by more than they
+///   cost.
 /// - Cancellation (of the task calling `run`) stops the run promptly with `CancellationError`; committed batches stay.
 public struct IngestPipeline: Sendable {
     public let configuration: IngestConfiguration
@@ -153,8 +155,10 @@ public struct IngestPipeline: Sendable {
         settled = []
         onEvent(.planned(pending: work.count, alreadyDone: alreadyDone, notRetried: notRetried, models: spaceNames))
 
+        let gate = CoreGate(width: ProcessInfo.processInfo.activeProcessorCount)
         let state = RunState(
-            embedders: selected, store: store, batchSize: configuration.batchSize, total: work.count, onEvent: onEvent)
+            embedders: selected, store: store, batchSize: configuration.batchSize, total: work.count, gate: gate,
+            onEvent: onEvent)
         state.register(work)
         let fetcher = PosterFetcher(
             directory: configuration.postersDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) },
@@ -170,13 +174,13 @@ public struct IngestPipeline: Sendable {
             // Start a poster only when one has been handed over: at most `concurrency` exist at once.
             var launched = 0
             while launched < concurrency, let item = next.next() {
-                group.addTask { try await Self.prepare(item, fetcher: fetcher, decoder: decoder, preprocessors: preprocessors) }
+                group.addTask { try await Self.prepare(item, fetcher: fetcher, decoder: decoder, preprocessors: preprocessors, gate: gate) }
                 launched += 1
             }
             while let prepared = try await group.next() {
                 if let item = next.next() {
                     group.addTask {
-                        try await Self.prepare(item, fetcher: fetcher, decoder: decoder, preprocessors: preprocessors)
+                        try await Self.prepare(item, fetcher: fetcher, decoder: decoder, preprocessors: preprocessors, gate: gate)
                     }
                 }
                 try await state.consume(prepared)
@@ -282,7 +286,8 @@ public struct IngestPipeline: Sendable {
     /// Fetches, decodes once and preprocesses for each needed model. Per-poster problems become skips; only
     /// cancellation throws.
     static func prepare(
-        _ item: WorkItem, fetcher: PosterFetcher, decoder: PosterDecoder, preprocessors: [ImagePreprocessor]
+        _ item: WorkItem, fetcher: PosterFetcher, decoder: PosterDecoder, preprocessors: [ImagePreprocessor],
+        gate: CoreGate
     ) async throws -> PreparedPoster {
         var prepared = PreparedPoster(item: item)
         let movie = item.movie
@@ -301,26 +306,43 @@ public struct IngestPipeline: Sendable {
             bytes = b
             source = from
         }
-        let image: RGBImage
-        do {
-            image = try decoder.decode(bytes)
-        } catch {
+        // Decoding and preprocessing are the pipeline's CPU work: they wait while a model runs (see CoreGate).
+        let outcome = try await gate.shared { () throws -> Prepared in
+            let image: RGBImage
+            do throws(ImageDecodingError) {
+                image = try decoder.decode(bytes)
+            } catch {
+                return .undecodable(error)
+            }
+            var tensors: [(Int, ImageTensor)] = []
+            var failures: [PosterFailure] = []
+            for index in item.embedders {
+                try Task.checkCancellation()
+                do {
+                    tensors.append((index, try preprocessors[index].tensor(for: image)))
+                } catch {
+                    failures.append(PosterFailure(.preprocessingFailed, "\(error)", source: source, embedder: index))
+                }
+            }
+            return .preprocessed(tensors, failures)
+        }
+        switch outcome {
+        case .undecodable(let error):
             // Do not keep bytes that do not decode (downloaded just now or read from the cache): a run that retries
             // asks the server again.
             if fetcher.directory == nil { fetcher.cache?.remove(posterPath: posterPath, size: fetcher.size) }
             prepared.failures.append(PosterFailure(Self.reason(for: error), error.description, source: source))
-            return prepared
-        }
-        for index in item.embedders {
-            try Task.checkCancellation()
-            do {
-                prepared.tensors.append((index, try preprocessors[index].tensor(for: image)))
-            } catch {
-                prepared.failures.append(
-                    PosterFailure(.preprocessingFailed, "\(error)", source: source, embedder: index))
-            }
+        case .preprocessed(let tensors, let failures):
+            prepared.tensors += tensors
+            prepared.failures += failures
         }
         return prepared
+    }
+
+    /// What decoding and preprocessing one poster gave.
+    private enum Prepared: Sendable {
+        case undecodable(ImageDecodingError)
+        case preprocessed([(Int, ImageTensor)], [PosterFailure])
     }
 
     /// The skip reason of a decoding failure.
@@ -444,6 +466,8 @@ final class RunState {
     private let embedders: [any PosterEmbedder]
     private let store: any VectorStore
     private let batchSize: Int
+    /// Taken exclusively by each forward pass, so poster decoding does not share the cores with it.
+    private let gate: CoreGate
     private let onEvent: @Sendable (IngestEvent) -> Void
     private let total: Int
     private let clock = ContinuousClock()
@@ -463,12 +487,13 @@ final class RunState {
     private static let embedQueue = DispatchQueue(label: "postersim.ingest.embed", qos: .userInitiated)
 
     init(
-        embedders: [any PosterEmbedder], store: any VectorStore, batchSize: Int, total: Int,
+        embedders: [any PosterEmbedder], store: any VectorStore, batchSize: Int, total: Int, gate: CoreGate,
         onEvent: @escaping @Sendable (IngestEvent) -> Void
     ) {
         self.embedders = embedders
         self.store = store
         self.batchSize = batchSize
+        self.gate = gate
         self.total = total
         self.onEvent = onEvent
         self.batches = Array(repeating: Batch(), count: embedders.count)
@@ -529,7 +554,7 @@ final class RunState {
         let tensor = ImageTensor(shape: [batch.movieIDs.count] + itemShape, values: batch.values)
         let vectors: [[Float]]
         do {
-            vectors = try await Self.embed(embedder, tensor)
+            vectors = try await gate.exclusive { try await Self.embed(embedder, tensor) }
         } catch {
             throw IngestError.embedder(space: space.name, detail: "\(error)")
         }

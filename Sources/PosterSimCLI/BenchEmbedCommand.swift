@@ -44,6 +44,10 @@ struct BenchEmbedCommand: ParsableCommand {
     @Flag(help: "Print JSON lines: {\"model\", \"batch\", \"ms_per_image\", \"runs\"} and one {\"memory\": …}.")
     var json = false
 
+    @Option(name: .customLong("decode"), parsing: .upToNextOption,
+            help: "Poster files: also time decoding them and each model's preprocessing (ms per image, one thread).")
+    var posterFiles: [String] = []
+
     @OptionGroup var location: ModelLocationOptions
 
     func run() throws {
@@ -74,11 +78,42 @@ struct BenchEmbedCommand: ParsableCommand {
                 }
             }
         }
+        if !posterFiles.isEmpty { try timePreparation(loaded) }
         let final = ProcessMemory.read()
         if json {
             print(#"{"memory": {"loaded_rss_bytes": \#(loadedRSS.resident), "peak_rss_bytes": \#(final.peak)}}"#)
         } else {
             print("memory: \(loadedRSS.resident / 1_048_576) MiB resident after loading, peak \(final.peak / 1_048_576) MiB")
+        }
+    }
+
+    /// What the ingest pipeline does to a poster before the models see it: decode once, then each model's
+    /// preprocessing. Median over `--min-runs` passes through the files, per image.
+    private func timePreparation(_ loaded: [PosterEmbeddingModel]) throws {
+        let files = try posterFiles.map { try Data(contentsOf: URL(fileURLWithPath: $0)).map { $0 } }
+        let decoder = PosterDecoder()
+        func median(_ body: () throws -> Void) rethrows -> Double {
+            var times: [Double] = []
+            for _ in 0..<max(minRuns, 1) {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try body()
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6 / Double(files.count))
+            }
+            return times.sorted()[times.count / 2]
+        }
+        var images: [RGBImage] = []
+        let decode = try median { images = try files.map { try decoder.decode($0) } }
+        var rows: [(String, Double)] = [("decode", decode)]
+        for embedder in loaded {
+            rows.append(("preprocess \(embedder.name.rawValue)",
+                         try median { for image in images { _ = try embedder.preprocessor.tensor(for: image) } }))
+        }
+        for (step, ms) in rows {
+            if json {
+                print(#"{"step": "\#(step)", "ms_per_image": \#(ms), "images": \#(files.count)}"#)
+            } else {
+                print("\(step.padding(toLength: 20, withPad: " ", startingAt: 0)) " + String(format: "%.2f ms/image", ms))
+            }
         }
     }
 
