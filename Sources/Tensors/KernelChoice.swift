@@ -50,3 +50,19 @@
 // - Attention's per-head products (T×T×64): dnnl_sgemm on strided views (too small for a primitive to pay).
 // - Element-wise: own SIMD loops (add, ReLU), oneDNN eltwise for GELU/quick GELU (fused into matmul as post-ops
 //   in the models), own loops for layer norm, softmax, adaptive average pooling and batch-norm folding.
+//
+// Memory (`make bench-embed`, all three models loaded, 2026-11-26): peak resident 1508 MB = 1.20x the 1261 MB of
+// weights (PyTorch 1.83x, ONNX Runtime 2.41x). What got it there from 2.01x: each model's checkpoint pages are
+// dropped once packed (CLIP after every encoder layer); VGG16's fully-connected weights are read in place from the
+// mapped file; activations go through a `WorkspaceRelay` (two arenas in turn, so only two steps' outputs live at
+// once: ResNet-50's batch-8 arena fell from 310 to about 80 MiB); the models borrow their arenas from one
+// process-wide `WorkspacePool`, so one model reuses what another grew; arena chunks are mmap'd so freed ones leave
+// at once; and a ResNet block's last conv writes over its residual instead of copying it first.
+//
+// Tried for ResNet-50 at batch 8 and dropped (each an A/B in one session, 2 threads, ms per image, no gain outside
+// the run-to-run noise of about ±3%): forcing nChw16c activations instead of oneDNN's channels-last pick
+// (40.3-42.0 vs 38.6-41.6); OMP_PROC_BIND=true or OMP_WAIT_POLICY=active (no change); the stem reading plain NCHW
+// (jit:avx512_core, 11.4 ms per batch against 11.9 + 0.6 for brgconv + reorder, then a reorder after it); running
+// the stem and the 56×56/28×28 stages image by image and only the late stages batched (ONEDNN_VERBOSE suggested
+// ~5%; end to end 38.2-41.7 vs 38.6-40.8). ResNet-50 ends at parity with ONNX Runtime: ours/ORT 0.97-1.05 in single
+// runs, 1.01-1.02 best of 3 rounds; its 3×3 convolutions run at about 200 GFLOP/s, near this machine's 2-core peak.
