@@ -65,4 +65,6 @@
 // (jit:avx512_core, 11.4 ms per batch against 11.9 + 0.6 for brgconv + reorder, then a reorder after it); running
 // the stem and the 56×56/28×28 stages image by image and only the late stages batched (ONEDNN_VERBOSE suggested
 // ~5%; end to end 38.2-41.7 vs 38.6-40.8). ResNet-50 ends at parity with ONNX Runtime: ours/ORT 0.97-1.05 in single
-// runs, 1.01-1.02 best of 3 rounds; its 3×3 convolutions run at about 200 GFLOP/s, near this machine's 2-core peak.
+// runs, 1.01-1.02 best of 3 rounds. Its convolutions run at 130-210 GFLOP/s (3×3: ~200; 1×1 on 56×56 maps with the
+// residual sum: ~130, bound by memory traffic), against the 485 GFLOP/s the issue measured for dnnl_sgemm on 2048³;
+// closing that gap would mean convolution kernels of our own, which this project leaves to oneDNN.
