@@ -343,17 +343,8 @@ func pipelineConfig(_ fake: FakeTMDB, cache: URL, source: IngestConfiguration.So
                 var embedders = testEmbedders()
                 for i in embedders.indices { embedders[i].delayPerBatch = 0.002 }
                 let store = try SQLiteVectorStore(path: dbPath)
-                let seen = Mutex(0)
-                let handle = Mutex<Task<IngestSummary, any Error>?>(nil)
                 let pipeline = IngestPipeline(configuration: config, store: store, embedders: embedders)
-                let task = Task {
-                    try await pipeline.run { _ in
-                        if seen.withLock({ $0 += 1; return $0 }) == cancelAt { handle.withLock { $0?.cancel() } }
-                    }
-                }
-                handle.withLock { $0 = task }
-                if seen.withLock({ $0 }) >= cancelAt { task.cancel() }
-                _ = try? await task.value
+                await runCancelled(pipeline, atEvent: cancelAt)
             }
             // The last run completes; every pair exactly once, every vector the right poster's.
             let embedders = testEmbedders()

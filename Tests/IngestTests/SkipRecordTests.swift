@@ -240,16 +240,7 @@ struct BlankRejectingEmbedder: PosterEmbedder {
                 for i in embedders.indices { embedders[i].delayPerBatch = 0.002 }
                 let pipeline = IngestPipeline(
                     configuration: config, store: try SQLiteVectorStore(path: dbPath), embedders: embedders)
-                let seen = Mutex(0)
-                let handle = Mutex<Task<IngestSummary, any Error>?>(nil)
-                let task = Task {
-                    try await pipeline.run { _ in
-                        if seen.withLock({ $0 += 1; return $0 }) == cancelAt { handle.withLock { $0?.cancel() } }
-                    }
-                }
-                handle.withLock { $0 = task }
-                if seen.withLock({ $0 }) >= cancelAt { task.cancel() }
-                _ = try? await task.value
+                await runCancelled(pipeline, atEvent: cancelAt)
             }
             let embedders = testEmbedders()
             let store = try SQLiteVectorStore(path: dbPath)

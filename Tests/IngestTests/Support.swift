@@ -222,3 +222,19 @@ func expectStoredVectors(
         }
     }
 }
+
+/// Runs `pipeline` and cancels it when its `cancelAt`-th event arrives, as a kill at that moment would stop it
+/// (events come at every listing page, poster, batch and skip). The outcome is not checked: callers look at the store.
+func runCancelled(_ pipeline: IngestPipeline, atEvent cancelAt: Int) async {
+    let seen = Mutex(0)
+    let handle = Mutex<Task<IngestSummary, any Error>?>(nil)
+    let task = Task {
+        try await pipeline.run { _ in
+            if seen.withLock({ $0 += 1; return $0 }) == cancelAt { handle.withLock { $0?.cancel() } }
+        }
+    }
+    handle.withLock { $0 = task }
+    // The event may have come before the handle was set.
+    if seen.withLock({ $0 }) >= cancelAt { task.cancel() }
+    _ = try? await task.value
+}
