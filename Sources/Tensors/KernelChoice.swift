@@ -64,7 +64,9 @@
 // (40.3-42.0 vs 38.6-41.6); OMP_PROC_BIND=true or OMP_WAIT_POLICY=active (no change); the stem reading plain NCHW
 // (jit:avx512_core, 11.4 ms per batch against 11.9 + 0.6 for brgconv + reorder, then a reorder after it); running
 // the stem and the 56×56/28×28 stages image by image and only the late stages batched (ONEDNN_VERBOSE suggested
-// ~5%; end to end 38.2-41.7 vs 38.6-40.8). ResNet-50 ends at parity with ONNX Runtime: ours/ORT 0.97-1.05 in single
+// ~5%; end to end 38.2-41.7 vs 38.6-40.8); Winograd for the stride-1 3×3 convs (batch 1: 34.5 against 39 ms, but
+// oneDNN 2.6 cannot re-lay Winograd weights for another batch size, so batches failed, a copy per batch size would
+// break the memory budget, and it changes the summation order away from PyTorch's). ResNet-50 ends at parity with ONNX Runtime: ours/ORT 0.97-1.05 in single
 // runs, 1.01-1.02 best of 3 rounds. Its convolutions run at 130-210 GFLOP/s (3×3: ~200; 1×1 on 56×56 maps with the
 // residual sum: ~130, bound by memory traffic), against the 485 GFLOP/s the issue measured for dnnl_sgemm on 2048³;
 // closing that gap would mean convolution kernels of our own, which this project leaves to oneDNN.
