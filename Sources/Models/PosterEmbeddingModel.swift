@@ -4,6 +4,8 @@ import Foundation
 import Imaging
 import ModelHub
 import TensorFiles
+@_exported import enum Tensors.ConvolutionAlgorithm
+import class Tensors.Engine
 
 /// Errors of `PosterEmbeddingModel` beyond those of the network it wraps.
 public enum PosterEmbeddingError: Error, CustomStringConvertible, Equatable, Sendable {
@@ -46,8 +48,12 @@ public final class PosterEmbeddingModel: Sendable {
 
     let network: Network
 
-    /// Loads `name` from a folder in repository layout (a cache snapshot or a `--model-dir`).
-    public init(_ name: ModelName, directory: URL) throws {
+    /// Loads `name` from a folder in repository layout (a cache snapshot or a `--model-dir`). `convolutions`
+    /// picks how the 3×3 convolutions of ResNet-50 and VGG16 compute (`ConvolutionAlgorithm`).
+    public init(_ name: ModelName, directory: URL, convolutions: ConvolutionAlgorithm = .winograd) throws {
+        // The engine first: creating it sets the process's allocation policy before the checkpoint's big arrays
+        // are allocated (see `Engine`).
+        _ = try Engine.shared()
         self.name = name
         self.directory = directory
         preprocessor = try ImagePreprocessor.load(modelDirectory: directory)
@@ -57,19 +63,20 @@ public final class PosterEmbeddingModel: Sendable {
             network = .clip(model)
             dimension = model.embeddingDimension
         case .resnet50:
-            let model = try ResNetModel(directory: directory)
+            let model = try ResNetModel(directory: directory, convolutions: convolutions)
             network = .resnet50(model)
             dimension = model.dimension
         case .vgg16:
-            let model = try VGG16.load(directory: directory)
+            let model = try VGG16.load(directory: directory, convolutions: convolutions)
             network = .vgg16(model)
             dimension = model.outputDimension
         }
     }
 
     /// Loads `name` from where the model hub resolved it.
-    public convenience init(_ name: ModelName, location: ModelLocation) throws {
-        try self.init(name, directory: location.directory)
+    public convenience init(_ name: ModelName, location: ModelLocation,
+                            convolutions: ConvolutionAlgorithm = .winograd) throws {
+        try self.init(name, directory: location.directory, convolutions: convolutions)
     }
 
     /// Whether the model can embed text (CLIP's text tower with a tokenizer).

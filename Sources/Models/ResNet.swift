@@ -45,13 +45,13 @@ struct ResNetConvLayer: Sendable {
     let conv: Conv2d
 
     init(_ store: some CheckpointReader, prefix: String, inChannels: Int, outChannels: Int, kernelSize: Int,
-         stride: Int, relu: Bool, expectedInput: Int) throws {
+         stride: Int, relu: Bool, expectedInput: Int, algorithm: ConvolutionAlgorithm = .direct) throws {
         let shape = [outChannels, inChannels, kernelSize, kernelSize]
         let weight = try store.values("\(prefix).convolution.weight", shape: shape)
         let bn = try batchNorm(store, prefix: "\(prefix).normalization", channels: outChannels)
         conv = try Conv2d(weight: weight, weightShape: shape, bias: nil, stride: stride, padding: kernelSize / 2,
                           batchNorm: bn, activation: relu ? .relu : .identity,
-                          expectedInput: (expectedInput, expectedInput))
+                          expectedInput: (expectedInput, expectedInput), algorithm: algorithm)
     }
 }
 
@@ -84,7 +84,7 @@ struct ResNetResidualLayer: Sendable {
     let layers: [ResNetConvLayer]
 
     init(_ store: some CheckpointReader, prefix: String, config: ResNetConfig, inChannels: Int, outChannels: Int,
-         stride: Int, expectedInput: Int) throws {
+         stride: Int, expectedInput: Int, convolutions: ConvolutionAlgorithm) throws {
         let projects = inChannels != outChannels || stride != 1
         shortcut = projects ? try ResNetShortCut(store, prefix: "\(prefix).shortcut", inChannels: inChannels,
                                                  outChannels: outChannels, stride: stride,
@@ -99,7 +99,7 @@ struct ResNetResidualLayer: Sendable {
                                     kernelSize: 1, stride: firstStride, relu: true, expectedInput: expectedInput),
                 try ResNetConvLayer(store, prefix: "\(prefix).layer.1", inChannels: reduced, outChannels: reduced,
                                     kernelSize: 3, stride: stride / firstStride, relu: true,
-                                    expectedInput: (expectedInput - 1) / firstStride + 1),
+                                    expectedInput: (expectedInput - 1) / firstStride + 1, algorithm: convolutions),
                 // The block's ReLU comes after the residual sum; both are fused into this conv.
                 try ResNetConvLayer(store, prefix: "\(prefix).layer.2", inChannels: reduced, outChannels: outChannels,
                                     kernelSize: 1, stride: 1, relu: true, expectedInput: output),
@@ -107,10 +107,11 @@ struct ResNetResidualLayer: Sendable {
         } else {
             layers = [
                 try ResNetConvLayer(store, prefix: "\(prefix).layer.0", inChannels: inChannels, outChannels: outChannels,
-                                    kernelSize: 3, stride: stride, relu: true, expectedInput: expectedInput),
+                                    kernelSize: 3, stride: stride, relu: true, expectedInput: expectedInput,
+                                    algorithm: convolutions),
                 try ResNetConvLayer(store, prefix: "\(prefix).layer.1", inChannels: outChannels,
                                     outChannels: outChannels, kernelSize: 3, stride: 1, relu: true,
-                                    expectedInput: output),
+                                    expectedInput: output, algorithm: convolutions),
             ]
         }
     }
@@ -131,14 +132,14 @@ struct ResNetStage: Sendable {
     let layers: [ResNetResidualLayer]
 
     init(_ store: some CheckpointReader, prefix: String, config: ResNetConfig, inChannels: Int, outChannels: Int,
-         stride: Int, depth: Int, expectedInput: Int) throws {
+         stride: Int, depth: Int, expectedInput: Int, convolutions: ConvolutionAlgorithm) throws {
         var layers: [ResNetResidualLayer] = []
         var size = expectedInput
         for index in 0..<depth {
             layers.append(try ResNetResidualLayer(store, prefix: "\(prefix).layers.\(index)", config: config,
                                                   inChannels: index == 0 ? inChannels : outChannels,
                                                   outChannels: outChannels, stride: index == 0 ? stride : 1,
-                                                  expectedInput: size))
+                                                  expectedInput: size, convolutions: convolutions))
             if index == 0 { size = (size - 1) / stride + 1 }
         }
         self.layers = layers
@@ -187,8 +188,10 @@ public final class ResNetModel: Sendable {
     /// Loads from checkpoint keys `resnet.embedder…`/`resnet.encoder…` (ResNetForImageClassification) or the
     /// same without the `resnet.` prefix (ResNetModel). `imageSize` picks weight layouts at load time; calls
     /// borrow their activation memory from `workspaces` (shared with the other models by default).
+    /// `convolutions: .winograd` runs the stride-1 3×3 convolutions as Winograd where this CPU has it (see
+    /// `ConvolutionAlgorithm`); `.direct` keeps every sum in PyTorch's form.
     public init(config: ResNetConfig, checkpoint store: some CheckpointReader, imageSize: Int = 224,
-                workspaces: WorkspacePool = .shared) throws {
+                workspaces: WorkspacePool = .shared, convolutions: ConvolutionAlgorithm = .winograd) throws {
         self.workspaces = workspaces
         let config = try config.validated()
         self.config = config
@@ -201,7 +204,7 @@ public final class ResNetModel: Sendable {
             let stride = index == 0 ? (config.downsampleInFirstStage ? 2 : 1) : 2
             stages.append(try ResNetStage(store, prefix: "\(root)encoder.stages.\(index)", config: config,
                                           inChannels: inChannels, outChannels: width, stride: stride, depth: depth,
-                                          expectedInput: size))
+                                          expectedInput: size, convolutions: convolutions))
             size = (size - 1) / stride + 1
             inChannels = width
         }
@@ -211,12 +214,13 @@ public final class ResNetModel: Sendable {
     }
 
     /// Loads a transformers checkpoint directory: `config.json` plus `model.safetensors` or `pytorch_model.bin`.
-    public convenience init(directory: URL, imageSize: Int = 224) throws {
+    public convenience init(directory: URL, imageSize: Int = 224, convolutions: ConvolutionAlgorithm = .winograd) throws {
         let config = try ResNetConfig.load(from: directory.appendingPathComponent("config.json"))
         let safetensors = directory.appendingPathComponent("model.safetensors")
         let weights = FileManager.default.fileExists(atPath: safetensors.path)
             ? safetensors : directory.appendingPathComponent("pytorch_model.bin")
-        try self.init(config: config, checkpoint: try openCheckpoint(at: weights), imageSize: imageSize)
+        try self.init(config: config, checkpoint: try openCheckpoint(at: weights), imageSize: imageSize,
+                      convolutions: convolutions)
     }
 
     /// `pooler_output` for a batch of preprocessed images `[N, channels, H, W]` (plain NCHW); returns `[N, dim]`,

@@ -71,7 +71,8 @@ struct VGGConvLayer: Sendable {
     let conv: Conv2d
 
     /// Output width from the checkpoint's `features.N.weight` shape; the input width must be `inChannels`.
-    init(_ source: VGGTensorSource, index: Int, inChannels: Int, expectedInput: Int) throws {
+    init(_ source: VGGTensorSource, index: Int, inChannels: Int, expectedInput: Int,
+         convolutions: ConvolutionAlgorithm) throws {
         key = "features.\(index)"
         let weightName = "\(key).weight", biasName = "\(key).bias"
         let found = try source.shape(weightName)
@@ -83,7 +84,7 @@ struct VGGConvLayer: Sendable {
         let weight = try source.floats(weightName, shape: shape).values
         let bias = try source.floats(biasName, shape: [outChannels]).values
         conv = try Conv2d(weight: weight, weightShape: shape, bias: bias, stride: 1, padding: 1, activation: .relu,
-                          expectedInput: (expectedInput, expectedInput))
+                          expectedInput: (expectedInput, expectedInput), algorithm: convolutions)
     }
 }
 
@@ -104,7 +105,7 @@ struct VGGFeatures: Sendable {
     /// Output width of each conv layer, in order, as read from the checkpoint.
     let widths: [Int]
 
-    init(_ source: VGGTensorSource, expectedInput: Int = 224) throws {
+    init(_ source: VGGTensorSource, expectedInput: Int = 224, convolutions: ConvolutionAlgorithm) throws {
         let first = try source.shape("features.0.weight")
         guard first.count == 4, first[1] >= 1 else {
             throw VGG16Error.wrongShape(name: "features.0.weight", expected: [first.first ?? 1, 3, 3, 3], found: first)
@@ -115,7 +116,8 @@ struct VGGFeatures: Sendable {
         var index = 0, channels = inChannels, size = expectedInput
         for depth in VGGFeatures.blockDepths {
             for _ in 0..<depth {
-                let layer = try VGGConvLayer(source, index: index, inChannels: channels, expectedInput: max(size, 1))
+                let layer = try VGGConvLayer(source, index: index, inChannels: channels, expectedInput: max(size, 1),
+                                             convolutions: convolutions)
                 steps.append(.conv(layer))
                 channels = layer.conv.outChannels
                 widths.append(channels)
@@ -303,8 +305,11 @@ public final class VGG16: Sendable {
     ///     must equal the last conv width, and `global_pool` selects the head's pooling.
     ///   - headWeights: see `HeadWeights`.
     ///   - workspaces: where calls borrow their activation memory (shared with the other models by default).
+    ///   - convolutions: `.winograd` runs the 3×3 convolutions as Winograd where this CPU has it (see
+    ///     `ConvolutionAlgorithm`); `.direct` keeps every sum in PyTorch's form.
     public init(weights: some CheckpointReader, config: TimmModelConfig? = nil,
-                headWeights: HeadWeights = .mapped, workspaces: WorkspacePool = .shared) throws {
+                headWeights: HeadWeights = .mapped, workspaces: WorkspacePool = .shared,
+                convolutions: ConvolutionAlgorithm = .winograd) throws {
         self.workspaces = workspaces
         let source = VGGTensorSource(reader: weights)
         let names = Set(weights.tensorNames)
@@ -320,7 +325,7 @@ public final class VGG16: Sendable {
                 throw VGG16Error.unsupportedConfig("architecture \"\(config.architecture)\" (expected vgg16)")
             }
         }
-        featureLayers = try VGGFeatures(source)
+        featureLayers = try VGGFeatures(source, convolutions: convolutions)
         if let expected = config?.numFeatures, expected != featureLayers.outChannels {
             throw VGG16Error.unsupportedConfig(
                 "num_features \(expected) but the last conv (features.28) has \(featureLayers.outChannels) channels")
@@ -344,7 +349,8 @@ public final class VGG16: Sendable {
 
     /// Loads `directory`: timm's `config.json` + `model.safetensors`, or a single PyTorch checkpoint file
     /// (`.pth`, `.pt`, `.bin`) holding a torchvision (or timm) state dict, with or without config.json.
-    public static func load(directory: URL, headWeights: HeadWeights = .mapped) throws -> VGG16 {
+    public static func load(directory: URL, headWeights: HeadWeights = .mapped,
+                            convolutions: ConvolutionAlgorithm = .winograd) throws -> VGG16 {
         let fileManager = FileManager.default
         let configURL = directory.appendingPathComponent("config.json")
         let config = fileManager.fileExists(atPath: configURL.path) ? try TimmModelConfig.load(from: configURL) : nil
@@ -368,7 +374,8 @@ public final class VGG16: Sendable {
             }
             checkpointURL = only
         }
-        return try VGG16(weights: openCheckpoint(at: checkpointURL), config: config, headWeights: headWeights)
+        return try VGG16(weights: openCheckpoint(at: checkpointURL), config: config, headWeights: headWeights,
+                         convolutions: convolutions)
     }
 
     /// fc7 vectors for a batch `[N, C, H, W]` (plain float32, NCHW), one `[Float]` of `outputDimension` per image.

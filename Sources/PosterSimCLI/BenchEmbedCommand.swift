@@ -52,7 +52,7 @@ struct BenchEmbedCommand: ParsableCommand {
 
     func run() throws {
         if let threads { setenv("OMP_NUM_THREADS", String(threads), 1) }
-        let loaded = try models.map { try PosterEmbeddingModel($0, location: location.locate($0)) }
+        let loaded = try models.map { try location.load($0) }
         let loadedRSS = ProcessMemory.read()
         for embedder in loaded {
             for batch in batches {

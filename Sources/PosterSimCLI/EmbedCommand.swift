@@ -52,7 +52,7 @@ struct EmbedCommand: ParsableCommand {
     }
 
     func run() throws {
-        let embedder = try PosterEmbeddingModel(model, location: location.locate(model))
+        let embedder = try location.load(model)
         let decoder = PosterDecoder()
         var outputs: [EmbeddingOutput] = []
         var failures = 0
@@ -106,7 +106,7 @@ struct EmbedTextCommand: ParsableCommand {
     }
 
     func run() throws {
-        let embedder = try PosterEmbeddingModel(.clip, location: location.locate(.clip))
+        let embedder = try location.load(.clip)
         let vectors = try embedder.embed(texts: texts)
         for (text, vector) in zip(texts, vectors) {
             let output = EmbeddingOutput(text: text, model: ModelName.clip.rawValue, dim: vector.count, vector: vector)

@@ -1,7 +1,8 @@
-// Options shared by every command that loads a model's files: where to find them.
+// Options shared by every command that loads a model's files: where to find them, and how its convolutions run.
 import ArgumentParser
 import Foundation
 import ModelHub
+import Models
 
 struct ModelLocationOptions: ParsableArguments {
     @Option(
@@ -14,6 +15,12 @@ struct ModelLocationOptions: ParsableArguments {
     @Option(help: "Branch, tag or commit hash to look up in the Hugging Face cache.")
     var revision: String = "main"
 
+    @Option(help: ArgumentHelp(
+        "How ResNet-50's and VGG16's 3×3 convolutions compute: winograd (the fastest; outputs within about 1e-5 "
+            + "of PyTorch's, where the CPU has AVX-512) or direct (PyTorch's own sums, within about 1e-7).",
+        valueName: "winograd|direct"))
+    var convolutions: ConvolutionAlgorithm = .winograd
+
     func resolver() throws -> ModelResolver {
         try ModelResolver(settings: HubSettings.fromProcessEnvironment(), modelDirectoryArguments: modelDirectories)
     }
@@ -22,4 +29,11 @@ struct ModelLocationOptions: ParsableArguments {
     func locate(_ model: ModelName) throws -> ModelLocation {
         try resolver().resolve(model, revision: revision)
     }
+
+    /// Loads `model` from where `locate` finds it.
+    func load(_ model: ModelName) throws -> PosterEmbeddingModel {
+        try PosterEmbeddingModel(model, location: locate(model), convolutions: convolutions)
+    }
 }
+
+extension ConvolutionAlgorithm: ExpressibleByArgument {}

@@ -37,7 +37,7 @@ struct LoadedModel: PosterEmbedder {
     init(_ name: ModelName, options: ModelLocationOptions) throws {
         let resolver = try options.resolver()
         let location = try resolver.resolve(name, revision: options.revision)
-        model = try PosterEmbeddingModel(name, location: location)
+        model = try PosterEmbeddingModel(name, location: location, convolutions: options.convolutions)
         // Spaces are named after the model; the dimension is the checkpoint's own (a config may differ from the hub's).
         space = VectorSpace(
             name: name.rawValue, dimension: model.dimension, metric: name.metric)

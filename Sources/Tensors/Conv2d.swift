@@ -10,6 +10,16 @@ import Synchronization
 // channels-last `acdb` activations with Acdb64a/32a-blocked weights; on AVX2 it may pick nChw8c); only the
 // network input and the final feature map are reordered.
 
+/// How a convolution computes its sums. Measured in `KernelChoice.swift`.
+public enum ConvolutionAlgorithm: String, Sendable, Equatable, CaseIterable {
+    /// Direct convolution: each output is the plain sum over the window, as PyTorch's CPU convolution computes it.
+    case direct
+    /// Winograd minimal filtering (oneDNN's F(2×2,3×3) or F(4×4,3×3)) for 3×3 stride-1 convolutions where oneDNN
+    /// has it for this CPU (AVX-512), direct otherwise. 2–3× less arithmetic on these shapes; the transforms round
+    /// differently, about 1e-5 of an output's magnitude instead of 1e-7.
+    case winograd
+}
+
 /// Eval-mode batch-norm parameters (PyTorch `BatchNorm2d`: weight=γ, bias=β, running mean/var, eps).
 public struct BatchNormParameters: Sendable {
     public var weight: [Float]
@@ -40,6 +50,8 @@ public final class Conv2d: Sendable {
     public let stride: Int
     public let padding: Int
     public let activation: Activation
+    /// Whether this convolution runs as Winograd (asked for with `.winograd` and available here).
+    public let usesWinograd: Bool
 
     private let weightShape: [Int]
     private let bias: Tensor
@@ -50,6 +62,9 @@ public final class Conv2d: Sendable {
     private struct PlanKey: Hashable {
         var batch: Int, height: Int, width: Int
         var residual: Bool
+        /// Winograd plans are made for one image and run image by image: oneDNN 2.6 lays Winograd weights out for
+        /// one batch size and cannot re-lay them, so one batch size keeps one copy of the weights.
+        var winograd = false
     }
 
     private final class Plan: Sendable {
@@ -65,14 +80,30 @@ public final class Conv2d: Sendable {
         }
     }
 
+    /// What a primitive needs to know about this convolution, apart from the input size.
+    private struct Geometry {
+        var weightShape: [Int]
+        var stride: Int, padding: Int
+        var activation: Activation
+        var inChannels: Int { weightShape[1] }
+        var outChannels: Int { weightShape[0] }
+
+        func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+            ((height + 2 * padding - weightShape[2]) / stride + 1, (width + 2 * padding - weightShape[3]) / stride + 1)
+        }
+    }
+    private let geometry: Geometry
+
     /// - Parameters:
     ///   - weight: OIHW values, `outChannels × inChannels × kernelHeight × kernelWidth`.
     ///   - bias: `outChannels` values or nil.
     ///   - batchNorm: eval-mode batch norm applied after the convolution; folded into weight and bias here.
     ///   - expectedInput: a typical input height/width, used to choose the weight layout at load time.
+    ///   - algorithm: `.winograd` is taken only where oneDNN implements it for this shape and CPU.
     public init(weight: [Float], weightShape: [Int], bias: [Float]?, stride: Int = 1, padding: Int = 0,
                 batchNorm: BatchNormParameters? = nil, activation: Activation = .identity,
-                expectedInput: (height: Int, width: Int) = (56, 56)) throws(EngineError) {
+                expectedInput: (height: Int, width: Int) = (56, 56),
+                algorithm: ConvolutionAlgorithm = .direct) throws(EngineError) {
         guard weightShape.count == 4 else { throw .shapeMismatch("conv weight shape \(weightShape) is not OIHW") }
         guard stride >= 1, padding >= 0 else { throw .invalidArgument("conv stride \(stride), padding \(padding)") }
         let count = try checkedProduct(weightShape)
@@ -86,6 +117,8 @@ public final class Conv2d: Sendable {
         self.padding = padding
         self.activation = activation
         self.weightShape = weightShape
+        let geometry = Geometry(weightShape: weightShape, stride: stride, padding: padding, activation: activation)
+        self.geometry = geometry
 
         var foldedWeight = weight
         var foldedBias = bias ?? [Float](repeating: 0, count: out)
@@ -96,9 +129,20 @@ public final class Conv2d: Sendable {
         let plainWeights = try Tensor(shape: weightShape, values: foldedWeight)
         weights = Mutex([plainWeights])
         let workspace = try Workspace()
-        let plan = try makePlan(PlanKey(batch: 1, height: max(expectedInput.height, kernelSize.height),
-                                         width: max(expectedInput.width, kernelSize.width), residual: false))
-        let preferred = try weightTensor(plan.weights, workspace: workspace)
+        var key = PlanKey(batch: 1, height: max(expectedInput.height, kernelSize.height),
+                          width: max(expectedInput.width, kernelSize.width), residual: false)
+        var plan: Plan?
+        if algorithm == .winograd, weightShape[2] == 3, weightShape[3] == 3, stride == 1 {
+            key.winograd = true
+            // oneDNN answers "unimplemented" where it has no Winograd kernel (e.g. AVX2-only CPUs, odd widths).
+            plan = try? Conv2d.createPlan(key, geometry)
+        }
+        if plan == nil { key.winograd = false }
+        usesWinograd = key.winograd
+        let chosen: Plan
+        if let plan { chosen = plan } else { chosen = try Conv2d.createPlan(key, geometry) }
+        plans.withLock { $0[key] = chosen }
+        let preferred = try weightTensor(chosen.weights, workspace: workspace)
         weights.withLock { $0 = [preferred] }
     }
 
@@ -123,26 +167,39 @@ public final class Conv2d: Sendable {
 
     private func makePlan(_ key: PlanKey) throws(EngineError) -> Plan {
         if let plan = plans.withLock({ $0[key] }) { return plan }
-        let output = outputSize(height: key.height, width: key.width)
-        guard output.height >= 1, output.width >= 1 else {
-            throw .shapeMismatch("conv input \(key.height)x\(key.width) is smaller than kernel \(kernelSize)")
+        let plan = try Conv2d.createPlan(key, geometry)
+        return plans.withLock { cache in
+            if let existing = cache[key] { return existing }
+            cache[key] = plan
+            return plan
         }
+    }
+
+    private static func createPlan(_ key: PlanKey, _ geometry: Geometry) throws(EngineError) -> Plan {
+        let output = geometry.outputSize(height: key.height, width: key.width)
+        guard output.height >= 1, output.width >= 1 else {
+            throw .shapeMismatch("conv input \(key.height)x\(key.width) is smaller than kernel \(geometry.weightShape[2...])")
+        }
+        // Direct convolutions take the activation layout oneDNN prefers (`any`); Winograd needs nChw16c.
+        let activations = key.winograd ? dnnl_nChw16c : dnnl_format_tag_any
         var src = dnnl_memory_desc_t(), wei = dnnl_memory_desc_t(), bia = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t()
-        try check(dnnl_memory_desc_init_by_tag(&src, 4, [key.batch, inChannels, key.height, key.width].map(Int64.init),
-                                               dnnl_f32, dnnl_format_tag_any), "dnnl_memory_desc_init_by_tag(src)")
-        try check(dnnl_memory_desc_init_by_tag(&wei, 4, weightShape.map(Int64.init), dnnl_f32, dnnl_format_tag_any),
+        try check(dnnl_memory_desc_init_by_tag(&src, 4, [key.batch, geometry.inChannels, key.height, key.width].map(Int64.init),
+                                               dnnl_f32, activations), "dnnl_memory_desc_init_by_tag(src)")
+        try check(dnnl_memory_desc_init_by_tag(&wei, 4, geometry.weightShape.map(Int64.init), dnnl_f32, dnnl_format_tag_any),
                   "dnnl_memory_desc_init_by_tag(weights)")
-        try check(dnnl_memory_desc_init_by_tag(&bia, 1, [Int64(outChannels)], dnnl_f32, dnnl_a),
+        try check(dnnl_memory_desc_init_by_tag(&bia, 1, [Int64(geometry.outChannels)], dnnl_f32, dnnl_a),
                   "dnnl_memory_desc_init_by_tag(bias)")
-        try check(dnnl_memory_desc_init_by_tag(&dst, 4, [key.batch, outChannels, output.height, output.width].map(Int64.init),
-                                               dnnl_f32, dnnl_format_tag_any), "dnnl_memory_desc_init_by_tag(dst)")
+        try check(dnnl_memory_desc_init_by_tag(&dst, 4, [key.batch, geometry.outChannels, output.height, output.width].map(Int64.init),
+                                               dnnl_f32, activations), "dnnl_memory_desc_init_by_tag(dst)")
         var desc = dnnl_convolution_desc_t()
-        let strides: [Int64] = [Int64(stride), Int64(stride)], pads: [Int64] = [Int64(padding), Int64(padding)]
-        try check(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
+        let strides: [Int64] = [Int64(geometry.stride), Int64(geometry.stride)]
+        let pads: [Int64] = [Int64(geometry.padding), Int64(geometry.padding)]
+        try check(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference,
+                                                     key.winograd ? dnnl_convolution_winograd : dnnl_convolution_direct,
                                                      &src, &wei, &bia, &dst, strides, pads, pads),
                   "dnnl_convolution_forward_desc_init")
         let attributes = try PrimitiveAttributes()
-        try attributes.setPostOps(sum: key.residual, activation: activation)
+        try attributes.setPostOps(sum: key.residual, activation: geometry.activation)
         var pd: dnnl_primitive_desc_t?
         try check(dnnl_primitive_desc_create(&pd, &desc, attributes.raw, try Engine.shared().raw, nil),
                   "dnnl_primitive_desc_create(convolution)")
@@ -150,13 +207,8 @@ public final class Conv2d: Sendable {
         let source = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0).pointee)
         let weightLayout = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee)
         let destination = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0).pointee)
-        let plan = Plan(primitive: try Primitive(descriptor: pd), source: source, weights: weightLayout,
-                        destination: destination)
-        return plans.withLock { cache in
-            if let existing = cache[key] { return existing }
-            cache[key] = plan
-            return plan
-        }
+        return Plan(primitive: try Primitive(descriptor: pd), source: source, weights: weightLayout,
+                    destination: destination)
     }
 
     /// The weights in `layout`, reordering (once, into owned memory) if no cached copy has it.
@@ -184,7 +236,9 @@ public final class Conv2d: Sendable {
         guard input.shape.count == 4, input.shape[1] == inChannels else {
             throw .shapeMismatch("conv expects N×\(inChannels)×H×W input, got \(input.shape)")
         }
-        let key = PlanKey(batch: input.shape[0], height: input.shape[2], width: input.shape[3], residual: residual != nil)
+        let batch = input.shape[0]
+        if usesWinograd, residual == nil { return try winograd(input, workspace: workspace) }
+        let key = PlanKey(batch: batch, height: input.shape[2], width: input.shape[3], residual: residual != nil)
         let plan = try makePlan(key)
         let output = outputSize(height: key.height, width: key.width)
         let outputShape = [key.batch, outChannels, output.height, output.width]
@@ -212,6 +266,32 @@ public final class Conv2d: Sendable {
             (DNNL_ARG_BIAS, try bias.memoryLayout(), bias.storage.base),
             (DNNL_ARG_DST, plan.destination, result.storage.base),
         ], scratchpad: try workspace.scratchpad(for: plan.primitive))
+        return result
+    }
+
+    /// Winograd: the batch in nChw16c (images back to back), each image through the one-image primitive, so the
+    /// weights stay in the single layout made at load and each image's result is the same as on its own.
+    private func winograd(_ input: Tensor, workspace: Workspace) throws(EngineError) -> Tensor {
+        let batch = input.shape[0]
+        let plan = try makePlan(PlanKey(batch: 1, height: input.shape[2], width: input.shape[3], residual: false,
+                                        winograd: true))
+        let output = outputSize(height: input.shape[2], width: input.shape[3])
+        let outputShape = [batch, outChannels, output.height, output.width]
+        let source = try workspace.converted(input, to: MemoryDescriptor(blocked16: input.shape))
+        let result = try workspace.makeTensor(shape: outputShape, layout: MemoryDescriptor(blocked16: outputShape))
+        let weight = try weightTensor(plan.weights, workspace: workspace)
+        let scratchpad = try workspace.scratchpad(for: plan.primitive)
+        // In nChw16c the batch is the outermost dimension, so image i starts i one-image layouts in.
+        let sourceStride = plan.source.byteCount, resultStride = plan.destination.byteCount
+        let biasLayout = try bias.memoryLayout()
+        for image in 0..<batch {
+            try plan.primitive.execute(stream: workspace.stream, arguments: [
+                (DNNL_ARG_SRC, plan.source, source.storage.base + image * sourceStride),
+                (DNNL_ARG_WEIGHTS, plan.weights, weight.storage.base),
+                (DNNL_ARG_BIAS, biasLayout, bias.storage.base),
+                (DNNL_ARG_DST, plan.destination, result.storage.base + image * resultStride),
+            ], scratchpad: scratchpad)
+        }
         return result
     }
 }

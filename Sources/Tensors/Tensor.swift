@@ -23,6 +23,15 @@ public struct MemoryDescriptor: @unchecked Sendable, Equatable {
         raw = md
     }
 
+    /// nChw16c: an NCHW tensor with channels in blocks of 16 (zero padded), images back to back.
+    init(blocked16 shape: [Int]) throws(EngineError) {
+        guard shape.count == 4 else { throw .invalidArgument("nChw16c needs a rank-4 shape, got \(shape)") }
+        var md = dnnl_memory_desc_t()
+        try check(dnnl_memory_desc_init_by_tag(&md, 4, shape.map { Int64($0) }, dnnl_f32, dnnl_nChw16c),
+                  "dnnl_memory_desc_init_by_tag(nChw16c)")
+        raw = md
+    }
+
     /// Bytes the layout occupies, padding included.
     var byteCount: Int {
         var md = raw
