@@ -81,6 +81,9 @@ reference-data: reference-env
 parity: release reference-data
 	$(PY) tools/bench/preprocess_parity.py --cache $(FULL_SIZE) --swift-cmd "$(RELEASE_BIN)"
 	HF_HUB_CACHE=$(FULL_SIZE) HF_HUB_OFFLINE=1 $(PY) tools/bench/parity.py --cache $(FULL_SIZE) --swift-cmd "$(RELEASE_BIN) embed"
+	@echo "again with --convolutions direct (no Winograd):"
+	HF_HUB_CACHE=$(FULL_SIZE) HF_HUB_OFFLINE=1 $(PY) tools/bench/parity.py --cache $(FULL_SIZE) --models resnet50,vgg16 \
+		--swift-cmd "$(RELEASE_BIN) embed --convolutions direct"
 
 # Ingest throughput with local posters (all three full-size models) next to the engine's own model time, same run.
 BENCH_INGEST_ARGS ?=

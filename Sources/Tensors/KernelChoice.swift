@@ -59,14 +59,40 @@
 // process-wide `WorkspacePool`, so one model reuses what another grew; arena chunks are mmap'd so freed ones leave
 // at once; and a ResNet block's last conv writes over its residual instead of copying it first.
 //
+// Winograd for the 3×3 stride-1 convolutions (2026-11-26, adopted). oneDNN 2.6 has Winograd kernels for AVX-512
+// (jit_wino_4x3 = F(4×4,3×3) and jit_fp32_wino_2x3 = F(2×2,3×3); it picks one per shape) on nChw16c activations.
+// Its weight layout depends on the batch size and cannot be re-laid for another, which is why an earlier trial
+// (batches failed) dropped it; `Conv2d` now makes the Winograd primitive for ONE image and runs a batch image by
+// image on that single weight layout (the batch in nChw16c has each image contiguous), so any batch size works and
+// each image's result is the same as on its own. Per layer, batch 8, 2 threads, ms, best of 15 (4 for VGG) in one
+// run of a throw-away C program (not committed); "+reorders" includes converting channels-last in and out, which
+// ResNet needs around each 3×3 (its 1×1 layers stay channels-last) and VGG only at its first and last conv:
+//
+//   3×3 C→C @ H×W       direct (brgconv)   Winograd   +reorders   kernel      max |diff| / output rms
+//   ResNet 64 @ 56         8.37 (221 GF/s)   4.93        6.01     wino_2x3    6e-6
+//   ResNet 128 @ 28        7.76 (238)        2.97        3.38     wino_4x3    1e-5
+//   ResNet 256 @ 14        7.46 (248)        4.08        4.29     wino_2x3    1.2e-5
+//   ResNet 512 @ 7         7.28 (254)        5.57        5.71     wino_2x3    1.4e-5
+//   VGG 64 @ 224         131.2 (226)        54.9        71.8      wino_4x3    1e-5
+//   VGG 128 @ 112        128.9 (230)        51.3        59.6      wino_4x3    1.1e-5
+//   VGG 256 @ 56         128.2 (231)        46.0        50.3      wino_4x3    1.4e-5
+//   VGG 512 @ 28         125.6 (236)        43.4        45.6      wino_4x3    1.5e-5
+//   VGG 512 @ 14          30.7 (241)        16.6        17.2      wino_2x3    1.7e-5
+//
+// The direct kernels already run near this machine's peak (dnnl_sgemm 2048³: 216 GFLOP/s on 2 threads, 106 on
+// one), so fewer multiplications was the only way left to go faster. End to end (`postersim bench-embed`, batch 8,
+// same run): ResNet-50 40.0 -> 33.4-35.4 ms per image, VGG16 138.8 -> 68.4. `make parity` on the full-size
+// random-weight checkpoints: min cosine 1.000000000 and max diff/|ref| 7.3e-8 (ResNet-50) and 8.9e-8 (VGG16) with
+// Winograd, 8.3e-8 and 1.2e-7 with direct. The cost is memory: Winograd weights take 1.8× (2x3) or 4× (4x3) the
+// direct layout's bytes: resident after loading grew by 28-47 MiB for ResNet-50 and 131 MiB for VGG16. That was
+// paid for by pinning glibc's mmap threshold (`Engine`): without it the plain weight copies freed during loading
+// left 126-153 MiB of heap holes resident. `--convolutions direct` (and `ConvolutionAlgorithm.direct`) keeps the direct kernels.
+//
 // Tried for ResNet-50 at batch 8 and dropped (each an A/B in one session, 2 threads, ms per image, no gain outside
 // the run-to-run noise of about ±3%): forcing nChw16c activations instead of oneDNN's channels-last pick
 // (40.3-42.0 vs 38.6-41.6); OMP_PROC_BIND=true or OMP_WAIT_POLICY=active (no change); the stem reading plain NCHW
 // (jit:avx512_core, 11.4 ms per batch against 11.9 + 0.6 for brgconv + reorder, then a reorder after it); running
 // the stem and the 56×56/28×28 stages image by image and only the late stages batched (ONEDNN_VERBOSE suggested
-// ~5%; end to end 38.2-41.7 vs 38.6-40.8); Winograd for the stride-1 3×3 convs (batch 1: 34.5 against 39 ms, but
-// oneDNN 2.6 cannot re-lay Winograd weights for another batch size, so batches failed, a copy per batch size would
-// break the memory budget, and it changes the summation order away from PyTorch's). ResNet-50 ends at parity with ONNX Runtime: ours/ORT 0.97-1.05 in single
-// runs, 1.01-1.02 best of 3 rounds. Its convolutions run at 130-210 GFLOP/s (3×3: ~200; 1×1 on 56×56 maps with the
-// residual sum: ~130, bound by memory traffic), against the 485 GFLOP/s the issue measured for dnnl_sgemm on 2048³;
-// closing that gap would mean convolution kernels of our own, which this project leaves to oneDNN.
+// ~5%; end to end 38.2-41.7 vs 38.6-40.8); splitting the batch into two lanes, each on its own core with
+// single-threaded kernels (`omp_set_num_threads(1)` per lane, so no OpenMP barriers): 38.4-41.9 against
+// 38.6-41.1 without, also with the lanes taking one or two images at a time.

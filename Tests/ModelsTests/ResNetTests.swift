@@ -19,9 +19,10 @@ private func cosine(_ a: [Float], _ b: [Float]) -> Double {
     /// Every image with a reference tensor: embedding of the tiny transformers checkpoint equals the reference
     /// `pooler_output` (tools/reference, embeddings/resnet50.npz) to the tolerance; the safetensors and
     /// the pytorch_model.bin copies give the same model.
-    @Test(arguments: ["resnet50", "resnet50-bin"])
-    func matchesReferenceEmbeddings(_ checkpoint: String) throws {
-        let model = try ResNetModel(directory: fixtures.appendingPathComponent("checkpoints/\(checkpoint)"))
+    @Test(arguments: [("resnet50", ConvolutionAlgorithm.winograd), ("resnet50", .direct), ("resnet50-bin", .winograd)])
+    func matchesReferenceEmbeddings(_ checkpoint: String, _ convolutions: ConvolutionAlgorithm) throws {
+        let model = try ResNetModel(directory: fixtures.appendingPathComponent("checkpoints/\(checkpoint)"),
+                                    convolutions: convolutions)
         let inputs = try NPZArchive(contentsOf: fixtures.appendingPathComponent("preprocess/resnet50.npz"))
         let references = try NPZArchive(contentsOf: fixtures.appendingPathComponent("embeddings/resnet50.npz"))
         let files = inputs.names.filter { $0.hasSuffix("__tensor") }.map { String($0.dropLast("__tensor".count)) }

@@ -123,6 +123,18 @@ struct VGG16Tests {
         }
     }
 
+    @Test("direct convolutions: fc7 equals the reference too, and the Winograd default's vector")
+    func directConvolutionsMatchReference() throws {
+        let direct = try VGG16.load(directory: VGGFixtures.timmDirectory, convolutions: .direct)
+        let winograd = try #require(VGGFixtures.timm)
+        for (name, reference, input) in VGGFixtures.cases {
+            let output = try direct.features(input).first ?? []
+            expectMatches(output, reference, "direct \(name)")
+            let other = try winograd.features(input).first ?? []
+            #expect(maxAbsDifference(output, other) <= 1e-5 * norm(reference), "\(name): algorithms disagree")
+        }
+    }
+
     @Test("torchvision layout: fc7 equals the reference for every image, and the timm layout's vector")
     func torchvisionMatchesReference() throws {
         let model = try #require(VGGFixtures.torchvision)

@@ -66,6 +66,70 @@ private func tensor(_ array: FixtureArray) throws -> Tensor { try Tensor(shape: 
         }
     }
 
+    /// Winograd against a float64 convolution computed here: a 32→32 3×3 layer on a batch of two 20×20 maps. Where
+    /// the CPU has oneDNN's Winograd (AVX-512) the layer must take it; elsewhere it falls back to direct. Either way
+    /// each output is within 1e-5 of the largest, and a batch equals its images one at a time bit for bit.
+    @Test(arguments: [ConvolutionAlgorithm.winograd, .direct])
+    func winogradMatchesFloat64Convolution(_ algorithm: ConvolutionAlgorithm) throws {
+        let (batch, channels, size) = (2, 32, 20)
+        var state: UInt64 = 42
+        func next() -> Float {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Float(Int(state >> 40) % 2001 - 1000) / 1000
+        }
+        let weight = (0..<(channels * channels * 9)).map { _ in next() * 0.1 }
+        let bias = (0..<channels).map { _ in next() }
+        let input = (0..<(batch * channels * size * size)).map { _ in next() }
+        let conv = try Conv2d(weight: weight, weightShape: [channels, channels, 3, 3], bias: bias, padding: 1,
+                              activation: .relu, expectedInput: (size, size), algorithm: algorithm)
+        #expect(conv.usesWinograd == (algorithm == .winograd && Engine.effectiveISA.hasPrefix("avx512")),
+                "ISA \(Engine.effectiveISA)")
+
+        var expected = [Float](repeating: 0, count: input.count)
+        for n in 0..<batch {
+            for o in 0..<channels {
+                for y in 0..<size {
+                    for x in 0..<size {
+                        var sum = Double(bias[o])
+                        for i in 0..<channels {
+                            for ky in 0..<3 {
+                                for kx in 0..<3 {
+                                    let (iy, ix) = (y + ky - 1, x + kx - 1)
+                                    guard iy >= 0, iy < size, ix >= 0, ix < size else { continue }
+                                    sum += Double(weight[((o * channels + i) * 3 + ky) * 3 + kx])
+                                        * Double(input[((n * channels + i) * size + iy) * size + ix])
+                                }
+                            }
+                        }
+                        expected[((n * channels + o) * size + y) * size + x] = Float(max(sum, 0))
+                    }
+                }
+            }
+        }
+        try pool.withWorkspace { ws in
+            let both = try conv(Tensor(shape: [batch, channels, size, size], values: input), workspace: ws).toArray()
+            #expect(maxRelativeError(both, expected) <= 1e-5)
+            let half = input.count / 2
+            let first = try conv(Tensor(shape: [1, channels, size, size], values: Array(input[..<half])),
+                                 workspace: ws).toArray()
+            let second = try conv(Tensor(shape: [1, channels, size, size], values: Array(input[half...])),
+                                  workspace: ws).toArray()
+            let same = both == first + second  // compared outside #expect, which would print every value
+            #expect(same, "a batch of two differs from its images one at a time")
+        }
+    }
+
+    /// Winograd is only for 3×3 stride-1 layers; the others stay direct whatever was asked.
+    @Test func winogradOnlyWhereItApplies() throws {
+        func conv(_ shape: [Int], stride: Int) throws -> Conv2d {
+            try Conv2d(weight: [Float](repeating: 0.01, count: shape.reduce(1, *)), weightShape: shape, bias: nil,
+                       stride: stride, padding: shape[2] / 2, expectedInput: (28, 28), algorithm: .winograd)
+        }
+        #expect(try !conv([32, 32, 3, 3], stride: 2).usesWinograd)
+        #expect(try !conv([32, 32, 1, 1], stride: 1).usesWinograd)
+        #expect(try !conv([32, 32, 7, 7], stride: 1).usesWinograd)
+    }
+
     @Test func rejectsBadShapes() throws {
         let conv = try Conv2d(weight: [Float](repeating: 0.5, count: 2 * 3 * 3 * 3), weightShape: [2, 3, 3, 3], bias: nil)
         try pool.withWorkspace { ws in
