@@ -49,9 +49,12 @@ struct ResNetConvLayer: Sendable {
         let shape = [outChannels, inChannels, kernelSize, kernelSize]
         let weight = try store.values("\(prefix).convolution.weight", shape: shape)
         let bn = try batchNorm(store, prefix: "\(prefix).normalization", channels: outChannels)
+        // Another input size may need the weights again (Winograd layouts are made per map size): re-read them.
+        let name = "\(prefix).convolution.weight"
         conv = try Conv2d(weight: weight, weightShape: shape, bias: nil, stride: stride, padding: kernelSize / 2,
                           batchNorm: bn, activation: relu ? .relu : .identity,
-                          expectedInput: (expectedInput, expectedInput), algorithm: algorithm)
+                          expectedInput: (expectedInput, expectedInput), algorithm: algorithm,
+                          weightSource: { try store.values(name, shape: shape) })
     }
 }
 

@@ -50,7 +50,7 @@ public enum VGG16Error: Error, CustomStringConvertible, Sendable, Equatable {
 }
 
 /// Reads VGG16 tensors by name, turning missing or misshaped tensors into `VGG16Error`s that name them.
-struct VGGTensorSource {
+struct VGGTensorSource: Sendable {
     let reader: any CheckpointReader
 
     func shape(_ name: String) throws -> [Int] {
@@ -83,8 +83,10 @@ struct VGGConvLayer: Sendable {
         }
         let weight = try source.floats(weightName, shape: shape).values
         let bias = try source.floats(biasName, shape: [outChannels]).values
+        // Another input size may need the weights again (Winograd layouts are made per map size): re-read them.
         conv = try Conv2d(weight: weight, weightShape: shape, bias: bias, stride: 1, padding: 1, activation: .relu,
-                          expectedInput: (expectedInput, expectedInput), algorithm: convolutions)
+                          expectedInput: (expectedInput, expectedInput), algorithm: convolutions,
+                          weightSource: { try source.floats(weightName, shape: shape).values })
     }
 }
 

@@ -45,7 +45,9 @@ public struct BatchNormParameters: Sendable {
 ///
 /// Guarantees: weights are immutable after init and already reordered to the layout the primitive wants;
 /// primitives are created once per input shape and cached; `callAsFunction` is safe to call from several
-/// threads at once (each with its own `Workspace`).
+/// threads at once (each with its own `Workspace`). Any input size works: a Winograd layer given a size whose
+/// weight layout differs from the load-time one (oneDNN's Winograd layouts depend on the map size and cannot be
+/// reordered into each other) makes that layout from `weightSource`, or from a plain copy kept when there is none.
 public final class Conv2d: Sendable {
     public let inChannels: Int
     public let outChannels: Int
@@ -60,6 +62,9 @@ public final class Conv2d: Sendable {
     private let bias: Tensor
     /// Weights in every layout a primitive asked for so far (normally one), first entry is the load-time one.
     private let weights: Mutex<[Tensor]>
+    /// Re-reads the unfolded OIHW weights, for layouts the kept copies cannot be reordered into.
+    private let weightSource: (@Sendable () throws -> [Float])?
+    private let batchNorm: BatchNormParameters?
     private let plans = Mutex<[PlanKey: Plan]>([:])
 
     private struct PlanKey: Hashable {
@@ -103,10 +108,13 @@ public final class Conv2d: Sendable {
     ///   - batchNorm: eval-mode batch norm applied after the convolution; folded into weight and bias here.
     ///   - expectedInput: a typical input height/width, used to choose the weight layout at load time.
     ///   - algorithm: `.winograd` is taken only where oneDNN implements it for this shape and CPU.
+    ///   - weightSource: gives `weight` again (unfolded) when another input size needs a Winograd layout, e.g. a
+    ///     read from the mapped checkpoint. Without it a Winograd layer keeps a plain copy of its weights.
     public init(weight: [Float], weightShape: [Int], bias: [Float]?, stride: Int = 1, padding: Int = 0,
                 batchNorm: BatchNormParameters? = nil, activation: Activation = .identity,
                 expectedInput: (height: Int, width: Int) = (56, 56),
-                algorithm: ConvolutionAlgorithm = .direct) throws(EngineError) {
+                algorithm: ConvolutionAlgorithm = .direct,
+                weightSource: (@Sendable () throws -> [Float])? = nil) throws(EngineError) {
         guard weightShape.count == 4 else { throw .shapeMismatch("conv weight shape \(weightShape) is not OIHW") }
         guard stride >= 1, padding >= 0 else { throw .invalidArgument("conv stride \(stride), padding \(padding)") }
         let count = try checkedProduct(weightShape)
@@ -122,6 +130,8 @@ public final class Conv2d: Sendable {
         self.weightShape = weightShape
         let geometry = Geometry(weightShape: weightShape, stride: stride, padding: padding, activation: activation)
         self.geometry = geometry
+        self.weightSource = weightSource
+        self.batchNorm = batchNorm
 
         var foldedWeight = weight
         var foldedBias = bias ?? [Float](repeating: 0, count: out)
@@ -146,7 +156,8 @@ public final class Conv2d: Sendable {
         if let plan { chosen = plan } else { chosen = try Conv2d.createPlan(key, geometry) }
         plans.withLock { $0[key] = chosen }
         let preferred = try weightTensor(chosen.weights, workspace: workspace)
-        weights.withLock { $0 = [preferred] }
+        let keepPlain = usesWinograd && weightSource == nil
+        weights.withLock { $0 = keepPlain ? [preferred, plainWeights] : [preferred] }
     }
 
     /// Folds eval-mode batch norm into conv weight and bias: y = γ·(conv(x) + b − μ)/√(σ²+ε) + β, so
@@ -214,11 +225,32 @@ public final class Conv2d: Sendable {
                     destination: destination)
     }
 
-    /// The weights in `layout`, reordering (once, into owned memory) if no cached copy has it.
+    /// The weights in `layout`, reordering (once, into owned memory) if no cached copy has it. A Winograd layout
+    /// cannot be reordered into anything, so the source is a kept copy in another layout, else `weightSource`.
     private func weightTensor(_ layout: MemoryDescriptor, workspace: Workspace) throws(EngineError) -> Tensor {
-        let existing = weights.withLock { list in list.first { (try? $0.memoryLayout()) == layout } }
+        let (existing, reorderable) = weights.withLock { list in
+            (list.first { (try? $0.memoryLayout()) == layout }, list.first { $0.blockedLayout?.isWinograd != true })
+        }
         if let existing { return existing }
-        guard let source = weights.withLock({ $0.first }) else { throw .invalidArgument("conv has no weights") }
+        let source: Tensor
+        if let reorderable {
+            source = reorderable
+        } else if let weightSource {
+            var values: [Float]
+            do { values = try weightSource() } catch {
+                throw .invalidArgument("cannot re-read the convolution's weights: \(error)")
+            }
+            guard values.count == weightShape.reduce(1, *) else {
+                throw .shapeMismatch("re-read \(values.count) conv weights for \(weightShape)")
+            }
+            if let batchNorm {
+                var unusedBias = [Float](repeating: 0, count: outChannels)
+                try Conv2d.foldBatchNorm(batchNorm, weight: &values, bias: &unusedBias)
+            }
+            source = try Tensor(shape: weightShape, values: values)
+        } else {
+            throw .invalidArgument("conv has no weights in a layout that can be reordered")
+        }
         let storage = try TensorStorage(ownedBytes: layout.byteCount)
         try workspace.engine.reorder(from: source.memoryLayout(), source.storage.base, to: layout, storage.base,
                                      stream: workspace.stream)
@@ -240,7 +272,12 @@ public final class Conv2d: Sendable {
             throw .shapeMismatch("conv expects N×\(inChannels)×H×W input, got \(input.shape)")
         }
         let batch = input.shape[0]
-        if usesWinograd, residual == nil { return try winograd(input, workspace: workspace) }
+        // Winograd unless oneDNN has no Winograd kernel for this map size; then direct, like a residual sum.
+        if usesWinograd, residual == nil,
+           let plan = try? makePlan(PlanKey(batch: 1, height: input.shape[2], width: input.shape[3], residual: false,
+                                            winograd: true)) {
+            return try winograd(input, plan: plan, workspace: workspace)
+        }
         let key = PlanKey(batch: batch, height: input.shape[2], width: input.shape[3], residual: residual != nil)
         let plan = try makePlan(key)
         let output = outputSize(height: key.height, width: key.width)
@@ -274,10 +311,8 @@ public final class Conv2d: Sendable {
 
     /// Winograd: the batch in nChw16c (images back to back), each image through the one-image primitive, so the
     /// weights stay in the single layout made at load and each image's result is the same as on its own.
-    private func winograd(_ input: Tensor, workspace: Workspace) throws(EngineError) -> Tensor {
+    private func winograd(_ input: Tensor, plan: Plan, workspace: Workspace) throws(EngineError) -> Tensor {
         let batch = input.shape[0]
-        let plan = try makePlan(PlanKey(batch: 1, height: input.shape[2], width: input.shape[3], residual: false,
-                                        winograd: true))
         let output = outputSize(height: input.shape[2], width: input.shape[3])
         let outputShape = [batch, outChannels, output.height, output.width]
         let source = try workspace.converted(input, to: MemoryDescriptor(blocked16: input.shape))

@@ -32,6 +32,9 @@ public struct MemoryDescriptor: @unchecked Sendable, Equatable {
         raw = md
     }
 
+    /// Whether this is one of oneDNN's Winograd weight layouts (which no reorder can read from).
+    var isWinograd: Bool { raw.format_kind == dnnl_format_kind_wino }
+
     /// Bytes the layout occupies, padding included.
     var byteCount: Int {
         var md = raw

@@ -49,6 +49,26 @@ private func cosine(_ a: [Float], _ b: [Float]) -> Double {
         #expect(zip(first[0], vectors[0]).allSatisfy { abs($0 - $1) <= 1e-5 })
     }
 
+    /// An input size other than the one the weights were laid out for (224): Winograd layers lay their weights out
+    /// again from the checkpoint and agree with direct convolutions.
+    @Test func otherInputSizeWithWinograd() throws {
+        let directory = fixtures.appendingPathComponent("checkpoints/resnet50")
+        let winograd = try ResNetModel(directory: directory, convolutions: .winograd)
+        let direct = try ResNetModel(directory: directory, convolutions: .direct)
+        var state: UInt64 = 3
+        let pixels = (0..<(2 * 3 * 160 * 176)).map { _ -> Float in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Float(Int(state >> 40) % 2001 - 1000) / 500
+        }
+        let ours = try winograd.embed(pixels: pixels, count: 2, height: 160, width: 176)
+        let reference = try direct.embed(pixels: pixels, count: 2, height: 160, width: 176)
+        for (vector, expected) in zip(ours, reference) {
+            let norm = Float(expected.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
+            let worst = zip(vector, expected).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(worst <= 1e-5 * norm, "max abs difference \(worst), norm \(norm)")
+        }
+    }
+
     @Test func missingTensorIsReported() throws {
         let directory = fixtures.appendingPathComponent("checkpoints/malformed/resnet50_missing_tensor")
         #expect(throws: CheckpointError.self) { try ResNetModel(directory: directory) }

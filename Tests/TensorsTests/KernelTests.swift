@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import Tensors
 
@@ -117,6 +118,43 @@ private func tensor(_ array: FixtureArray) throws -> Tensor { try Tensor(shape: 
             let same = both == first + second  // compared outside #expect, which would print every value
             #expect(same, "a batch of two differs from its images one at a time")
         }
+    }
+
+    /// oneDNN lays Winograd weights out per map size and cannot reorder one such layout into another: a layer
+    /// loaded for 20×20 maps must still compute other sizes, from its kept plain copy or from `weightSource`.
+    @Test(arguments: [false, true])
+    func winogradAtOtherSizes(withWeightSource: Bool) throws {
+        let channels = 32
+        var state: UInt64 = 7
+        func next() -> Float {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Float(Int(state >> 40) % 2001 - 1000) / 1000
+        }
+        let weight = (0..<(channels * channels * 9)).map { _ in next() * 0.1 }
+        let bias = (0..<channels).map { _ in next() }
+        let bn = BatchNormParameters(weight: (0..<channels).map { _ in 1 + next() / 2 }, bias: bias,
+                                     runningMean: (0..<channels).map { _ in next() },
+                                     runningVar: (0..<channels).map { _ in 1 + next() / 2 })
+        let reads = Mutex(0)
+        let reread: @Sendable () throws -> [Float] = {
+            reads.withLock { $0 += 1 }
+            return weight
+        }
+        let winograd = try Conv2d(weight: weight, weightShape: [channels, channels, 3, 3], bias: nil, padding: 1,
+                                  batchNorm: bn, activation: .relu, expectedInput: (20, 20), algorithm: .winograd,
+                                  weightSource: withWeightSource ? reread : nil)
+        let direct = try Conv2d(weight: weight, weightShape: [channels, channels, 3, 3], bias: nil, padding: 1,
+                                batchNorm: bn, activation: .relu, expectedInput: (20, 20))
+        for size in [20, 7, 56, 13, 20] {
+            let input = (0..<(2 * channels * size * size)).map { _ in next() }
+            try pool.withWorkspace { ws in
+                let x = try Tensor(shape: [2, channels, size, size], values: input)
+                let ours = try winograd(x, workspace: ws).toArray()
+                let expected = try direct(x, workspace: ws).toArray()
+                #expect(maxRelativeError(ours, expected) <= 1e-5, "\(size)×\(size)")
+            }
+        }
+        if withWeightSource, winograd.usesWinograd { #expect(reads.withLock { $0 } >= 1) }
     }
 
     /// Winograd is only for 3×3 stride-1 layers; the others stay direct whatever was asked.
