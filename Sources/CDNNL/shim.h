@@ -1,3 +1,3 @@
 #include <oneapi/dnnl/dnnl.h>
-// mallopt: the engine pins glibc's mmap threshold so freed weight buffers leave the process (see Engine.swift).
+// malloc_trim: the models give the heap's free pages back after loading (see ProcessHeap.swift).
 #include <malloc.h>

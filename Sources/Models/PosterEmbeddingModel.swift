@@ -5,7 +5,6 @@ import Imaging
 import ModelHub
 import TensorFiles
 @_exported import enum Tensors.ConvolutionAlgorithm
-import class Tensors.Engine
 
 /// Errors of `PosterEmbeddingModel` beyond those of the network it wraps.
 public enum PosterEmbeddingError: Error, CustomStringConvertible, Equatable, Sendable {
@@ -51,9 +50,6 @@ public final class PosterEmbeddingModel: Sendable {
     /// Loads `name` from a folder in repository layout (a cache snapshot or a `--model-dir`). `convolutions`
     /// picks how the 3×3 convolutions of ResNet-50 and VGG16 compute (`ConvolutionAlgorithm`).
     public init(_ name: ModelName, directory: URL, convolutions: ConvolutionAlgorithm = .winograd) throws {
-        // The engine first: creating it sets the process's allocation policy before the checkpoint's big arrays
-        // are allocated (see `Engine`).
-        _ = try Engine.shared()
         self.name = name
         self.directory = directory
         preprocessor = try ImagePreprocessor.load(modelDirectory: directory)

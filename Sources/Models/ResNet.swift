@@ -214,6 +214,7 @@ public final class ResNetModel: Sendable {
         self.stages = stages
         // Every convolution now holds its batch-norm-folded copy; the file's pages would only double the memory.
         store.dropResidentPages()
+        ProcessHeap.returnFreePages()  // the plain copies made while loading
     }
 
     /// Loads a transformers checkpoint directory: `config.json` plus `model.safetensors` or `pytorch_model.bin`.

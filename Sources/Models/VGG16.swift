@@ -347,6 +347,7 @@ public final class VGG16: Sendable {
         convolutionWidths = featureLayers.widths
         // The convolutions hold packed copies; the head's mapped weights page back in on first use.
         weights.dropResidentPages()
+        ProcessHeap.returnFreePages()  // the plain copies made while loading
     }
 
     /// Loads `directory`: timm's `config.json` + `model.safetensors`, or a single PyTorch checkpoint file

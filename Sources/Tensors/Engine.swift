@@ -9,7 +9,6 @@ public final class Engine: @unchecked Sendable {
     let raw: dnnl_engine_t
 
     private init() throws(EngineError) {
-        Engine.fixMmapThreshold()
         var engine: dnnl_engine_t?
         try check(dnnl_engine_create(&engine, dnnl_cpu, 0), "dnnl_engine_create")
         guard let engine else { throw .dnnl(call: "dnnl_engine_create", status: "no engine") }
@@ -17,17 +16,6 @@ public final class Engine: @unchecked Sendable {
     }
 
     deinit { dnnl_engine_destroy(raw) }
-
-    /// Pins glibc's mmap threshold at its initial 128 KiB. By default glibc raises the threshold to the size of
-    /// each large block freed, so after a model's load has freed its plain weight copies, later large blocks come
-    /// from the heap, and the holes they leave stay resident. Pinned, every large block is its own mapping and
-    /// goes back to the system when freed: 126-153 MiB less resident after loading the three models (measured
-    /// with `postersim bench-embed`). Process-wide, so it is done once, when the engine is created.
-    private static func fixMmapThreshold() {
-        #if canImport(Glibc)
-        _ = mallopt(M_MMAP_THRESHOLD, 128 * 1024)
-        #endif
-    }
 
     private static let instance: Result<Engine, EngineError> = Result { () throws(EngineError) in try Engine() }
 

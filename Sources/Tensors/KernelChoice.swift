@@ -85,8 +85,8 @@
 // random-weight checkpoints: min cosine 1.000000000 and max diff/|ref| 7.3e-8 (ResNet-50) and 8.9e-8 (VGG16) with
 // Winograd, 8.3e-8 and 1.2e-7 with direct. The cost is memory: Winograd weights take 1.8× (2x3) or 4× (4x3) the
 // direct layout's bytes: resident after loading grew by 28-47 MiB for ResNet-50 and 131 MiB for VGG16. That was
-// paid for by pinning glibc's mmap threshold (`Engine`): without it the plain weight copies freed during loading
-// left 126-153 MiB of heap holes resident. `--convolutions direct` (and `ConvolutionAlgorithm.direct`) keeps the direct kernels.
+// paid for by giving the heap's free pages back after each model's load (`ProcessHeap`): the plain weight copies
+// freed during loading had left about 140 MiB of heap holes resident. `--convolutions direct` (and `ConvolutionAlgorithm.direct`) keeps the direct kernels.
 //
 // Tried for ResNet-50 at batch 8 and dropped (each an A/B in one session, 2 threads, ms per image, no gain outside
 // the run-to-run noise of about ±3%): forcing nChw16c activations instead of oneDNN's channels-last pick

@@ -53,6 +53,7 @@ public final class CLIPModel: Sendable {
                                         in: text.hiddenSize, bias: false, expectedRows: expectedBatch)
         // Every weight is now packed or copied; the file's pages would only double the resident memory.
         checkpoint.dropResidentPages()
+        ProcessHeap.returnFreePages()  // the plain copies made while loading
     }
 
     /// Checkpoint file names tried in order.
