@@ -73,11 +73,8 @@ private func tensor(_ array: FixtureArray) throws -> Tensor { try Tensor(shape: 
     @Test(arguments: [ConvolutionAlgorithm.winograd, .direct])
     func winogradMatchesFloat64Convolution(_ algorithm: ConvolutionAlgorithm) throws {
         let (batch, channels, size) = (2, 32, 20)
-        var state: UInt64 = 42
-        func next() -> Float {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return Float(Int(state >> 40) % 2001 - 1000) / 1000
-        }
+        var values = SeededValues(seed: 42)
+        func next() -> Float { values.next() }
         let weight = (0..<(channels * channels * 9)).map { _ in next() * 0.1 }
         let bias = (0..<channels).map { _ in next() }
         let input = (0..<(batch * channels * size * size)).map { _ in next() }
@@ -125,11 +122,8 @@ private func tensor(_ array: FixtureArray) throws -> Tensor { try Tensor(shape: 
     @Test(arguments: [false, true])
     func winogradAtOtherSizes(withWeightSource: Bool) throws {
         let channels = 32
-        var state: UInt64 = 7
-        func next() -> Float {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return Float(Int(state >> 40) % 2001 - 1000) / 1000
-        }
+        var values = SeededValues(seed: 7)
+        func next() -> Float { values.next() }
         let weight = (0..<(channels * channels * 9)).map { _ in next() * 0.1 }
         let bias = (0..<channels).map { _ in next() }
         let bn = BatchNormParameters(weight: (0..<channels).map { _ in 1 + next() / 2 }, bias: bias,
@@ -406,6 +400,16 @@ private func tensor(_ array: FixtureArray) throws -> Tensor { try Tensor(shape: 
             }
             #expect(pair.0.capacity + pair.1.capacity <= 4 * count * 4)
         }
+    }
+}
+
+/// Reproducible values in [-1, 1] (a linear congruential generator), for tests that build their own layers.
+private struct SeededValues {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> Float {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return Float(Int(state >> 40) % 2001 - 1000) / 1000
     }
 }
 
