@@ -79,14 +79,18 @@
 //   VGG 512 @ 28         125.6 (236)        43.4        45.6      wino_4x3    1.5e-5
 //   VGG 512 @ 14          30.7 (241)        16.6        17.2      wino_2x3    1.7e-5
 //
-// The direct kernels already run near this machine's peak (dnnl_sgemm 2048³: 216 GFLOP/s on 2 threads, 106 on
-// one), so fewer multiplications was the only way left to go faster. End to end (`postersim bench-embed`, batch 8,
-// same run): ResNet-50 40.0 -> 33.4-35.4 ms per image, VGG16 138.8 -> 68.4. `make parity` on the full-size
-// random-weight checkpoints: min cosine 1.000000000 and max diff/|ref| 7.3e-8 (ResNet-50) and 8.9e-8 (VGG16) with
-// Winograd, 8.3e-8 and 1.2e-7 with direct. The cost is memory: Winograd weights take 1.8× (2x3) or 4× (4x3) the
-// direct layout's bytes: resident after loading grew by 28-47 MiB for ResNet-50 and 131 MiB for VGG16. That was
-// paid for by giving the heap's free pages back after each model's load (`ProcessHeap`): the plain weight copies
-// freed during loading had left about 140 MiB of heap holes resident. `--convolutions direct` (and `ConvolutionAlgorithm.direct`) keeps the direct kernels.
+// The direct kernels already run near this machine's peak (dnnl_sgemm 2048³: 216 GFLOP/s on 2 threads, 106 on one),
+// so fewer multiplications was the only way left to go faster. End to end (`postersim bench-embed`, batch 8, same
+// run): ResNet-50 40.0 -> 33.4-35.4 ms per image, VGG16 138.8 -> 68.4. Against ONNX Runtime (`make bench-embed`,
+// best of 3 rounds, two runs): ours/ORT at batch 8 0.88 and 0.91 for ResNet-50 (was 1.01-1.02), 0.41 for VGG16.
+// `make parity` on the full-size random-weight checkpoints: min cosine 1.000000000 and max diff/|ref| 7.3e-8
+// (ResNet-50) and 8.9e-8 (VGG16) with Winograd, 8.3e-8 and 1.2e-7 with direct. The layout also depends on the map
+// size (oneDNN picks 2x3 or 4x3 and its blocking by size), so a Winograd layer given another input size lays its
+// weights out again from the checkpoint (`weightSource`). The cost is memory: Winograd weights take 1.8× (2x3) or
+// 4× (4x3) the direct layout's bytes, and resident memory after loading grew by 28-47 MiB for ResNet-50 and 131 MiB
+// for VGG16. That was paid for by giving the heap's free pages back after each model's load (`ProcessHeap`): the
+// plain weight copies freed during loading had left about 140 MiB of heap holes resident. `--convolutions direct`
+// (and `ConvolutionAlgorithm.direct`) keeps the direct kernels.
 //
 // Tried for ResNet-50 at batch 8 and dropped (each an A/B in one session, 2 threads, ms per image, no gain outside
 // the run-to-run noise of about ±3%): forcing nChw16c activations instead of oneDNN's channels-last pick
