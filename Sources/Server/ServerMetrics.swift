@@ -77,6 +77,17 @@ public final class ServerMetrics: Sendable {
                     labels: [("space", space.space.name)]
                 ).set(Double(space.vectors))
             }
+            // Every reason is set, so one whose records are gone reads 0 instead of its last count.
+            for reason in SkipReason.allCases {
+                registry.makeGauge(
+                    descriptor: Self.descriptor("store_skips", help: "Skip records left by ingest runs, per reason."),
+                    labels: [("reason", reason.rawValue)]
+                ).set(Double(stats.skips.byReason[reason.rawValue] ?? 0))
+            }
+            registry.makeGauge(
+                descriptor: Self.descriptor("store_skipped_movies", help: "Movies with at least one skip record."),
+                labels: []
+            ).set(Double(stats.skips.movies))
             if let bytes = stats.bytesOnDisk {
                 registry.makeGauge(descriptor: Self.descriptor("store_size", unit: "bytes", help: "Store size on disk."), labels: [])
                     .set(Double(bytes))

@@ -135,6 +135,11 @@ extension AllServerTests {
 
         @Test func modelsHealthReadinessMetrics() async throws {
             let store = try await Fixtures.populatedStore(count: 4)
+            let movie = try #require(try await store.fetchMovies(ids: [1]).first)
+            try await store.recordSkips([
+                PosterSkip(movieID: movie.id, space: nil, reason: .posterNotFound, httpStatus: 404, message: "404",
+                           posterPath: movie.posterPath, source: "http://127.0.0.1/poster.jpg"),
+            ], at: Date())
             try await withServer(store: store) { server in
                 let models = try #require(try await server.get("/api/models").json() as? [[String: Any]])
                 #expect(models.map { $0["name"] as? String } == ["CLIP", "ResNet-50", "VGG16"])
@@ -163,6 +168,9 @@ extension AllServerTests {
                 #expect(text.contains(#"postersim_embedding_duration_seconds_count{model="VGG16",input="image"} 1"#))
                 #expect(text.contains("postersim_store_movies 4"))
                 #expect(text.contains(#"postersim_store_vectors{space="clip"} 4"#))
+                #expect(text.contains(#"postersim_store_skips{reason="poster_not_found"} 1"#))
+                #expect(text.contains(#"postersim_store_skips{reason="undecodable"} 0"#))
+                #expect(text.contains("postersim_store_skipped_movies 1"))
             }
         }
 
