@@ -29,8 +29,9 @@ struct DatabaseCommand: AsyncParsableCommand {
     }
 }
 
-/// Copies one store into another: movies, then each space's current vectors, in batches. Resumable: pairs the
-/// destination already holds under the same model identity are skipped, so an interrupted export simply runs again.
+/// Copies one store into another: movies, then each space's current vectors, in batches, then the skip records.
+/// Resumable: pairs the destination already holds under the same model identity are skipped, so an interrupted export
+/// simply runs again.
 struct ExportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
@@ -39,7 +40,9 @@ struct ExportCommand: AsyncParsableCommand {
             postersim export --to postgres://user:pass@host/db      copies the store (--db / --store / POSTERSIM_STORE, \
             default ./postersim.sqlite) into PostgreSQL.
             postersim export --from postgres://user:pass@host/db    copies PostgreSQL into the store (--db, ...).
-            Into PostgreSQL, vectors go in with COPY ... FROM STDIN (text format), one transaction per batch.
+            Into PostgreSQL, vectors go in with COPY ... FROM STDIN (text format), one transaction per batch. \
+            Skip records (posters an ingest could not use) are copied as they are, attempts and times included, \
+            except those whose movie and model the destination already holds a vector for.
             """)
 
     @OptionGroup var store: StoreOptions
@@ -76,6 +79,7 @@ struct ExportCommand: AsyncParsableCommand {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let stats = try await dest.stats()
         print("exported to \(destination) in \(String(format: "%.1f", seconds)) s: \(stats.movies) movies; "
-            + stats.spaces.map { "\($0.space.name) \($0.vectors)" }.joined(separator: ", "))
+            + stats.spaces.map { "\($0.space.name) \($0.vectors)" }.joined(separator: ", ")
+            + "; \(stats.skips.records) skip records")
     }
 }

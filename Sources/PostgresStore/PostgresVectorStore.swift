@@ -283,22 +283,44 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         guard !skips.isEmpty else { return }
         for skip in skips { try skip.validate() }
         // One statement cannot touch a row twice: the last skip of a repeated key wins, as the contract says.
-        let unique = PosterSkip.lastPerKey(skips)
+        let rows = PosterSkip.lastPerKey(skips).map { (skip: $0, attempts: 1, first: time, last: time) }
+        // Another poster_path is another poster: its count starts again.
+        try await writeSkips(rows, onConflict: """
+            attempts = CASE WHEN poster_skip.poster_path IS NOT DISTINCT FROM EXCLUDED.poster_path
+                THEN poster_skip.attempts + 1 ELSE 1 END,
+            first_failed_at = CASE WHEN poster_skip.poster_path IS NOT DISTINCT FROM EXCLUDED.poster_path
+                THEN poster_skip.first_failed_at ELSE EXCLUDED.first_failed_at END,
+            """)
+    }
+
+    public func importSkipRecords(_ records: [SkipRecord]) async throws {
+        guard !records.isEmpty else { return }
+        for record in records { try record.validate() }
+        let rows = SkipRecord.lastPerKey(records).map {
+            (skip: $0.skip, attempts: $0.attempts, first: $0.firstFailedAt, last: $0.lastAttemptAt)
+        }
+        try await writeSkips(rows, onConflict: "attempts = EXCLUDED.attempts, first_failed_at = EXCLUDED.first_failed_at,")
+    }
+
+    /// Inserts skip rows in one transaction; an existing key takes `onConflict` (assignments ending with a comma)
+    /// for its count and first time, and the row's details and last time.
+    private func writeSkips(_ rows: [(skip: PosterSkip, attempts: Int, first: Date, last: Date)],
+                            onConflict: String) async throws {
         try await write { conn in
             var check = SQL("SELECT id FROM movie WHERE id = ANY(")
-            check.bind(Array(Set(unique.map(\.movieID))))
+            check.bind(Array(Set(rows.map(\.skip.movieID))))
             check.append("::int8[]) FOR KEY SHARE")
             let present = Set(try await Self.all(conn, check).map { try $0.decode(Int.self) })
-            if let missing = unique.first(where: { !present.contains($0.movieID) }) {
-                throw StoreError.unknownMovie(missing.movieID)
+            if let missing = rows.first(where: { !present.contains($0.skip.movieID) }) {
+                throw StoreError.unknownMovie(missing.skip.movieID)
             }
-            for start in stride(from: 0, to: unique.count, by: 1000) {
+            for start in stride(from: 0, to: rows.count, by: 1000) {
                 var q = SQL("""
                     INSERT INTO poster_skip (movie_id, space, reason, http_status, message, poster_path, source, identity,
                         attempts, first_failed_at, last_attempt_at) VALUES
                     """)
-                let at = q.bindPlaceholder(time)
-                for (i, skip) in unique[start..<min(start + 1000, unique.count)].enumerated() {
+                for (i, row) in rows[start..<min(start + 1000, rows.count)].enumerated() {
+                    let skip = row.skip
                     q.append(i == 0 ? " (" : ", (")
                     q.bind(skip.movieID); q.append("::int8, ")
                     q.bind(skip.space ?? SkipKey.posterSpaceColumn); q.append("::text, ")
@@ -308,15 +330,12 @@ public final class PostgresVectorStore: VectorStore, Sendable {
                     q.bindOptional(skip.posterPath); q.append("::text, ")
                     q.bindOptional(skip.source); q.append("::text, ")
                     q.bindOptional(skip.identity?.storedForm); q.append("::text, ")
-                    q.append("1, \(at)::timestamptz, \(at)::timestamptz)")
+                    q.bind(row.attempts); q.append("::int4, ")
+                    q.bind(row.first); q.append("::timestamptz, ")
+                    q.bind(row.last); q.append("::timestamptz)")
                 }
-                // Another poster_path is another poster: its count starts again.
                 q.append("""
-                     ON CONFLICT (movie_id, space) DO UPDATE SET
-                        attempts = CASE WHEN poster_skip.poster_path IS NOT DISTINCT FROM EXCLUDED.poster_path
-                            THEN poster_skip.attempts + 1 ELSE 1 END,
-                        first_failed_at = CASE WHEN poster_skip.poster_path IS NOT DISTINCT FROM EXCLUDED.poster_path
-                            THEN poster_skip.first_failed_at ELSE EXCLUDED.first_failed_at END,
+                     ON CONFLICT (movie_id, space) DO UPDATE SET \(onConflict)
                         reason = EXCLUDED.reason, http_status = EXCLUDED.http_status, message = EXCLUDED.message,
                         poster_path = EXCLUDED.poster_path, source = EXCLUDED.source, identity = EXCLUDED.identity,
                         last_attempt_at = EXCLUDED.last_attempt_at

@@ -2,8 +2,10 @@ import Foundation
 import Store
 
 /// Copies one store into another (`postersim export`): movies, then each space's current vectors, page by page in id
-/// order. Resumable and idempotent: movies are upserted, and (movie, space) pairs the destination already holds under
-/// the same model identity are skipped, so an interrupted export just runs again. Into PostgreSQL, vectors go in with
+/// order, then the skip records. Resumable and idempotent: movies are upserted, (movie, space) pairs the destination
+/// already holds under the same model identity are skipped, and skip records are stored as they are (replacing the
+/// same key), so an interrupted export just runs again. A skip record whose pair the destination holds a vector for
+/// (for a poster's own record: a vector of the movie in any exported space) is left out: the vector settled it. Into PostgreSQL, vectors go in with
 /// `COPY … FROM STDIN` (`PostgresVectorStore.copyEmbeddings`), one transaction per batch; into SQLite, with
 /// `upsertEmbeddings`.
 public struct StoreExport: Sendable {
@@ -26,6 +28,13 @@ public struct StoreExport: Sendable {
             }
         }
 
+        func skipRecords() async throws -> [SkipRecord] {
+            switch self {
+            case .sqlite(let r): return try r.skipRecords()
+            case .postgres(let s): return try await s.skipRecords(movieIDs: nil)
+            }
+        }
+
         func embeddings(space: VectorSpace, identity: ModelIdentity, after: MovieID, limit: Int) async throws
             -> [EmbeddingInput]
         {
@@ -43,6 +52,9 @@ public struct StoreExport: Sendable {
         public var copied: [String: Int] = [:]
         /// Vectors the destination already had, per space.
         public var alreadyThere: [String: Int] = [:]
+        /// Skip records written, and those left out because the destination holds a vector for their pair.
+        public var skipRecords = 0
+        public var skipRecordsSettled = 0
     }
 
     public let source: Source
@@ -76,7 +88,8 @@ public struct StoreExport: Sendable {
             try tick()
         }
         progress("\(report.movies) movies")
-        for (space, identity) in try await source.spaces() {
+        let spaces = try await source.spaces()
+        for (space, identity) in spaces {
             try await destination.registerSpace(space, identity: identity)
             // Keep a batch's payload near 16 MB whatever the dimension.
             let perBatch = max(1, min(batchSize, 4_000_000 / space.dimension))
@@ -101,6 +114,23 @@ public struct StoreExport: Sendable {
             progress("\(space.name): \(report.copied[space.name] ?? 0) vectors copied, "
                 + "\(report.alreadyThere[space.name] ?? 0) already there")
         }
+        // Skip records last: their movies are there, and so are the vectors that would settle them.
+        let records = try await source.skipRecords()
+        for start in stride(from: 0, to: records.count, by: batchSize) {
+            let page = Array(records[start..<min(start + batchSize, records.count)])
+            let done = try await destination.completedPairs(
+                movieIDs: Array(Set(page.map(\.skip.movieID))), spaces: spaces.map(\.0.name))
+            let moviesWithVectors = Set(done.map(\.movieID))
+            let todo = page.filter { record in
+                guard let space = record.skip.space else { return !moviesWithVectors.contains(record.skip.movieID) }
+                return !done.contains(EmbeddingKey(movieID: record.skip.movieID, space: space))
+            }
+            try await destination.importSkipRecords(todo)
+            report.skipRecords += todo.count
+            report.skipRecordsSettled += page.count - todo.count
+            try tick()
+        }
+        progress("skip records: \(report.skipRecords) copied, \(report.skipRecordsSettled) settled by a vector there")
         return report
     }
 }

@@ -55,6 +55,20 @@ public struct SQLiteExportReader: Sendable {
 }
 
 extension SQLiteExportReader {
+    /// Every skip record (none in a store written before the skip table existed).
+    public func skipRecords() throws -> [SkipRecord] {
+        try queue.read { db in
+            guard try db.tableExists("poster_skip") else { return [] }
+            return try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT movie_id, space, reason, http_status, message, poster_path, source, identity, attempts,
+                        first_failed_at, last_attempt_at FROM poster_skip ORDER BY movie_id, space
+                    """
+            ).map(SQLiteVectorStore.skipRecord(from:))
+        }
+    }
+
     /// Whole movies with ids after `after`, ascending, at most `limit`.
     public func movies(after: MovieID, limit: Int) throws -> [Movie] {
         try queue.read { db in

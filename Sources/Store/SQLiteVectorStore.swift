@@ -303,35 +303,57 @@ public final class SQLiteVectorStore: VectorStore {
     public func recordSkips(_ skips: [PosterSkip], at time: Date) async throws {
         guard !skips.isEmpty else { return }
         for skip in skips { try skip.validate() }
-        let unique = PosterSkip.lastPerKey(skips)
         let seconds = time.timeIntervalSince1970
+        let rows = PosterSkip.lastPerKey(skips).map { (skip: $0, attempts: 1, first: seconds, last: seconds) }
+        // Another poster_path is another poster: its count starts again.
+        try await writeSkips(rows, onConflict: """
+            attempts = CASE WHEN poster_skip.poster_path IS excluded.poster_path
+                THEN poster_skip.attempts + 1 ELSE 1 END,
+            first_failed_at = CASE WHEN poster_skip.poster_path IS excluded.poster_path
+                THEN poster_skip.first_failed_at ELSE excluded.first_failed_at END,
+            """)
+    }
+
+    public func importSkipRecords(_ records: [SkipRecord]) async throws {
+        guard !records.isEmpty else { return }
+        for record in records { try record.validate() }
+        let rows = SkipRecord.lastPerKey(records).map {
+            (skip: $0.skip, attempts: $0.attempts, first: $0.firstFailedAt.timeIntervalSince1970,
+             last: $0.lastAttemptAt.timeIntervalSince1970)
+        }
+        try await writeSkips(rows, onConflict: """
+            attempts = excluded.attempts, first_failed_at = excluded.first_failed_at,
+            """)
+    }
+
+    /// Inserts skip rows in one transaction; an existing key takes `onConflict` (assignments ending with a comma)
+    /// for its count and first time, and the row's details and last time.
+    private func writeSkips(_ rows: [(skip: PosterSkip, attempts: Int, first: Double, last: Double)],
+                            onConflict: String) async throws {
         try await write { db in
             let revision = try db.inTransactionReturning {
                 let revision = try Self.bumpRevision(db)
                 let exists = try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM movie WHERE id = ?)")
-                // Another poster_path is another poster: its count starts again.
-                let upsert = try db.cachedStatement(
+                let upsert = try db.makeStatement(
                     sql: """
                         INSERT INTO poster_skip (movie_id, space, reason, http_status, message, poster_path, source,
                             identity, attempts, first_failed_at, last_attempt_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
-                        ON CONFLICT(movie_id, space) DO UPDATE SET
-                            attempts = CASE WHEN poster_skip.poster_path IS excluded.poster_path
-                                THEN poster_skip.attempts + 1 ELSE 1 END,
-                            first_failed_at = CASE WHEN poster_skip.poster_path IS excluded.poster_path
-                                THEN poster_skip.first_failed_at ELSE excluded.first_failed_at END,
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(movie_id, space) DO UPDATE SET \(onConflict)
                             reason = excluded.reason, http_status = excluded.http_status,
                             message = excluded.message, poster_path = excluded.poster_path,
                             source = excluded.source, identity = excluded.identity,
                             last_attempt_at = excluded.last_attempt_at
                         """)
-                for skip in unique {
+                for row in rows {
+                    let skip = row.skip
                     guard try Bool.fetchOne(exists, arguments: [skip.movieID]) == true else {
                         throw StoreError.unknownMovie(skip.movieID)
                     }
                     let args: [(any DatabaseValueConvertible)?] = [
                         skip.movieID, skip.space ?? SkipKey.posterSpaceColumn, skip.reason.rawValue, skip.httpStatus,
-                        skip.message, skip.posterPath, skip.source, skip.identity?.storedForm, seconds, seconds,
+                        skip.message, skip.posterPath, skip.source, skip.identity?.storedForm, row.attempts,
+                        row.first, row.last,
                     ]
                     try upsert.execute(arguments: StatementArguments(args))
                 }

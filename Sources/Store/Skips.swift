@@ -126,6 +126,24 @@ public struct SkipRecord: Sendable, Hashable, Codable {
         self.firstFailedAt = firstFailedAt
         self.lastAttemptAt = lastAttemptAt
     }
+
+    /// Throws what a store throws for a record it cannot hold: a bad skip, fewer than one attempt, times out of order.
+    public func validate() throws {
+        try skip.validate()
+        guard attempts >= 1 else {
+            throw StoreError.invalidMovie(skip.movieID, reason: "skip record with \(attempts) attempts")
+        }
+        guard firstFailedAt <= lastAttemptAt else {
+            throw StoreError.invalidMovie(skip.movieID, reason: "skip record whose first failure is after its last attempt")
+        }
+    }
+
+    /// `records` with repeated keys reduced to their last occurrence, in first-occurrence order.
+    public static func lastPerKey(_ records: [SkipRecord]) -> [SkipRecord] {
+        var last: [SkipKey: Int] = [:]
+        for (i, r) in records.enumerated() { last[r.skip.key] = i }
+        return records.enumerated().filter { last[$0.element.skip.key] == $0.offset }.map(\.element)
+    }
 }
 
 /// Counts of the skip records in a store.

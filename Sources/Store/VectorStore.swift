@@ -78,6 +78,12 @@ public protocol VectorStore: Sendable {
     /// registered. Records disappear when the pair later succeeds (`upsertEmbeddings`) or the movie is deleted.
     func recordSkips(_ skips: [PosterSkip], at time: Date) async throws
 
+    /// Stores skip records as they are, attempts and times included, replacing any record with the same key, in one
+    /// transaction (all or nothing): how `postersim export` copies them, so copying twice leaves the same records.
+    /// A key repeated within `records` counts once (the last wins). Every movie must exist (`unknownMovie`
+    /// otherwise); bad records are refused as by `recordSkips`.
+    func importSkipRecords(_ records: [SkipRecord]) async throws
+
     /// The skip records of these movies (`nil`: every record), ordered by movie id, the poster's own record before
     /// the models' records (by space name). Times come back with at least millisecond precision.
     func skipRecords(movieIDs: [MovieID]?) async throws -> [SkipRecord]

@@ -35,4 +35,5 @@ struct PostgresContractTests {
     @Test func revisionChangesOnWrite() async throws { try await contract.revisionChangesOnWrite() }
     @Test func storedVectorsComeBack() async throws { try await contract.storedVectorsComeBack() }
     @Test func skipRecordsLifecycle() async throws { try await contract.skipRecordsLifecycle() }
+    @Test func importedSkipRecordsAreKeptAsGiven() async throws { try await contract.importedSkipRecordsAreKeptAsGiven() }
 }

@@ -38,4 +38,5 @@ enum TempStore {
     @Test func storedVectorsComeBack() async throws { try await contract.storedVectorsComeBack() }
     @Test func revisionChangesOnWrite() async throws { try await contract.revisionChangesOnWrite() }
     @Test func skipRecordsLifecycle() async throws { try await contract.skipRecordsLifecycle() }
+    @Test func importedSkipRecordsAreKeptAsGiven() async throws { try await contract.importedSkipRecordsAreKeptAsGiven() }
 }

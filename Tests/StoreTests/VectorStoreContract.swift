@@ -421,6 +421,55 @@ struct VectorStoreContract: Sendable {
         #expect(try await again.revision() == r3)
     }
 
+    /// Imported skip records (`postersim export`) keep their attempts and times, replace the record of the same key
+    /// (so importing twice changes nothing), and are all or nothing.
+    func importedSkipRecordsAreKeptAsGiven() async throws {
+        let (store, reopen) = try await prepared()
+        try await store.upsertMovies((1...3).map { Self.movie($0) })
+        let t0 = Date(timeIntervalSince1970: 1_700_000_000.5), t1 = t0.addingTimeInterval(3600)
+        let gone = SkipRecord(
+            skip: PosterSkip(movieID: 1, space: nil, reason: .posterNotFound, httpStatus: 404, message: "404",
+                             posterPath: "/p1.jpg", source: "http://img.example/p1.jpg"),
+            attempts: 3, firstFailedAt: t0, lastAttemptAt: t1)
+        let zero = SkipRecord(
+            skip: PosterSkip(movieID: 2, space: "clip", reason: .invalidEmbedding, message: "zero vector",
+                             posterPath: "/p2.jpg", source: nil, identity: Self.idA),
+            attempts: 1, firstFailedAt: t1, lastAttemptAt: t1)
+        func same(_ a: [SkipRecord], _ b: [SkipRecord]) -> Bool {
+            a.count == b.count && zip(a, b).allSatisfy {
+                $0.skip == $1.skip && $0.attempts == $1.attempts
+                    && abs($0.firstFailedAt.timeIntervalSince($1.firstFailedAt)) < 0.001
+                    && abs($0.lastAttemptAt.timeIntervalSince($1.lastAttemptAt)) < 0.001
+            }
+        }
+        let r0 = try await store.revision()
+        try await store.importSkipRecords([gone, zero])
+        #expect(try await store.revision() != r0)
+        #expect(same(try await store.skipRecords(movieIDs: nil), [gone, zero]))
+        try await store.importSkipRecords([gone, zero])
+        #expect(same(try await store.skipRecords(movieIDs: nil), [gone, zero]))
+
+        // Replacing: the imported count and times win over the stored ones, even for the same poster.
+        try await store.recordSkips([gone.skip], at: t1.addingTimeInterval(60))
+        #expect(try await store.skipRecords(movieIDs: [1]).first?.attempts == 4)
+        var fewer = gone
+        fewer.attempts = 2
+        try await store.importSkipRecords([fewer])
+        #expect(same(try await store.skipRecords(movieIDs: [1]), [fewer]))
+
+        // All or nothing, and bad records are refused.
+        var unknown = zero
+        unknown.skip.movieID = 99
+        await #expect(throws: StoreError.unknownMovie(99)) { try await store.importSkipRecords([gone, unknown]) }
+        var noAttempts = zero
+        noAttempts.attempts = 0
+        await #expect(throws: StoreError.self) { try await store.importSkipRecords([noAttempts]) }
+        var backwards = zero
+        backwards.firstFailedAt = t1.addingTimeInterval(1)
+        await #expect(throws: StoreError.self) { try await store.importSkipRecords([backwards]) }
+        #expect(same(try await reopen().skipRecords(movieIDs: nil), [fewer, zero]))
+    }
+
     /// Skip records: one per (movie, space or poster), counted per attempt, reset for another poster, kept by a
     /// failed write, settled by a stored vector, deleted with the movie, counted in `stats`.
     func skipRecordsLifecycle() async throws {
