@@ -34,6 +34,25 @@ public struct PostgresStoreConfiguration: Sendable {
     /// How spaces over 4,000 dimensions (VGG16's 4,096) are searched: pgvector's HNSW indexes neither `vector`
     /// beyond 2,000 nor `halfvec` beyond 4,000 dimensions. See `LargeSpaceIndex`.
     public var largeSpaceIndex: LargeSpaceIndex = .exact
+    /// Whether and how the connection is encrypted, with libpq's `sslmode` names and meanings.
+    public var tls: TLSMode = .prefer
+    /// PEM file of the certificate authorities to trust (libpq's `sslrootcert`); the system's when nil.
+    public var rootCertificatePath: String?
+
+    /// libpq's `sslmode` values (`allow` is not offered: it would try plain first, which `prefer` improves on).
+    public enum TLSMode: String, Sendable, CaseIterable {
+        /// Plain TCP.
+        case disable
+        /// TLS when the server offers it, plain otherwise; the certificate is not checked (libpq's default).
+        case prefer
+        /// TLS or no connection; the certificate is not checked unless `rootCertificatePath` is given, which
+        /// makes it `verifyCA`, as in libpq.
+        case require
+        /// TLS with a certificate signed by a trusted authority, for any host name.
+        case verifyCA = "verify-ca"
+        /// TLS with a trusted certificate issued for the host connected to.
+        case verifyFull = "verify-full"
+    }
 
     public enum LargeSpaceIndex: String, Sendable {
         /// No index: exact scan (measured by `make bench-pg`; the default).
@@ -51,7 +70,7 @@ public struct PostgresStoreConfiguration: Sendable {
     }
 
     /// Parses `postgres://user:password@host:port/database?schema=NAME&ef_search=N&exact_below=N&statement_timeout=MS`
-    /// (`postgresql://` too). Missing parts default to user `postgres`, host `localhost`, port 5432, database = user.
+    /// `&sslmode=disable|prefer|require|verify-ca|verify-full&sslrootcert=FILE` (`postgresql://` too). Missing parts default to user `postgres`, host `localhost`, port 5432, database = user.
     public init(url: String) throws {
         guard let comps = URLComponents(string: url), let scheme = comps.scheme?.lowercased(),
             scheme == "postgres" || scheme == "postgresql"
@@ -73,6 +92,13 @@ public struct PostgresStoreConfiguration: Sendable {
             case "rerank": rerankCandidates = Int(value) ?? rerankCandidates
             case "vgg_index", "large_index":
                 largeSpaceIndex = LargeSpaceIndex(rawValue: value) ?? largeSpaceIndex
+            case "sslmode":
+                guard let mode = TLSMode(rawValue: value) else {
+                    let names = TLSMode.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw PostgresStoreError.invalidURL("sslmode '\(value)' is not one of \(names)")
+                }
+                tls = mode
+            case "sslrootcert": rootCertificatePath = value
             default: break
             }
         }

@@ -157,7 +157,9 @@ public struct PostgresMigrations: Sendable {
         let conn: PostgresConnection
         do {
             conn = try await PostgresConnection.connect(
-                configuration: PostgresVectorStore.connectionConfiguration(configuration), id: 0, logger: logger)
+                configuration: PostgresVectorStore.connectionConfiguration(
+                    configuration, tls: try configuration.transportSecurity()),
+                id: 0, logger: logger)
         } catch {
             throw PostgresStoreError.connectionFailed(
                 url: configuration.redactedURL, reason: PostgresVectorStore.describe(error))

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOSSL
 import PostgresNIO
 import Store
 import Synchronization
@@ -45,7 +46,7 @@ import Synchronization
 ///
 /// Writes of embeddings are multi-row `INSERT … ON CONFLICT` statements with each vector bound as a binary `real[]`
 /// parameter (cast to `vector`); `copyEmbeddings` (used by `postersim export`) streams a batch with `COPY … FROM STDIN`.
-/// TLS is not configured yet: connections are plain TCP (fine on loopback or a private network).
+/// Connections use TLS as `sslmode` says (libpq's modes; `prefer` by default, `verify-full` against a public network).
 ///
 /// Errors: contract errors are `StoreError`s, as in every store; failures of the server or the network are
 /// `PostgresStoreError`s (connection failed at start-up, server unavailable past the retry window, statement
@@ -82,10 +83,11 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         logger: Logger = Logger(label: "postersim.pg")
     ) async throws -> PostgresVectorStore {
         // One direct connection first: a refused or failed login is reported at once, naming the URL.
+        let tls = try configuration.transportSecurity()
         let connection: PostgresConnection
         do {
             connection = try await PostgresConnection.connect(
-                configuration: connectionConfiguration(configuration), id: 0, logger: logger)
+                configuration: connectionConfiguration(configuration, tls: tls), id: 0, logger: logger)
         } catch {
             throw PostgresStoreError.connectionFailed(url: configuration.redactedURL, reason: describe(error))
         }
@@ -106,15 +108,15 @@ public final class PostgresVectorStore: VectorStore, Sendable {
             try? await connection.close()
             throw mapError(error, configuration: configuration)
         }
-        return PostgresVectorStore(configuration: configuration, logger: logger)
+        return PostgresVectorStore(configuration: configuration, tls: tls, logger: logger)
     }
 
-    private init(configuration: PostgresStoreConfiguration, logger: Logger) {
+    private init(configuration: PostgresStoreConfiguration, tls: TransportSecurity, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
         var pool = PostgresClient.Configuration(
             host: configuration.host, port: configuration.port, username: configuration.username,
-            password: configuration.password, database: configuration.database, tls: .disable)
+            password: configuration.password, database: configuration.database, tls: tls.client)
         pool.options.maximumConnections = configuration.maximumConnections
         pool.options.connectTimeout = configuration.connectTimeout
         pool.options.additionalStartupParameters = Self.startupParameters(configuration)
@@ -144,10 +146,12 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         ]
     }
 
-    static func connectionConfiguration(_ c: PostgresStoreConfiguration) -> PostgresConnection.Configuration {
+    static func connectionConfiguration(_ c: PostgresStoreConfiguration, tls: TransportSecurity)
+        -> PostgresConnection.Configuration
+    {
         var config = PostgresConnection.Configuration(
             host: c.host, port: c.port, username: c.username, password: c.password, database: c.database,
-            tls: .disable)
+            tls: tls.connection)
         let seconds: Int64 = max(1, c.connectTimeout.components.seconds)
         config.options.connectTimeout = .seconds(seconds)
         config.options.additionalStartupParameters = startupParameters(c)
@@ -496,6 +500,14 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         if !excludeSelf, let selfMatch { result.append(selfMatch) }
         result += others.prefix(k - result.count)
         return result
+    }
+
+    /// The TLS version one of the pool's connections uses ("TLSv1.3"), or nil when it is plain TCP.
+    public func connectionEncryption() async throws -> String? {
+        try await read { conn in
+            try await Self.all(conn, SQL("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))
+                .first?.decode(String?.self)
+        }
     }
 
     public func movieCount() async throws -> Int {
