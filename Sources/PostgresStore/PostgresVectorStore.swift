@@ -502,14 +502,6 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         return result
     }
 
-    /// The TLS version one of the pool's connections uses ("TLSv1.3"), or nil when it is plain TCP.
-    public func connectionEncryption() async throws -> String? {
-        try await read { conn in
-            try await Self.all(conn, SQL("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))
-                .first?.decode(String?.self)
-        }
-    }
-
     public func movieCount() async throws -> Int {
         try await read { conn in
             try await Self.all(conn, SQL("SELECT count(*) FROM movie")).first?.decode(Int.self) ?? 0
