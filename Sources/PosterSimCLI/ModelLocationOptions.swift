@@ -16,8 +16,9 @@ struct ModelLocationOptions: ParsableArguments {
     var revision: String = "main"
 
     @Option(help: ArgumentHelp(
-        "How ResNet-50's and VGG16's 3×3 convolutions compute: winograd (the fastest; outputs within about 1e-5 "
-            + "of PyTorch's, where the CPU has AVX-512) or direct (PyTorch's own sums, within about 1e-7).",
+        "How ResNet-50's and VGG16's 3×3 convolutions compute: winograd (the fastest, where the CPU has AVX-512; "
+            + "each layer rounds differently by up to about 1e-5, the vectors stay within about 1.3e-7 of PyTorch's) "
+            + "or direct (PyTorch's own sums; less memory for the weights).",
         valueName: "winograd|direct"))
     var convolutions: ConvolutionAlgorithm = .winograd
 
