@@ -83,13 +83,9 @@ public struct PosterSkip: Sendable, Hashable, Codable {
     /// The key a store keeps one record per: (movie, space), the poster's own record having no space.
     public var key: SkipKey { SkipKey(movieID: movieID, space: space) }
 
-    /// `skips` with repeated keys reduced to their last occurrence, in first-occurrence order (what one
+    /// `skips` with repeated keys reduced to their last occurrence, in the order of those occurrences (what one
     /// `recordSkips` call stores).
-    public static func lastPerKey(_ skips: [PosterSkip]) -> [PosterSkip] {
-        var last: [SkipKey: Int] = [:]
-        for (i, s) in skips.enumerated() { last[s.key] = i }
-        return skips.enumerated().filter { last[$0.element.key] == $0.offset }.map(\.element)
-    }
+    public static func lastPerKey(_ skips: [PosterSkip]) -> [PosterSkip] { lastOccurrences(skips, key: \.key) }
 
     /// Throws what a store throws for a skip it cannot hold: an empty space name or message, a negative movie id.
     public func validate() throws {
@@ -138,12 +134,15 @@ public struct SkipRecord: Sendable, Hashable, Codable {
         }
     }
 
-    /// `records` with repeated keys reduced to their last occurrence, in first-occurrence order.
-    public static func lastPerKey(_ records: [SkipRecord]) -> [SkipRecord] {
-        var last: [SkipKey: Int] = [:]
-        for (i, r) in records.enumerated() { last[r.skip.key] = i }
-        return records.enumerated().filter { last[$0.element.skip.key] == $0.offset }.map(\.element)
-    }
+    /// `records` with repeated keys reduced to their last occurrence, in the order of those occurrences.
+    public static func lastPerKey(_ records: [SkipRecord]) -> [SkipRecord] { lastOccurrences(records, key: \.skip.key) }
+}
+
+/// `items` with repeated keys reduced to their last occurrence, kept in the order of those occurrences.
+private func lastOccurrences<T>(_ items: [T], key: (T) -> SkipKey) -> [T] {
+    var last: [SkipKey: Int] = [:]
+    for (i, item) in items.enumerated() { last[key(item)] = i }
+    return items.enumerated().filter { last[key($0.element)] == $0.offset }.map(\.element)
 }
 
 /// Counts of the skip records in a store.

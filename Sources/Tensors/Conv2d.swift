@@ -66,6 +66,8 @@ public final class Conv2d: Sendable {
     private let weightSource: (@Sendable () throws -> [Float])?
     private let batchNorm: BatchNormParameters?
     private let plans = Mutex<[PlanKey: Plan]>([:])
+    /// Map sizes oneDNN has no Winograd kernel for: they run direct, without asking oneDNN again on every call.
+    private let winogradUnavailable = Mutex<Set<PlanKey>>([])
 
     private struct PlanKey: Hashable {
         var batch: Int, height: Int, width: Int
@@ -176,7 +178,7 @@ public final class Conv2d: Sendable {
     }
 
     public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
-        ((height + 2 * padding - kernelSize.height) / stride + 1, (width + 2 * padding - kernelSize.width) / stride + 1)
+        geometry.outputSize(height: height, width: width)
     }
 
     private func makePlan(_ key: PlanKey) throws(EngineError) -> Plan {
@@ -272,10 +274,7 @@ public final class Conv2d: Sendable {
             throw .shapeMismatch("conv expects N×\(inChannels)×H×W input, got \(input.shape)")
         }
         let batch = input.shape[0]
-        // Winograd unless oneDNN has no Winograd kernel for this map size; then direct, like a residual sum.
-        if usesWinograd, residual == nil,
-           let plan = try? makePlan(PlanKey(batch: 1, height: input.shape[2], width: input.shape[3], residual: false,
-                                            winograd: true)) {
+        if residual == nil, let plan = winogradPlan(height: input.shape[2], width: input.shape[3]) {
             return try winograd(input, plan: plan, workspace: workspace)
         }
         let key = PlanKey(batch: batch, height: input.shape[2], width: input.shape[3], residual: residual != nil)
@@ -307,6 +306,20 @@ public final class Conv2d: Sendable {
             (DNNL_ARG_DST, plan.destination, result.storage.base),
         ], scratchpad: try workspace.scratchpad(for: plan.primitive))
         return result
+    }
+
+    /// The one-image Winograd plan for this map size; nil when the layer is direct, or oneDNN has no Winograd
+    /// kernel for the size (then the size runs direct, like a residual sum).
+    private func winogradPlan(height: Int, width: Int) -> Plan? {
+        guard usesWinograd else { return nil }
+        let key = PlanKey(batch: 1, height: height, width: width, residual: false, winograd: true)
+        if winogradUnavailable.withLock({ $0.contains(key) }) { return nil }
+        do {
+            return try makePlan(key)
+        } catch {
+            winogradUnavailable.withLock { _ = $0.insert(key) }
+            return nil
+        }
     }
 
     /// Winograd: the batch in nChw16c (images back to back), each image through the one-image primitive, so the
