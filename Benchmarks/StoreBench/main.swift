@@ -8,6 +8,7 @@
 // cosine), queries timed one at a time (p50/p99 in ms) with the store's exact search on 1 and 2 threads, then faiss
 // IndexFlatIP / IndexFlatL2 on the same vectors (written as .npy) with 1 and 2 OpenMP threads. Also: a kernel
 // comparison (Swift SIMD16, C per-ISA kernels, OpenBLAS cblas_sgemv) and query-by-id p50 through SQLiteVectorStore.
+import PosterSimCore
 import TestSupport
 import COpenBLAS
 import CVectorScan

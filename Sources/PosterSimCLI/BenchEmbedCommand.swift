@@ -1,5 +1,6 @@
 // `postersim bench-embed`: the Swift side of `make bench-embed` (tools/bench/bench_embed.py runs it next to
 // PyTorch and ONNX Runtime and prints the ratios). Times only the forward pass, on a fixed preprocessed batch.
+import PosterSimCore
 import ArgumentParser
 import Foundation
 import Imaging

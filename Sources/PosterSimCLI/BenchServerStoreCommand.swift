@@ -1,5 +1,6 @@
 // A hidden helper of `make bench-server`: a store of N movies with real titles (the original front end's title list)
 // and random vectors, plus the movie ids as a Lua table for wrk.
+import PosterSimCore
 import ArgumentParser
 import Foundation
 import ModelHub
@@ -52,7 +53,7 @@ struct BenchServerStoreCommand: AsyncParsableCommand {
         var rng = SystemRandomNumberGenerator()
         for text in models.split(separator: ",") {
             let name = try ModelsCommand.parseModel(String(text))
-            let dimension = modelDimensions ? try LoadedModel(name, options: location).space.dimension : name.embeddingDimension
+            let dimension = modelDimensions ? try location.load(name).space.dimension : name.embeddingDimension
             let space = VectorSpace(name: name.rawValue, dimension: dimension, metric: name.metric)
             let identity = ModelIdentity(repo: "bench/random-\(name.rawValue)", weightsSHA256: String(repeating: "0", count: 64))
             try await store.registerSpace(space, identity: identity)

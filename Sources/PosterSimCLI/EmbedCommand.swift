@@ -1,4 +1,5 @@
 // `postersim embed`, `postersim embed-text` and `postersim bench-embed`: posters and text to vectors, and how fast.
+import PosterSimCore
 import ArgumentParser
 import Foundation
 import Imaging

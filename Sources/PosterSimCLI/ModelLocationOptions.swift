@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import ModelHub
 import Models
+import PosterSimCore
 
 struct ModelLocationOptions: ParsableArguments {
     @Option(
@@ -31,9 +32,12 @@ struct ModelLocationOptions: ParsableArguments {
         try resolver().resolve(model, revision: revision)
     }
 
-    /// Loads `model` from where `locate` finds it.
+    /// Loads `model` from where `locate` finds it, named in the store by its repository and weights sha256.
     func load(_ model: ModelName) throws -> PosterEmbeddingModel {
-        try PosterEmbeddingModel(model, location: locate(model), convolutions: convolutions)
+        let resolver = try resolver()
+        let location = try resolver.resolve(model, revision: revision)
+        let identity = ModelIdentity(repo: model.repoID, weightsSHA256: try resolver.weightsSHA256(for: model, revision: revision))
+        return try PosterEmbeddingModel(model, directory: location.directory, identity: identity, convolutions: convolutions)
     }
 }
 

@@ -1,5 +1,6 @@
 // `postersim models fetch` and `postersim models list`: get the model files into the Hugging Face cache
 // and show where each model resolves.
+import PosterSimCore
 import ArgumentParser
 import Foundation
 import ModelHub

@@ -1,5 +1,6 @@
 // `postersim preprocess`: decode a poster and write the exact input tensor a model sees, as NumPy .npy, so anyone
 // can compare it with the Python reference.
+import PosterSimCore
 import ArgumentParser
 import Foundation
 import Imaging

@@ -1,4 +1,5 @@
 // The commands that build and query the embedded store: `ingest`, `similar`, `search`, `stats`.
+import PosterSimCore
 import ArgumentParser
 import Foundation
 import Imaging
@@ -25,27 +26,6 @@ struct StoreOptions: ParsableArguments {
     }
 
     func open() async throws -> any VectorStore { try await location.open() }
-}
-
-/// A loaded model as the ingest pipeline and the queries see it: its store space and the checkpoint identity.
-struct LoadedModel: PosterEmbedder {
-    let model: PosterEmbeddingModel
-    let space: VectorSpace
-    let identity: ModelIdentity
-    var preprocessor: ImagePreprocessor { model.preprocessor }
-
-    init(_ name: ModelName, options: ModelLocationOptions) throws {
-        let resolver = try options.resolver()
-        let location = try resolver.resolve(name, revision: options.revision)
-        model = try PosterEmbeddingModel(name, location: location, convolutions: options.convolutions)
-        // Spaces are named after the model; the dimension is the checkpoint's own (a config may differ from the hub's).
-        space = VectorSpace(
-            name: name.rawValue, dimension: model.dimension, metric: name.metric)
-        identity = ModelIdentity(
-            repo: name.repoID, weightsSHA256: try resolver.weightsSHA256(for: name, revision: options.revision))
-    }
-
-    func embed(_ batch: ImageTensor) throws -> [[Float]] { try model.embed(batch) }
 }
 
 /// Options shared by the query commands.
@@ -136,7 +116,7 @@ struct IngestCommand: AsyncParsableCommand {
             configuration.batchSize = batchSize
             configuration.retrySkipped = retrySkipped
             configuration.tmdb = tmdb
-            let embedders = try models.map { try LoadedModel($0, options: location) }
+            let embedders = try models.map { try location.load($0) }
             let pipeline = IngestPipeline(configuration: configuration, store: try await store.open(), embedders: embedders)
             let renderer = ProgressRenderer()
             let summary = try await pipeline.run { renderer.handle($0) }
@@ -245,9 +225,9 @@ struct SearchCommand: AsyncParsableCommand {
         @OptionGroup var location: ModelLocationOptions
 
         func run() async throws {
-            let loaded = try LoadedModel(model, options: location)
+            let loaded = try location.load(model)
             let image = try PosterDecoder().decode(contentsOf: URL(fileURLWithPath: file))
-            let vector = try loaded.model.embed(images: [image])[0]
+            let vector = try loaded.embed(images: [image])[0]
             let store = try await store.open()
             let matches = try await store.query(space: model.rawValue, vector: vector, k: query.k, filter: query.filter)
             try await query.show(matches, space: model.rawValue, store: store)
@@ -262,8 +242,8 @@ struct SearchCommand: AsyncParsableCommand {
         @OptionGroup var location: ModelLocationOptions
 
         func run() async throws {
-            let loaded = try LoadedModel(.clip, options: location)
-            let vector = try loaded.model.embed(texts: [text])[0]
+            let loaded = try location.load(.clip)
+            let vector = try loaded.embed(texts: [text])[0]
             let store = try await store.open()
             let matches = try await store.query(space: ModelName.clip.rawValue, vector: vector, k: query.k, filter: query.filter)
             try await query.show(matches, space: ModelName.clip.rawValue, store: store)

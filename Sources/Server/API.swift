@@ -2,9 +2,9 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Imaging
-import Ingest
 import Logging
-import ModelHub
+import Embedding
+import PosterSimCore
 import NIOCore
 import Store
 
@@ -13,7 +13,7 @@ import Store
 struct API: Sendable {
     let configuration: ServerConfiguration
     let store: any VectorStore
-    let models: [ModelName: ServedModel]
+    let models: [ModelName: any EmbeddingModel]
     let pool: EmbeddingPool
     let cache: ResponseCache
     let metrics: ServerMetrics
@@ -22,7 +22,7 @@ struct API: Sendable {
 
     static let movieAndModelRequired = "Movie ID and valid model type are required"
 
-    init(configuration: ServerConfiguration, store: any VectorStore, models: [ServedModel], metrics: ServerMetrics) {
+    init(configuration: ServerConfiguration, store: any VectorStore, models: [any EmbeddingModel], metrics: ServerMetrics) {
         self.configuration = configuration
         self.store = store
         self.models = Dictionary(models.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
@@ -142,7 +142,7 @@ struct API: Sendable {
 
     // MARK: Search by image and by text
 
-    func servedModel(_ q: QueryParameters, default fallback: ModelName) throws -> ServedModel {
+    func servedModel(_ q: QueryParameters, default fallback: ModelName) throws -> any EmbeddingModel {
         var name = fallback
         if let text = q.text("model") {
             guard let parsed = ModelName(apiName: text) else {
@@ -196,7 +196,7 @@ struct API: Sendable {
             throw APIError(.unsupportedMediaType, ImageDecodingError.unknownFormat.description)
         }
         let decoder = self.decoder
-        let model = served.model
+        let model = served
         let start = ContinuousClock.now
         let vector: [Float]
         do {
@@ -224,11 +224,11 @@ struct API: Sendable {
         guard text.count <= 500 else { throw APIError(.badRequest, "q must be at most 500 characters") }
         let k = try q.int("topK", default: 10, range: 1...configuration.maxTopK)!
         let filter = try q.filter()
-        guard let served = models[.clip], served.model.supportsText else {
+        guard let served = models[.clip], served.supportsText else {
             throw APIError(.serviceUnavailable, "text search needs CLIP with its tokenizer, which is not loaded")
         }
         return try await cached("text|\(k)|\(filter.cacheKey)|\(text)") {
-            let model = served.model
+            let model = served
             let start = ContinuousClock.now
             let vector: [Float]
             do {
@@ -242,7 +242,7 @@ struct API: Sendable {
         }
     }
 
-    func vectorSearch(_ vector: [Float], served: ServedModel, k: Int, filter: SearchFilter) async throws -> ByteBuffer {
+    func vectorSearch(_ vector: [Float], served: any EmbeddingModel, k: Int, filter: SearchFilter) async throws -> ByteBuffer {
         let space = served.space.name
         let matches: [SearchMatch]
         do {
@@ -283,7 +283,7 @@ struct API: Sendable {
                 dimension: space?.space.dimension ?? served?.space.dimension ?? name.embeddingDimension,
                 metric: (space?.space.metric ?? served?.space.metric ?? name.metric).rawValue,
                 vectors: space?.vectors ?? 0, staleVectors: space?.staleVectors ?? 0, loaded: served != nil,
-                text: served?.model.supportsText ?? false,
+                text: served?.supportsText ?? false,
                 checkpointMatchesStore: served.flatMap { s in space.map { $0.identity == s.identity } })
         }
         return JSONBody.response(try JSONBody.encode(entries))

@@ -18,13 +18,13 @@ import Testing
 
     @Test(.enabled(if: root != nil))
     func fullSizeParityAndTiming() throws {
-        let model = try CLIPModel.load(directory: Self.snapshot())
+        let model = try CLIPModel.load(from: Self.snapshot())
         let goldens = try NPZArchive(contentsOf: try #require(Self.root).appendingPathComponent("goldens/reference.npz"))
         var inputs: [Float] = []
         var count = 0
         for name in goldens.names where name.hasSuffix("__clip") {
             let input = try goldens.array(name + "_tensor").floats()
-            let comparison = CLIPComparison(try model.imageFeatures(ImageTensor(shape: [3, 224, 224], values: input))[0],
+            let comparison = CLIPComparison(try model.forward(ImageTensor(shape: [3, 224, 224], values: input))[0],
                                             try goldens.array(name).floats())
             #expect(comparison.cosine >= 0.9999 && comparison.withinTolerance, "\(name): \(comparison)")
             inputs += input
@@ -36,11 +36,11 @@ import Testing
                                  values: (0..<8).flatMap { i in inputs[(i % count) * 150528..<((i % count) + 1) * 150528] })
         let batch1 = ImageTensor(shape: [1, 3, 224, 224], values: Array(inputs[0..<150528]))
         for (label, batch, images) in [("batch 1", batch1, 1), ("batch 8", batch8, 8)] {
-            _ = try model.imageFeatures(batch)
+            _ = try model.forward(batch)
             var times: [Double] = []
             for _ in 0..<5 {
                 let start = DispatchTime.now().uptimeNanoseconds
-                _ = try model.imageFeatures(batch)
+                _ = try model.forward(batch)
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6 / Double(images))
             }
             print("CLIP ViT-B/32 image \(label): median \(times.sorted()[2]) ms/image")

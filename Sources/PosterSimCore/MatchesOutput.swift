@@ -99,3 +99,14 @@ public struct MatchesOutput: Codable, Sendable, Equatable {
         self.namespace = namespace
     }
 }
+
+/// One query result: the movie id and its score in the space's metric (see `DistanceMetric`).
+public struct SearchMatch: Sendable, Hashable, Codable {
+    public var movieID: MovieID
+    public var score: Float
+
+    public init(movieID: MovieID, score: Float) {
+        self.movieID = movieID
+        self.score = score
+    }
+}

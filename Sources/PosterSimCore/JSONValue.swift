@@ -1,7 +1,8 @@
 import Foundation
 
-/// A parsed JSON document, kept loosely typed so config parsing can report exactly which key held what.
-enum JSONValue: Decodable, Sendable, Equatable {
+/// A parsed JSON document kept loosely typed: config sections we do not model, and config parsing that must report
+/// exactly which key held what. The one JSON value type of the package.
+public enum JSONValue: Codable, Sendable, Equatable, Hashable {
     case null
     case bool(Bool)
     case number(Double)
@@ -9,7 +10,7 @@ enum JSONValue: Decodable, Sendable, Equatable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    init(from decoder: Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null
@@ -28,13 +29,25 @@ enum JSONValue: Decodable, Sendable, Equatable {
         }
     }
 
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+
     /// Parses `data` as a JSON document.
-    static func parse(_ data: Data) throws -> JSONValue {
+    public static func parse(_ data: Data) throws -> JSONValue {
         try JSONDecoder().decode(JSONValue.self, from: data)
     }
 
     /// A short rendering for error messages.
-    var summary: String {
+    public var summary: String {
         switch self {
         case .null: return "null"
         case .bool(let b): return String(b)

@@ -1,3 +1,4 @@
+import Embedding
 import Foundation
 import Imaging
 import TensorFiles
@@ -21,46 +22,19 @@ import Tensors
 // matmuls (`DenseLayer`), and a larger map runs the same matmul on its 7×7 windows (`patches`). Each ReLU is fused
 // into the preceding conv or matmul; activations stay in oneDNN's blocked layout through `features`.
 
-/// Errors while loading VGG16 or running it. Every case names what was wrong (tensor, file, input shape).
-public enum VGG16Error: Error, CustomStringConvertible, Sendable, Equatable {
-    /// The checkpoint lacks a tensor the network needs.
-    case missingTensor(String)
-    /// A tensor exists with another shape than the network built so far implies.
-    case wrongShape(name: String, expected: [Int], found: [Int])
-    /// The keys match neither timm's (`pre_logits.fc1`) nor torchvision's (`classifier.0`) VGG16 layout.
-    case unknownLayout(String)
-    /// config.json describes something this implementation does not compute.
-    case unsupportedConfig(String)
-    /// The directory holds no checkpoint this loader reads (or several candidates).
-    case noCheckpoint(directory: String, reason: String)
-    /// The input batch does not fit the network.
-    case badInput(String)
 
-    public var description: String {
-        switch self {
-        case .missingTensor(let name): return "VGG16 checkpoint has no tensor \(name)"
-        case .wrongShape(let name, let expected, let found):
-            return "VGG16 checkpoint tensor \(name) has shape \(found), expected \(expected)"
-        case .unknownLayout(let why): return "not a VGG16 checkpoint in timm or torchvision layout: \(why)"
-        case .unsupportedConfig(let why): return "unsupported VGG16 configuration: \(why)"
-        case .noCheckpoint(let directory, let reason): return "no VGG16 checkpoint in \(directory): \(reason)"
-        case .badInput(let why): return "bad VGG16 input: \(why)"
-        }
-    }
-}
-
-/// Reads VGG16 tensors by name, turning missing or misshaped tensors into `VGG16Error`s that name them.
+/// Reads VGG16 tensors by name, turning missing or misshaped tensors into `ModelError`s that name them.
 struct VGGTensorSource: Sendable {
     let reader: any CheckpointReader
 
     func shape(_ name: String) throws -> [Int] {
-        guard let info = reader.info(name) else { throw VGG16Error.missingTensor(name) }
+        guard let info = reader.info(name) else { throw ModelError.missingTensor(name) }
         return info.shape
     }
 
     func floats(_ name: String, shape expected: [Int]) throws -> FloatTensor {
         let found = try shape(name)
-        guard found == expected else { throw VGG16Error.wrongShape(name: name, expected: expected, found: found) }
+        guard found == expected else { throw ModelError.wrongShape(name: name, expected: expected, found: found) }
         return try reader.floats(name)
     }
 }
@@ -79,7 +53,7 @@ struct VGGConvLayer: Sendable {
         let outChannels = found.first ?? 0
         let shape = [outChannels, inChannels, 3, 3]
         guard found.count == 4, outChannels >= 1 else {
-            throw VGG16Error.wrongShape(name: weightName, expected: [max(outChannels, 1), inChannels, 3, 3], found: found)
+            throw ModelError.wrongShape(name: weightName, expected: [max(outChannels, 1), inChannels, 3, 3], found: found)
         }
         let weight = try source.floats(weightName, shape: shape).values
         let bias = try source.floats(biasName, shape: [outChannels]).values
@@ -110,7 +84,7 @@ struct VGGFeatures: Sendable {
     init(_ source: VGGTensorSource, expectedInput: Int = 224, convolutions: ConvolutionAlgorithm) throws {
         let first = try source.shape("features.0.weight")
         guard first.count == 4, first[1] >= 1 else {
-            throw VGG16Error.wrongShape(name: "features.0.weight", expected: [first.first ?? 1, 3, 3, 3], found: first)
+            throw ModelError.wrongShape(name: "features.0.weight", expected: [first.first ?? 1, 3, 3, 3], found: first)
         }
         inChannels = first[1]
         var steps: [Step] = []
@@ -161,7 +135,7 @@ struct VGGFullyConnected: Sendable {
         let out = found.first ?? 0
         let stored = found.dropFirst().reduce(1, *)
         guard out >= 1, found.count >= 2, stored == inFeatures else {
-            throw VGG16Error.wrongShape(name: weightName, expected: [max(out, 1), inFeatures], found: found)
+            throw ModelError.wrongShape(name: weightName, expected: [max(out, 1), inFeatures], found: found)
         }
         let weight = try source.floats(weightName, shape: found)
         let bias = try source.floats("\(key).bias", shape: [out]).values
@@ -188,18 +162,18 @@ struct VGGConvMlp: Sendable {
         // timm's VGG builds `ConvMlp(prev_chs, 4096, 7, ...)`: the kernel is 7 whatever the widths.
         kernel = 7
         guard fc1.count == 4, fc1[0] >= 1, fc1[1] == inChannels, fc1[2] == kernel, fc1[3] == kernel else {
-            throw VGG16Error.wrongShape(name: "pre_logits.fc1.weight", expected: [max(fc1.first ?? 1, 1), inChannels, 7, 7],
+            throw ModelError.wrongShape(name: "pre_logits.fc1.weight", expected: [max(fc1.first ?? 1, 1), inChannels, 7, 7],
                                         found: fc1)
         }
         let fc2 = try source.shape("pre_logits.fc2.weight")
         guard fc2.count == 4, fc2[0] >= 1, fc2[1] == fc1[0], fc2[2] == 1, fc2[3] == 1 else {
-            throw VGG16Error.wrongShape(name: "pre_logits.fc2.weight", expected: [max(fc2.first ?? 1, 1), fc1[0], 1, 1],
+            throw ModelError.wrongShape(name: "pre_logits.fc2.weight", expected: [max(fc2.first ?? 1, 1), fc1[0], 1, 1],
                                         found: fc2)
         }
         switch globalPool ?? "avg" {
         case "avg": pooling = .average
         case "max": pooling = .maximum
-        case let other: throw VGG16Error.unsupportedConfig("global_pool \"\(other)\" (only avg and max are implemented)")
+        case let other: throw ModelError.unsupportedConfig("global_pool \"\(other)\" (only avg and max are implemented)")
         }
         layers = try VGGFullyConnected(source, fc6: "pre_logits.fc1", inFeatures: inChannels * kernel * kernel,
                                        fc7: "pre_logits.fc2", storage: storage)
@@ -230,12 +204,12 @@ struct VGGClassifier: Sendable {
         let area = VGGClassifier.poolSize * VGGClassifier.poolSize
         let fc6 = try source.shape("classifier.0.weight")
         guard fc6.count == 2, fc6[0] >= 1, fc6[1] == inChannels * area else {
-            throw VGG16Error.wrongShape(name: "classifier.0.weight", expected: [max(fc6.first ?? 1, 1), inChannels * area],
+            throw ModelError.wrongShape(name: "classifier.0.weight", expected: [max(fc6.first ?? 1, 1), inChannels * area],
                                         found: fc6)
         }
         let fc7 = try source.shape("classifier.3.weight")
         guard fc7.count == 2, fc7[0] >= 1, fc7[1] == fc6[0] else {
-            throw VGG16Error.wrongShape(name: "classifier.3.weight", expected: [max(fc7.first ?? 1, 1), fc6[0]], found: fc7)
+            throw ModelError.wrongShape(name: "classifier.3.weight", expected: [max(fc7.first ?? 1, 1), fc6[0]], found: fc7)
         }
         layers = try VGGFullyConnected(source, fc6: "classifier.0", inFeatures: inChannels * area, fc7: "classifier.3",
                                        storage: storage)
@@ -260,14 +234,14 @@ struct VGGClassifier: Sendable {
 
 /// VGG16 image embeddings: fc7 after its ReLU (4096-d for the real network), eval mode, equal to timm's
 /// `forward_head(forward_features(x), pre_logits=True)` for `timm/vgg16.tv_in1k` and to torchvision's
-/// `classifier[:-1](flatten(avgpool(features(x))))` for a torchvision state dict.
+/// `classifier[:-1](flatten(avgpool(forward(x))))` for a torchvision state dict.
 ///
 /// Guarantees: every width comes from the checkpoint's tensor shapes (tiny test checkpoints load as well as the
-/// real one); a missing or misshaped tensor is a `VGG16Error` naming it; weights are immutable after loading and
+/// real one); a missing or misshaped tensor is a `ModelError` naming it; weights are immutable after loading and
 /// held once (convolutions packed for oneDNN, the fully-connected layers either read in place from the mapped
 /// checkpoint or packed once, see `HeadWeights`); `features` may be called from many threads at once, each call
 /// borrowing its own pair of workspaces; a batch gives the same vectors as its images one by one.
-public final class VGG16: Sendable {
+public final class VGG16: ImageNetwork {
     /// The checkpoint layout the weights came from.
     public enum Layout: String, Sendable {
         /// timm (`features.*`, `pre_logits.fc1/fc2` as convs, `head.fc`), e.g. `timm/vgg16.tv_in1k`.
@@ -320,16 +294,16 @@ public final class VGG16: Sendable {
         } else if names.contains("classifier.0.weight") {
             layout = .torchvision
         } else {
-            throw VGG16Error.unknownLayout("neither pre_logits.fc1.weight (timm) nor classifier.0.weight (torchvision) is present")
+            throw ModelError.unknownLayout("neither pre_logits.fc1.weight (timm) nor classifier.0.weight (torchvision) is present")
         }
         if let config {
             guard config.architecture == "vgg16" else {
-                throw VGG16Error.unsupportedConfig("architecture \"\(config.architecture)\" (expected vgg16)")
+                throw ModelError.unsupportedConfig("architecture \"\(config.architecture)\" (expected vgg16)")
             }
         }
         featureLayers = try VGGFeatures(source, convolutions: convolutions)
         if let expected = config?.numFeatures, expected != featureLayers.outChannels {
-            throw VGG16Error.unsupportedConfig(
+            throw ModelError.unsupportedConfig(
                 "num_features \(expected) but the last conv (features.28) has \(featureLayers.outChannels) channels")
         }
         switch layout {
@@ -352,44 +326,28 @@ public final class VGG16: Sendable {
 
     /// Loads `directory`: timm's `config.json` + `model.safetensors`, or a single PyTorch checkpoint file
     /// (`.pth`, `.pt`, `.bin`) holding a torchvision (or timm) state dict, with or without config.json.
-    public static func load(directory: URL, headWeights: HeadWeights = .mapped,
+    public static func load(from directory: URL, convolutions: ConvolutionAlgorithm = .winograd) throws -> VGG16 {
+        try load(from: directory, headWeights: .mapped, convolutions: convolutions)
+    }
+
+    /// `load(from:convolutions:)` with the head's weights kept as `headWeights` says.
+    public static func load(from directory: URL, headWeights: HeadWeights,
                             convolutions: ConvolutionAlgorithm = .winograd) throws -> VGG16 {
-        let fileManager = FileManager.default
-        let configURL = directory.appendingPathComponent("config.json")
-        let config = fileManager.fileExists(atPath: configURL.path) ? try TimmModelConfig.load(from: configURL) : nil
-        let safetensors = directory.appendingPathComponent("model.safetensors")
-        let checkpointURL: URL
-        if fileManager.fileExists(atPath: safetensors.path) {
-            checkpointURL = safetensors
-        } else {
-            let files: [URL]
-            do {
-                files = try fileManager.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
-            } catch {
-                throw VGG16Error.noCheckpoint(directory: directory.path, reason: "cannot list it (\(error.localizedDescription))")
-            }
-            let candidates = files.filter { ["pth", "pt", "bin"].contains($0.pathExtension) }
-                .sorted { $0.lastPathComponent < $1.lastPathComponent }
-            guard candidates.count == 1, let only = candidates.first else {
-                throw VGG16Error.noCheckpoint(directory: directory.path, reason: candidates.isEmpty
-                    ? "no model.safetensors and no .pth/.pt/.bin file"
-                    : "several PyTorch checkpoints: \(candidates.map(\.lastPathComponent).joined(separator: ", "))")
-            }
-            checkpointURL = only
-        }
+        let config = try ModelFolder.config(in: directory, required: false).map { try TimmModelConfig.load(from: $0) }
+        let checkpointURL = try ModelFolder.checkpoint(in: directory, names: ["model.safetensors"], anySinglePyTorchFile: true)
         return try VGG16(weights: openCheckpoint(at: checkpointURL), config: config, headWeights: headWeights,
                          convolutions: convolutions)
     }
 
     /// fc7 vectors for a batch `[N, C, H, W]` (plain float32, NCHW), one `[Float]` of `outputDimension` per image.
     /// H and W must be at least 32 (five 2×2 pools); 224×224 is what the model was trained on.
-    public func features(_ batch: Tensor) throws -> [[Float]] {
+    public func forward(_ batch: Tensor) throws -> [[Float]] {
         guard batch.shape.count == 4, batch.shape[0] >= 1, batch.shape[1] == inputChannels else {
-            throw VGG16Error.badInput("expected [N, \(inputChannels), H, W] with N ≥ 1, got \(batch.shape)")
+            throw ModelError.badInput("expected [N, \(inputChannels), H, W] with N ≥ 1, got \(batch.shape)")
         }
         let map = VGGFeatures.outputSize(height: batch.shape[2], width: batch.shape[3])
         guard map.height >= 1, map.width >= 1 else {
-            throw VGG16Error.badInput("image \(batch.shape[2])x\(batch.shape[3]) is smaller than 32x32")
+            throw ModelError.badInput("image \(batch.shape[2])x\(batch.shape[3]) is smaller than 32x32")
         }
         let count = batch.shape[0]
         let values = try workspaces.withWorkspaces { workspaces -> [Float] in
@@ -401,7 +359,7 @@ public final class VGG16: Sendable {
             case .classifier(let classifier): output = try classifier(x, relay: &relay)
             }
             guard output.shape == [count, outputDimension] else {
-                throw VGG16Error.badInput("head produced \(output.shape), expected [\(count), \(outputDimension)]")
+                throw ModelError.badInput("head produced \(output.shape), expected [\(count), \(outputDimension)]")
             }
             return try output.toArray()
         }
@@ -450,20 +408,20 @@ public final class VGG16: Sendable {
     }
 
     /// fc7 vectors for preprocessed images: one `[C, H, W]` tensor or a batch `[N, C, H, W]`.
-    public func features(_ images: ImageTensor) throws -> [[Float]] {
+    public func forward(_ images: ImageTensor) throws -> [[Float]] {
         let shape = images.shape.count == 3 ? [1] + images.shape : images.shape
-        return try features(Tensor(shape: shape, values: images.values))
+        return try forward(Tensor(shape: shape, values: images.values))
     }
 
     /// fc7 vectors for several preprocessed `[C, H, W]` images of one size, run as one batch.
-    public func features(_ images: [ImageTensor]) throws -> [[Float]] {
+    public func forward(_ images: [ImageTensor]) throws -> [[Float]] {
         guard let first = images.first else { return [] }
         guard first.shape.count == 3, images.allSatisfy({ $0.shape == first.shape }) else {
-            throw VGG16Error.badInput("images must all be [C, H, W] of one size, got \(images.map(\.shape))")
+            throw ModelError.badInput("images must all be [C, H, W] of one size, got \(images.map(\.shape))")
         }
         var values: [Float] = []
         values.reserveCapacity(first.values.count * images.count)
         for image in images { values.append(contentsOf: image.values) }
-        return try features(Tensor(shape: [images.count] + first.shape, values: values))
+        return try forward(Tensor(shape: [images.count] + first.shape, values: values))
     }
 }

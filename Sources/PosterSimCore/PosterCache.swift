@@ -6,6 +6,21 @@ import Foundation
     import Darwin
 #endif
 
+/// A poster path or size that cannot name a file in the cache.
+public enum PosterPathError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Not `/name` with a plain file name.
+    case invalidPosterPath(String)
+    /// Not a plain folder name (`w500`, `original`).
+    case invalidSize(String)
+
+    public var description: String {
+        switch self {
+        case .invalidPosterPath(let path): return "invalid poster path '\(path)' (expected '/name.ext')"
+        case .invalidSize(let size): return "invalid poster size '\(size)'"
+        }
+    }
+}
+
 /// Downloaded posters on disk, by size and TMDB path: `{directory}/{size}/{file name}` (e.g.
 /// `.cache/posters/original/abc.jpg`).
 ///
@@ -18,6 +33,9 @@ import Foundation
 /// - Concurrent writers of the same poster are harmless: the last rename wins and both wrote the same bytes.
 public struct PosterCache: Sendable {
     public static let defaultDirectory = ".cache/posters"
+    /// Where TMDB serves posters, `{base}/{size}{poster_path}`: ingest downloads from it and the server redirects to
+    /// it for posters not in the cache.
+    public static let tmdbImageBaseURL = "https://image.tmdb.org/t/p"
 
     public let directory: URL
 
@@ -26,8 +44,8 @@ public struct PosterCache: Sendable {
     }
 
     /// Where `posterPath` at `size` is (or would be) cached.
-    public func fileURL(posterPath: String, size: String) throws(TMDBError) -> URL {
-        guard Self.isSafeComponent(size) else { throw .invalidSettings("poster size '\(size)'") }
+    public func fileURL(posterPath: String, size: String) throws(PosterPathError) -> URL {
+        guard Self.isSafeComponent(size) else { throw .invalidSize(size) }
         let name = try Self.fileName(of: posterPath)
         return directory.appendingPathComponent(size, isDirectory: true).appendingPathComponent(name)
     }
@@ -63,7 +81,7 @@ public struct PosterCache: Sendable {
     }
 
     /// The file name of a TMDB poster path (`/abc.jpg` → `abc.jpg`), or `invalidPosterPath`.
-    static func fileName(of posterPath: String) throws(TMDBError) -> String {
+    public static func fileName(of posterPath: String) throws(PosterPathError) -> String {
         guard posterPath.hasPrefix("/") else { throw .invalidPosterPath(posterPath) }
         let name = String(posterPath.dropFirst())
         guard isSafeComponent(name) else { throw .invalidPosterPath(posterPath) }
@@ -71,7 +89,7 @@ public struct PosterCache: Sendable {
     }
 
     /// Non-empty, at most 255 bytes, only `[A-Za-z0-9._-]`, not starting with a dot (no `.`/`..`, no hidden files).
-    static func isSafeComponent(_ s: String) -> Bool {
+    public static func isSafeComponent(_ s: String) -> Bool {
         let bytes = Array(s.utf8)
         guard !bytes.isEmpty, bytes.count <= 255, bytes[0] != UInt8(ascii: ".") else { return false }
         return bytes.allSatisfy { b in

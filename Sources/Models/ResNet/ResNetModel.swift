@@ -1,4 +1,6 @@
+import Embedding
 import Foundation
+import Imaging
 import TensorFiles
 import Tensors
 
@@ -8,18 +10,6 @@ import Tensors
 // folded into the preceding convolution at load, the residual sum and the ReLU after it are fused into the last
 // convolution of each block as oneDNN post-ops, and activations stay in oneDNN's blocked layout between layers.
 
-/// Errors while building or running a model (tensor lookup errors come from TensorFiles as `CheckpointError`).
-public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
-    case unsupportedConfig(String)
-    case badInput(String)
-
-    public var description: String {
-        switch self {
-        case .unsupportedConfig(let what): return "unsupported model configuration: \(what)"
-        case .badInput(let what): return "bad model input: \(what)"
-        }
-    }
-}
 
 extension ResNetConfig {
     /// Checks the configuration is one this implementation computes exactly.
@@ -179,7 +169,7 @@ struct ResNetEmbeddings: Sendable {
 ///
 /// Guarantees: immutable after load (weights folded and pre-reordered); `embed` is safe to call concurrently;
 /// each image of a batch gets the same result as on its own.
-public final class ResNetModel: Sendable {
+public final class ResNetModel: ImageNetwork {
     public let config: ResNetConfig
     let embedder: ResNetEmbeddings
     let stages: [ResNetStage]
@@ -217,14 +207,19 @@ public final class ResNetModel: Sendable {
         ProcessHeap.returnFreePages()  // the plain copies made while loading
     }
 
-    /// Loads a transformers checkpoint directory: `config.json` plus `model.safetensors` or `pytorch_model.bin`.
-    public convenience init(directory: URL, imageSize: Int = 224, convolutions: ConvolutionAlgorithm = .winograd) throws {
-        let config = try ResNetConfig.load(from: directory.appendingPathComponent("config.json"))
-        let safetensors = directory.appendingPathComponent("model.safetensors")
-        let weights = FileManager.default.fileExists(atPath: safetensors.path)
-            ? safetensors : directory.appendingPathComponent("pytorch_model.bin")
-        try self.init(config: config, checkpoint: try openCheckpoint(at: weights), imageSize: imageSize,
-                      convolutions: convolutions)
+    /// Loads a transformers checkpoint folder: `config.json` plus `model.safetensors` or `pytorch_model.bin`.
+    public static func load(from directory: URL, convolutions: ConvolutionAlgorithm = .winograd) throws -> ResNetModel {
+        let config = try ResNetConfig.load(from: try ModelFolder.config(in: directory, required: true)!)
+        return try ResNetModel(config: config, checkpoint: try openCheckpoint(at: ModelFolder.checkpoint(in: directory)),
+                               convolutions: convolutions)
+    }
+
+    public var outputDimension: Int { dimension }
+
+    /// `pooler_output` for a preprocessed batch `[N, channels, H, W]`, one vector per image.
+    public func forward(_ batch: ImageTensor) throws -> [[Float]] {
+        guard batch.shape.count == 4 else { throw ModelError.badInput("expected [N, C, H, W] pixels, got \(batch.shape)") }
+        return try forward(pixels: batch.values, count: batch.shape[0], height: batch.shape[2], width: batch.shape[3])
     }
 
     /// `pooler_output` for a batch of preprocessed images `[N, channels, H, W]` (plain NCHW); returns `[N, dim]`,
@@ -243,7 +238,7 @@ public final class ResNetModel: Sendable {
     }
 
     /// Embeds `count` images stored back to back in `pixels` (each channels×H×W, row-major).
-    public func embed(pixels: [Float], count: Int, height: Int, width: Int) throws -> [[Float]] {
+    public func forward(pixels: [Float], count: Int, height: Int, width: Int) throws -> [[Float]] {
         guard count >= 1, height >= 1, width >= 1,
               pixels.count / count / height / width == config.numChannels,
               pixels.count == count * config.numChannels * height * width else {

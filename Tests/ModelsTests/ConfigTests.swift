@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import TensorFiles
+@testable import Models
 
 @Suite struct ConfigTests {
     /// `CLIPConfig().to_json_string()` from transformers 5.23 (every default written out).
@@ -102,4 +102,12 @@ import Testing
         }
         #expect(Set(raw.keys) == Set(pretrained.keys))
     }
+}
+
+/// Tests/Fixtures/checkpoints, found from this file's path.
+private let checkpointsRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Fixtures/checkpoints")
+
+private func readJSON(_ url: URL) throws -> Any {
+    try JSONSerialization.jsonObject(with: Data(contentsOf: url))
 }
