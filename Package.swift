@@ -34,6 +34,7 @@ let package = Package(
         .library(name: "Ingest", targets: ["Ingest"]),
         .library(name: "Server", targets: ["Server"]),
         .library(name: "PostgresStore", targets: ["PostgresStore"]),
+        .executable(name: "postersim-bench", targets: ["PosterSimBench"]),
         .executable(name: "postersim-bench-store", targets: ["StoreBench"]),
         .executable(name: "postersim-bench-pg", targets: ["PGBench"]),
     ],
@@ -98,7 +99,7 @@ let package = Package(
             exclude: ["README.md"]),
         .target(name: "TensorFiles", dependencies: ["CZlib"]),
         // CLIP's BPE tokenizer (text search).
-        .target(name: "Tokenization"),
+        .target(name: "Tokenization", dependencies: ["CZlib"]),
         // Seeded test-data generation shared by the test targets and the benchmarks (not part of the product).
         .target(name: "TestSupport"),
         // Our tensor layer over oneDNN (convolutions, matmul, pooling) plus own loops for the rest.
@@ -108,7 +109,7 @@ let package = Package(
         .target(
             name: "ModelHub",
             dependencies: [
-                "PosterSimCore", "TensorFiles",
+                "PosterSimCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -134,11 +135,27 @@ let package = Package(
                 .product(name: "MultipartKit", package: "multipart-kit"),
             ],
             resources: [.copy("Public")]),
+        // Option groups shared by `postersim` and `postersim-bench`: where models and stores are.
+        .target(
+            name: "CommandSupport",
+            dependencies: [
+                "PosterSimCore", "ModelHub", "Models", "Store", "PostgresStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The engine's and the server's benchmarks (make bench-embed, bench-server), outside the product binary.
+        .executableTarget(
+            name: "PosterSimBench",
+            dependencies: [
+                "PosterSimCore", "CommandSupport", "Imaging", "Models", "Store",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/PosterSimBench"),
         .executableTarget(
             name: "PosterSimCLI",
             dependencies: [
                 "PosterSimCore", "Imaging", "TensorFiles", "ModelHub", "Embedding", "Models", "Tokenization", "Store",
-                "PostgresStore", "Ingest", "Server",
+                "PostgresStore", "Ingest", "Server", "CommandSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -177,7 +194,7 @@ let package = Package(
         .testTarget(
             name: "ModelHubTests",
             dependencies: [
-                "PosterSimCore", "ModelHub",
+                "PosterSimCore", "ModelHub", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]),
     ]

@@ -1,7 +1,7 @@
 // `make bench-store`: exact search latency of the store's scan next to faiss-cpu on the same vectors, in one run.
 //
 //   postersim-bench-store [--sizes 10000,100000] [--dims 512,2048,4096] [--queries 200] [--k 10]
-//                         [--python PATH] [--faiss-script bench/faiss_flat.py] [--work DIR] [--no-faiss]
+//                         [--python PATH] [--faiss-script Benchmarks/scripts/faiss_flat.py] [--work DIR] [--no-faiss]
 //                         [--kernels-only] [--skip-kernels] [--skip-by-id]
 //
 // For each size and dimension: random unit-norm Float32 vectors (so faiss's inner product ranks like the store's
@@ -23,8 +23,8 @@ struct Options {
     var dims = [512, 2048, 4096]
     var queries = 200
     var k = 10
-    var python = ProcessInfo.processInfo.environment["PYTHON"] ?? "/opt/postersim-ref/bin/python"
-    var faissScript = "bench/faiss_flat.py"
+    var python = ProcessInfo.processInfo.environment["PYTHON"] ?? ".venv-reference/bin/python"
+    var faissScript = "Benchmarks/scripts/faiss_flat.py"
     var work = ".build/bench-store"
     var faiss = true
     var kernels = true

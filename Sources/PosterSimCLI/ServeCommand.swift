@@ -1,4 +1,5 @@
 // `postersim serve`: the HTTP API and the web page, over the store and the models loaded once.
+import CommandSupport
 import Models
 import PosterSimCore
 import ArgumentParser
@@ -85,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         switch text.lowercased() {
         case "all": return ModelName.allCases
         case "none", "": return []
-        default: return try text.split(separator: ",").map { try ModelsCommand.parseModel(String($0)) }
+        default: return try text.split(separator: ",").map { try ModelName.parseArgument(String($0)) }
         }
     }
 

@@ -14,13 +14,6 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// A fresh empty folder under the temporary directory.
-func temporaryFolder(_ tag: String = "ingest") throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(tag)-test-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
-
 /// Tests/Fixtures, found from this file's path.
 let fixturesDirectory: URL = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")

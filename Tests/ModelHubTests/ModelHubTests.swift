@@ -1,3 +1,4 @@
+import TestSupport
 import PosterSimCore
 import Foundation
 import Testing

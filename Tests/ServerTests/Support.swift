@@ -73,11 +73,7 @@ enum Fixtures {
             popularityRank: i)
     }
 
-    static func temporaryFolder() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("server-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    static func temporaryFolder() throws -> URL { try TestSupport.temporaryFolder("server") }
 
     /// The posters of the first `storedImages` movies embedded by each fixture model, computed once per test process.
     static let storedImages = 12
@@ -203,15 +199,16 @@ func withServer<T: Sendable>(
     _ configuration: ServerConfiguration = Fixtures.testConfiguration, store: any VectorStore,
     models: [(any EmbeddingModel)]? = nil, _ body: @Sendable (TestServer) async throws -> T
 ) async throws -> T {
-    let loaded = try await Fixtures.loadedModels()
-    let models = models ?? loaded
+    // Tests that bring their own (fake) models never load the fixture checkpoints.
+    let served: [any EmbeddingModel]
+    if let models { served = models } else { served = try await Fixtures.loadedModels() }
     var logger = Logger(label: "server-test")
     logger.logLevel = .warning
     var configuration = configuration
     configuration.port = 0
     let (ports, continuation) = AsyncStream<Int>.makeStream()
     let app = buildApplication(
-        configuration: configuration, store: store, models: models, logger: logger,
+        configuration: configuration, store: store, models: served, logger: logger,
         onServerRunning: { continuation.yield($0) })
     let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
     var clientConfiguration = HTTPClient.Configuration()

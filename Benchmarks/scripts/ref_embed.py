@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The reference pipeline behind `postersim embed`'s contract, in Python (used by `parity.py --self-check`).
 
-    python tools/bench/ref_embed.py --cache DIR --model clip|resnet50|vgg16 --json IMAGE...
+    python Benchmarks/scripts/ref_embed.py --cache DIR --model clip|resnet50|vgg16 --json IMAGE...
 
 Prints one JSON object per input, in input order: {"file": <path as given>, "model": ..., "dim": ..., "vector": [...]}.
 Decoding is Pillow's `Image.open(f).convert("RGB")`, preprocessing is tools/reference/ref_preprocess.py (the code

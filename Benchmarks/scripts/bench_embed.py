@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make bench-embed`: ms per image of PosterSim's engine, PyTorch and ONNX Runtime on the same machine.
 
-    python tools/bench/bench_embed.py --cache .cache/full-size --onnx .cache/onnx \\
+    python Benchmarks/scripts/bench_embed.py --cache .cache/full-size --onnx .cache/onnx \\
         [--threads 2] [--batches 1,8] [--models clip,resnet50,vgg16] [--runtimes pytorch,ort] \\
         [--swift-cmd ".build/release/postersim bench-embed --json"] [--min-runs 10] [--min-seconds 5] \\
         [--warmup 2] [--rounds 1] [--json]
@@ -120,7 +120,7 @@ def worker(args) -> int:
         for n in models:
             path = args.onnx / f"{n}.onnx"
             if not path.is_file():
-                raise SystemExit(f"{path} is missing; run tools/bench/export_onnx.py --cache {cache} --out {args.onnx}")
+                raise SystemExit(f"{path} is missing; run Benchmarks/scripts/export_onnx.py --cache {cache} --out {args.onnx}")
             loaded[n] = bm.ort_session(path, args.threads)
 
         def runner(name, x):

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """`make parity`: PosterSim's embeddings of the golden images against the reference vectors, per model.
 
-    python tools/bench/parity.py --cache .cache/full-size --swift-cmd ".build/release/postersim embed" [--models ...]
-    python tools/bench/parity.py --cache .cache/full-size --self-check      # the harness on the Python reference
+    python Benchmarks/scripts/parity.py --cache .cache/full-size --swift-cmd ".build/release/postersim embed" [--models ...]
+    python Benchmarks/scripts/parity.py --cache .cache/full-size --self-check      # the harness on the Python reference
 
 Reads DIR/goldens/reference.npz (`<file>__<model>` = reference embedding of DIR/goldens/images/<file>, written by
 tools/reference/make_fixtures.py --full-size together with the random-weight checkpoints in DIR). For each model it
@@ -16,7 +16,7 @@ with HF_HUB_CACHE=DIR and HF_HUB_OFFLINE=1 in its environment. The command must 
 difference relative to the reference vector's norm, and exits 1 if any cosine is below --min-cosine (0.9999), an
 image has no or a malformed vector, or the command fails.
 
-`--self-check` runs tools/bench/ref_embed.py (Pillow + the reference preprocessing + transformers/timm loading the
+`--self-check` runs Benchmarks/scripts/ref_embed.py (Pillow + the reference preprocessing + transformers/timm loading the
 same cache) as the command, so the whole path (subprocess, JSON, matching, comparison) is exercised before the Swift
 side exists; it must report cosines of 1 to float precision.
 """
@@ -127,7 +127,7 @@ def main() -> int:
     ap.add_argument("--cache", type=Path, required=True, help="the cache the goldens were written with")
     how = ap.add_mutually_exclusive_group(required=True)
     how.add_argument("--swift-cmd", help="embed command, e.g. \".build/release/postersim embed\"")
-    how.add_argument("--self-check", action="store_true", help="use tools/bench/ref_embed.py as the command")
+    how.add_argument("--self-check", action="store_true", help="use Benchmarks/scripts/ref_embed.py as the command")
     ap.add_argument("--models", default=",".join(bm.MODEL_NAMES))
     ap.add_argument("--min-cosine", type=float, default=0.9999)
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")

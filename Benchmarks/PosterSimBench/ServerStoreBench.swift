@@ -1,15 +1,15 @@
-// A hidden helper of `make bench-server`: a store of N movies with real titles (the original front end's title list)
+// `postersim-bench server-store`, a helper of `make bench-server`: a store of N movies with real titles (the original front end's title list)
 // and random vectors, plus the movie ids as a Lua table for wrk.
+import CommandSupport
 import PosterSimCore
 import ArgumentParser
 import Foundation
 import ModelHub
 import Store
 
-struct BenchServerStoreCommand: AsyncParsableCommand {
+struct ServerStoreBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-server-store", abstract: "Build a store of random vectors for the server benchmark.",
-        shouldDisplay: false)
+        commandName: "server-store", abstract: "Build a store of random vectors for the server benchmark.")
 
     @Option(help: "JSON list of {label: \"Title - YYYY-MM-DD\", id} (the original front end's titles).") var titles: String?
     @Option(help: "Movies in the store (titles beyond the list are generated).") var movies = 10_000
@@ -52,7 +52,7 @@ struct BenchServerStoreCommand: AsyncParsableCommand {
         }
         var rng = SystemRandomNumberGenerator()
         for text in models.split(separator: ",") {
-            let name = try ModelsCommand.parseModel(String(text))
+            let name = try ModelName.parseArgument(String(text))
             let dimension = modelDimensions ? try location.load(name).space.dimension : name.embeddingDimension
             let space = VectorSpace(name: name.rawValue, dimension: dimension, metric: name.metric)
             let identity = ModelIdentity(repo: "bench/random-\(name.rawValue)", weightsSHA256: String(repeating: "0", count: 64))

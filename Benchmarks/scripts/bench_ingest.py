@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make bench-ingest`: end-to-end ingest throughput next to the engine's own model time, same machine, same run.
 
-    python tools/bench/bench_ingest.py --cache ~/.cache/postersim/full-size --postersim .build/release/postersim \\
+    python Benchmarks/scripts/bench_ingest.py --cache ~/.cache/postersim/full-size --postersim .build/release/postersim \\
         [--movies 96] [--models clip,resnet50,vgg16] [--batch-size 8] [--titles ../shared/data/tmdb_popular_titles.json]
 
 Issue 4 asks that the pipeline (read poster -> decode -> three preprocessings -> batched embedding -> one store
@@ -9,7 +9,7 @@ transaction per batch) add under 10% on top of pure model time. This script meas
 
   1. generates `--movies` JPEG posters (500x750, deterministic shapes and noise: real decode work, no fetched
      files) and a TMDB-shaped JSON of movies (titles from `--titles` when given, else generated);
-  2. `postersim bench-embed --batches B --json`: the forward pass alone, ms per image per model (the sum is the
+  2. `postersim-bench embed --batches B --json`: the forward pass alone, ms per image per model (the sum is the
      model time one movie needs);
   3. `postersim ingest json FILE --posters DIR --json` into a fresh SQLite store; the pipeline's time is the
      summary's elapsed seconds (from listing the movies to the last transaction; model loading comes before it and
@@ -82,6 +82,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cache", required=True, help="Hugging Face cache with the full-size models")
     ap.add_argument("--postersim", default=".build/release/postersim")
+    ap.add_argument("--bench", default=".build/release/postersim-bench", help="the benchmarks' binary (embed)")
     # 96 movies: 12 batches of 8, so the first batch's one-off costs (primitive creation, arena growth, the mapped
     # VGG head paging in) weigh little, as in a real ingest of thousands.
     ap.add_argument("--movies", type=int, default=96)
@@ -107,7 +108,7 @@ def main() -> None:
 
         # The forward pass alone at the ingest's batch size, and decoding + preprocessing alone (one thread).
         sample = sorted(str(p) for p in posters.glob("*.jpg"))[:16]
-        _, out, engine_rss = run([binary, "bench-embed", "--json", "--models", args.models, "--batches",
+        _, out, engine_rss = run([args.bench, "embed", "--json", "--models", args.models, "--batches",
                                   str(args.batch_size), "--warmup", "1", "--min-runs", "3", "--min-seconds", "3",
                                   "--decode"] + sample, env)
         rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
@@ -137,7 +138,7 @@ def main() -> None:
         return
     print(f"bench-ingest: {args.movies} generated 500x750 JPEG posters from disk, models {args.models}, "
           f"batch {args.batch_size}, load average {os.getloadavg()[0]:.2f}")
-    print(f"  forward pass alone (bench-embed): " + " + ".join(f"{m} {v:.1f}" for m, v in model_ms.items())
+    print(f"  forward pass alone (postersim-bench embed): " + " + ".join(f"{m} {v:.1f}" for m, v in model_ms.items())
           + f" = {model_sum:.1f} ms per movie")
     print(f"  decoding + preprocessing alone, one thread: " + " + ".join(f"{k} {v:.1f}" for k, v in preparation_ms.items())
           + f" = {sum(preparation_ms.values()):.1f} ms per movie ({sum(preparation_ms.values()) / model_sum * 100:.1f}% "
@@ -146,7 +147,7 @@ def main() -> None:
           f"{load_s:.1f} s of it start-up and model loading)")
     print(f"  end to end: {result['movies_per_second']:.2f} movies/s = {per_movie_ms:.1f} ms per movie")
     print(f"  pipeline overhead on top of the models: {result['overhead'] * 100:+.1f}% (target: under +10%)")
-    print(f"  peak resident memory: ingest {ingest_rss / 2**20:.0f} MiB, bench-embed {engine_rss / 2**20:.0f} MiB")
+    print(f"  peak resident memory: ingest {ingest_rss / 2**20:.0f} MiB, postersim-bench embed {engine_rss / 2**20:.0f} MiB")
     print(f"  summary: {json.dumps(summary)}")
 
 

@@ -1,5 +1,6 @@
-// `postersim bench-embed`: the Swift side of `make bench-embed` (tools/bench/bench_embed.py runs it next to
+// `postersim-bench embed`: the Swift side of `make bench-embed` (Benchmarks/scripts/bench_embed.py runs it next to
 // PyTorch and ONNX Runtime and prints the ratios). Times only the forward pass, on a fixed preprocessed batch.
+import CommandSupport
 import PosterSimCore
 import ArgumentParser
 import Foundation
@@ -7,9 +8,9 @@ import Imaging
 import ModelHub
 import Models
 
-struct BenchEmbedCommand: ParsableCommand {
+struct EmbedBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-embed",
+        commandName: "embed",
         abstract: "Time the models' forward pass (ms per image) and report resident memory.",
         discussion: """
             Loads every listed model first (so the memory figure is for all of them loaded), then for each model \
@@ -19,7 +20,7 @@ struct BenchEmbedCommand: ParsableCommand {
             ONNX Runtime.
             """)
 
-    @Option(help: "Comma-separated models.", transform: { text in try text.split(separator: ",").map { try ModelsCommand.parseModel(String($0)) } })
+    @Option(help: "Comma-separated models.", transform: { text in try text.split(separator: ",").map { try ModelName.parseArgument(String($0)) } })
     var models: [ModelName] = ModelName.allCases
 
     @Option(help: "Comma-separated batch sizes.", transform: { text in

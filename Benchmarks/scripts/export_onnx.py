@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Export PosterSim's three image models from a Hugging Face cache to ONNX, and check ORT against PyTorch.
 
-    python tools/bench/export_onnx.py --cache .cache/full-size --out .cache/onnx [--models clip,resnet50,vgg16] [--force]
+    python Benchmarks/scripts/export_onnx.py --cache .cache/full-size --out .cache/onnx [--models clip,resnet50,vgg16] [--force]
 
 Writes OUT/<model>.onnx (input `pixel_values` float32 [batch,3,224,224], output `embedding` float32 [batch,dim];
 the batch axis is dynamic) and OUT/<model>.json (what produced it). A model is re-exported only when its .onnx is

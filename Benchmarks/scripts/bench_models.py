@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-REFERENCE_DIR = BENCH_DIR.parent / "reference"
+REFERENCE_DIR = BENCH_DIR.parent.parent / "tools" / "reference"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Reads DIR/goldens/reference.npz (written by tools/reference/make_fixtures.py --f
 each golden image for each model, with --model-dir pointing into the same Hugging Face cache snapshot the reference
 used, and prints the largest absolute difference per model. Exit status 1 if any difference is 1e-6 or more.
 
-    python tools/bench/preprocess_parity.py --cache DIR --swift-cmd ".build/release/postersim"
+    python Benchmarks/scripts/preprocess_parity.py --cache DIR --swift-cmd ".build/release/postersim"
 """
 import argparse
 import glob
