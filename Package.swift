@@ -196,6 +196,7 @@ let package = Package(
             dependencies: [
                 "PosterSimCore", "ModelHub", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]),
     ]
 )

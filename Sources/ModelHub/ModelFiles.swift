@@ -50,7 +50,12 @@ extension ModelName {
         }
     }
 
-    /// The file holding the weights; its sha256 identifies the model's weights.
+    /// The file holding the weights; its sha256 identifies the model's weights. `models fetch` downloads it.
     public var weightsFile: String { "model.safetensors" }
+
+    /// What a folder already on disk may hold the weights in, preferred first: older caches and torch-only
+    /// folders have only `pytorch_model.bin`, which the models read through the restricted unpickler (as
+    /// transformers falls back to it when there is no safetensors file).
+    public var weightsFileAlternatives: [String] { [weightsFile, "pytorch_model.bin"] }
 
 }

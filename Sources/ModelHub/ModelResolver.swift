@@ -5,7 +5,8 @@ import Foundation
 
 /// Where a model's files were found.
 ///
-/// Guarantees: `directory` existed when resolved and held every file `model.files` requires.
+/// Guarantees: `directory` existed when resolved and held every file `model.files` requires (`pytorch_model.bin`
+/// standing in for a missing `model.safetensors`).
 public struct ModelLocation: Sendable, Equatable {
     public enum Source: Sendable, Equatable, CustomStringConvertible {
         /// A folder given with `--model-dir NAME=PATH`.
@@ -37,8 +38,13 @@ public struct ModelLocation: Sendable, Equatable {
         return url
     }
 
-    /// The weights file (`model.safetensors`).
-    public var weightsURL: URL { directory.appendingPathComponent(model.weightsFile) }
+    /// The name of the weights file in `directory`: `model.safetensors`, else `pytorch_model.bin`.
+    public var weightsFileName: String {
+        model.weightsFileAlternatives.first { presentFiles.contains($0) } ?? model.weightsFile
+    }
+
+    /// The weights file.
+    public var weightsURL: URL { directory.appendingPathComponent(weightsFileName) }
 }
 
 /// What `models list` shows for one model: never throws, problems are reported in `problem`.
@@ -140,10 +146,16 @@ public struct ModelResolver: Sendable {
     }
 
     private func located(_ model: ModelName, in directory: URL, source: ModelLocation.Source) throws -> ModelLocation {
-        let present = model.files.all.filter {
-            FileManager.default.fileExists(atPath: directory.appendingPathComponent($0).path)
+        func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path) }
+        var present = model.files.all.filter(exists)
+        // A folder without model.safetensors may hold the weights in an alternative (pytorch_model.bin).
+        var satisfied = Set(present)
+        if !satisfied.contains(model.weightsFile),
+           let alternative = model.weightsFileAlternatives.dropFirst().first(where: exists) {
+            present.append(alternative)
+            satisfied.insert(model.weightsFile)
         }
-        let missing = model.files.missing(present: Set(present))
+        let missing = model.files.missing(present: satisfied)
         guard missing.isEmpty else {
             throw ModelHubError.missingFiles(model: model, directory: directory.path, files: missing)
         }
@@ -157,7 +169,7 @@ public struct ModelResolver: Sendable {
     /// file, unless `verify` is set; otherwise the file is hashed.
     public func weightsSHA256(for model: ModelName, revision: String = "main", verify: Bool = false) throws -> String {
         let location = try resolve(model, revision: revision)
-        return try sha256(of: model.weightsFile, in: location, verify: verify)
+        return try sha256(of: location.weightsFileName, in: location, verify: verify)
     }
 
     /// sha256 of one file of a resolved model (see `weightsSHA256(for:)` for when the file is read).
