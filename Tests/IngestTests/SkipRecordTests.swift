@@ -159,7 +159,45 @@ struct BlankRejectingEmbedder: EmbeddingModel {
     }
 }
 
+/// Vectors whose every component is finite but whose norm overflows Float32 for blank posters: the store refuses
+/// them, so ingest must record a skip (with the store's reason) instead of failing the batch's write.
+struct OverflowingEmbedder: EmbeddingModel {
+    var inner: ProjectionEmbedder
+    var name: ModelName { inner.name }
+    var space: VectorSpace { inner.space }
+    var identity: ModelIdentity { inner.identity }
+    var preprocessor: ImagePreprocessor { inner.preprocessor }
+
+    func embed(_ batch: ImageTensor) throws -> [[Float]] {
+        let vectors = try inner.embed(batch)
+        let size = batch.values.count / max(1, batch.shape[0])
+        return vectors.enumerated().map { i, v in
+            let item = batch.values[(i * size)..<((i + 1) * size)]
+            return item.allSatisfy { $0 == item.first } ? [Float](repeating: 3e38, count: v.count) : v
+        }
+    }
+}
+
 @Suite struct SkipRecordTests {
+    /// One vector the store would refuse (finite components, a norm beyond Float32) is an `invalid_embedding` skip
+    /// with the store's reason; the run goes on and stores the others.
+    @Test func vectorTheStoreRefusesIsASkipNotAnAbort() async throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (config, _) = try localCatalogue(in: dir, count: 3)
+        let blank = encodePNG(width: 20, height: 30, rgb: [UInt8](repeating: 200, count: 20 * 30 * 3))
+        try Data(blank).write(to: dir.appendingPathComponent("posters/l2.png"))
+        let store = try SQLiteVectorStore(path: dir.appendingPathComponent("db.sqlite").path)
+        let embedder = OverflowingEmbedder(
+            inner: ProjectionEmbedder(name: "resnet50", dimension: 12, metric: .euclidean, seed: 23))
+        let summary = try await IngestPipeline(configuration: config, store: store, embedders: [embedder]).run()
+        #expect(summary.vectorsWritten == ["resnet50": 2])
+        #expect(summary.skipped.map(\.reason) == [.invalidEmbedding])
+        let records = try await store.skipRecords(movieIDs: nil)
+        #expect(records.map(\.skip.key) == [SkipKey(movieID: 2, space: "resnet50")])
+        #expect(records.first?.skip.message.contains("overflows") == true)
+    }
+
     @Test func rerunRetriesTransientSkipsOnlyOnSQLite() async throws {
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
