@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release/postersim
 DEMO_OUT = .build/demo
 
-.PHONY: all build release bench-bin test browser-test demo bootstrap clean reference-env reference-data parity bench-embed bench-ingest fixtures bench-store serve bench-server bench-pg pgserver
+.PHONY: all build release bench-bin soak test browser-test demo bootstrap clean reference-env reference-data parity bench-embed bench-ingest fixtures bench-store serve bench-server bench-pg pgserver
 
 all: build
 
@@ -37,6 +37,12 @@ test:
 browser-test:
 	$(SWIFT) build --build-tests  # the same build as `swift test`, so nothing is rebuilt after it
 	python3 Tests/BrowserTests/page_test.py --postersim .build/debug/postersim --out .build/browser-test
+
+# Ten minutes of mixed traffic against `postersim serve` on PostgreSQL while ingest writes and PostgreSQL restarts
+# twice (not in CI; SOAK_SECONDS=N for another length). See scripts/soak for what it sends and what must hold.
+soak: release
+	scripts/pgserver install
+	scripts/soak
 
 # The main job: set up, release build, the three models, movies from TMDB (or DEMO_MOVIES), then `postersim serve`.
 # scripts/demo lists its settings.
