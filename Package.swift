@@ -95,10 +95,13 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CDNNL"]),
         // ResNet-50, VGG16 and CLIP built from checkpoints on top of Tensors.
         .target(name: "Models", dependencies: ["Tensors", "TensorFiles", "Imaging", "Tokenization", "ModelHub"]),
+        // The one HTTP retry policy (retryable statuses, Retry-After, back-off with jitter) and the injectable clock
+        // of every HTTP client; imports nothing of ours.
+        .target(name: "HTTPSupport"),
         .target(
             name: "ModelHub",
             dependencies: [
-                "TensorFiles",
+                "TensorFiles", "HTTPSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -107,7 +110,7 @@ let package = Package(
         .target(
             name: "Ingest",
             dependencies: [
-                "Store", "Imaging",
+                "Store", "Imaging", "HTTPSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -142,7 +145,7 @@ let package = Package(
         .testTarget(
             name: "IngestTests",
             dependencies: [
-                "Ingest", "Store", "PostgresStore", "Imaging", "CZlib", "TestSupport",
+                "Ingest", "Store", "PostgresStore", "Imaging", "CZlib", "TestSupport", "HTTPSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]),
         .testTarget(
@@ -161,10 +164,11 @@ let package = Package(
                 "Store", "PostgresStore", "TensorFiles", "TestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]),
+        .testTarget(name: "HTTPSupportTests", dependencies: ["HTTPSupport"]),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [
-                "ModelHub",
+                "ModelHub", "HTTPSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]),
     ]
