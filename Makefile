@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release/postersim
 DEMO_OUT = .build/demo
 
-.PHONY: all build release test browser-test demo bootstrap clean reference-env reference-data parity bench-embed bench-ingest fixtures bench-store serve bench-server bench-pg pgserver
+.PHONY: all build release test browser-test demo bootstrap clean reference-env reference-data parity interop bench-embed bench-ingest fixtures bench-store serve bench-server bench-pg pgserver
 
 all: build
 
@@ -84,6 +84,13 @@ parity: release reference-data
 	@echo "again with --convolutions direct (no Winograd):"
 	HF_HUB_CACHE=$(FULL_SIZE) HF_HUB_OFFLINE=1 $(PY) tools/bench/parity.py --cache $(FULL_SIZE) --models resnet50,vgg16 \
 		--swift-cmd "$(RELEASE_BIN) embed --convolutions direct"
+
+# The hub cache shared both ways with the reference huggingface_hub: it downloads from a fake Hub and our resolver
+# reads its cache; our client downloads and it finds the files offline (Tests/ModelHubTests/InteropTests.swift, which
+# runs only where POSTERSIM_REFERENCE_PYTHON is set).
+interop: reference-env
+	$(SWIFT) build --build-tests
+	POSTERSIM_REFERENCE_PYTHON="$(abspath $(PY))" $(SWIFT) test --skip-build --filter InteropTests
 
 # Ingest throughput with local posters (all three full-size models) next to the engine's own model time, same run.
 BENCH_INGEST_ARGS ?=
