@@ -82,6 +82,7 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         configuration: PostgresStoreConfiguration, migrate: Bool = true,
         logger: Logger = Logger(label: "postersim.pg")
     ) async throws -> PostgresVectorStore {
+        if let warning = configuration.tlsWarning { logger.warning("\(warning)") }
         // One direct connection first: a refused or failed login is reported at once, naming the URL.
         let tls = try configuration.transportSecurity()
         let connection: PostgresConnection
@@ -631,8 +632,9 @@ public final class PostgresVectorStore: VectorStore, Sendable {
     public func analyze() async throws {
         try await read { conn in
             try await Self.run(conn, SQL("ANALYZE movie"))
-            for table in try await Self.all(conn, SQL("SELECT table_name FROM vector_space")).map({
-                try $0.decode(String.self)
+            for table in try await Self.all(conn, SQL("SELECT name, table_name FROM vector_space")).map({
+                let (space, table) = try $0.decode((String, String).self)
+                return try PostgresStoreConfiguration.checkedTableName(table, space: space)
             }) {
                 try await Self.run(conn, SQL("ANALYZE \(table)"))
             }
@@ -839,7 +841,7 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         let dimension = try cells[offset].decode(Int.self)
         let metricText = try cells[offset + 1].decode(String.self)
         let identityText = try cells[offset + 2].decode(String.self)
-        let table = try cells[offset + 3].decode(String.self)
+        let table = try PostgresStoreConfiguration.checkedTableName(cells[offset + 3].decode(String.self), space: name)
         let kindText = try cells[offset + 4].decode(String.self)
         guard let metric = DistanceMetric(rawValue: metricText) else {
             throw StoreError.corrupt("space '\(name)' has unknown metric '\(metricText)'")
