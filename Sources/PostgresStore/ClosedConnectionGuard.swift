@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import PostgresNIO
 import Synchronization
@@ -43,20 +44,39 @@ final class ClosedConnectionGuard: Sendable {
         on connection: PostgresConnection, _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let outcome = Outcome<T>()
+        let finished = Flag()
         // Unstructured, so that a statement that will never be answered can be left behind.
         let work = Task { try await body() }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
                 outcome.set(continuation)
-                let id = watch(connection) { outcome.resume(with: .failure($0)) }
+                let id = watch(connection) { error in
+                    outcome.resume(with: .failure(error))
+                    if Self.debug { Self.reportIfNeverAnswered(finished) }
+                }
                 Task {
                     let result = await work.result
+                    finished.set()
                     self.unwatch(connection, id)
                     outcome.resume(with: result)
                 }
             }
         } onCancel: {
             work.cancel()
+        }
+    }
+
+    static let debug = ProcessInfo.processInfo.environment["POSTERSIM_PG_DEBUG"] != nil
+
+    /// With POSTERSIM_PG_DEBUG: says so on standard error when a statement whose connection closed has still not been
+    /// answered 5 s later (the case this guard exists for, as opposed to one that failed with the close anyway).
+    private static func reportIfNeverAnswered(_ finished: Flag) {
+        Task {
+            try? await Task.sleep(for: .seconds(5))
+            if !finished.isSet {
+                FileHandle.standardError.write(
+                    Data("postersim.pg: a statement was never answered after its connection closed (abandoned)\n".utf8))
+            }
         }
     }
 
