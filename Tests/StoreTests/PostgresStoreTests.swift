@@ -16,6 +16,16 @@ struct PostgresStoreTests {
         return config
     }
 
+    /// A plain connection of its own to the test server, working in `schema` (what another process would do).
+    func otherSession(schema: String) async throws -> PostgresConnection {
+        let plain = try PostgresStoreConfiguration(url: try TestPostgres.requireURL())
+        var conf = PostgresConnection.Configuration(
+            host: plain.host, port: plain.port, username: plain.username, password: plain.password,
+            database: plain.database, tls: .disable)
+        conf.options.additionalStartupParameters = [("search_path", schema)]
+        return try await PostgresConnection.connect(configuration: conf, id: 99, logger: Logger(label: "t"))
+    }
+
     @Test func migrationsAreVersionedAndIdempotent() async throws {
         let config = try freshConfig()
         let logger = Logger(label: "test")
@@ -101,12 +111,7 @@ struct PostgresStoreTests {
         let store = try await PostgresVectorStore.open(configuration: config)
         try await store.upsertMovies([Movie(id: 1, title: "One")])
         // Another session holds the revision row lock, so the next write waits until statement_timeout cancels it.
-        let plain = try PostgresStoreConfiguration(url: try TestPostgres.requireURL())
-        var conf = PostgresConnection.Configuration(
-            host: plain.host, port: plain.port, username: plain.username, password: plain.password,
-            database: plain.database, tls: .disable)
-        conf.options.additionalStartupParameters = [("search_path", config.schema)]
-        let blocker = try await PostgresConnection.connect(configuration: conf, id: 99, logger: Logger(label: "t"))
+        let blocker = try await otherSession(schema: config.schema)
         try await blocker.query("BEGIN", logger: Logger(label: "t"))
         try await blocker.query("SELECT value FROM store_revision FOR UPDATE", logger: Logger(label: "t"))
         await #expect(throws: PostgresStoreError.statementTimeout(milliseconds: 300)) {
@@ -128,12 +133,7 @@ struct PostgresStoreTests {
         try await store.registerSpace(
             VectorSpace(name: "clip", dimension: 2, metric: .cosine), identity: ModelIdentity(repo: "r", weightsSHA256: "aa"))
         await store.shutdown()
-        let plain = try PostgresStoreConfiguration(url: try TestPostgres.requireURL())
-        var conf = PostgresConnection.Configuration(
-            host: plain.host, port: plain.port, username: plain.username, password: plain.password,
-            database: plain.database, tls: .disable)
-        conf.options.additionalStartupParameters = [("search_path", config.schema)]
-        let other = try await PostgresConnection.connect(configuration: conf, id: 98, logger: Logger(label: "t"))
+        let other = try await otherSession(schema: config.schema)
         for hostile in ["movie WHERE false) x; --", "(SELECT 1) AS x", "movie", "emb_Clip"] {
             try await other.query("UPDATE vector_space SET table_name = \(hostile)", logger: Logger(label: "t"))
             // A new instance: nothing of the space is cached yet, so everything comes from the altered row.
