@@ -12,13 +12,15 @@ struct ConnectionClosedUnderStatement: Error, CustomStringConvertible {
 /// Ends the wait for a statement when its connection closes.
 ///
 /// Why: postgres-nio hands a statement to the connection's channel without a write promise. When the server closes a
-/// pooled connection (a restart: "terminating connection due to administrator command"), NIO removes the channel's
-/// handlers, and only afterwards does the pool hear of the close; a connection leased in that window takes a
-/// statement that reaches no handler. NIO drops the write silently, the statement's result promise is never
-/// completed, and `query` waits for ever — no statement timeout can help, the server never saw it. That is what hung
-/// `PostgresIngestFaultTests` in some full runs. So each statement also watches its connection: when the connection
-/// closes first, the wait ends with `ConnectionClosedUnderStatement` (the abandoned statement can never touch the
-/// server, so nothing is left half done), and the retry loop takes another connection.
+/// connection (a restart: "terminating connection due to administrator command"), NIO removes the channel's handlers
+/// right after, and a statement written from then on reaches no handler: NIO drops the write silently, the
+/// statement's result promise is never completed, and `query` waits for ever. No statement timeout can help, the
+/// server never saw it. It takes a close between two statements of one lease: the next statement of a transaction
+/// (seen: `UPDATE store_revision` after its `BEGIN`, then its `ROLLBACK`), or the first one on a connection the pool
+/// handed out just before it heard of the close. That is what hung `PostgresIngestFaultTests` in some full runs. So
+/// each statement also watches its connection: when the connection closes first, the wait ends with
+/// `ConnectionClosedUnderStatement` (the abandoned statement can never reach the server, so nothing is left half
+/// done), and the retry loop takes another connection.
 ///
 /// One `closeFuture` callback per connection (not per statement: pooled connections live long and NIO callbacks
 /// cannot be removed), which fails every statement still pending on it.
