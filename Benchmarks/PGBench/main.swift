@@ -8,6 +8,7 @@
 // reports ingest throughput, query latency p50/p99 (one query at a time) and recall@10 against exact search (the
 // embedded store is exact; see StoreTests' NumPy reference). PostgreSQL runs exact scan and its index path; for
 // 4,096-d the two candidate plans (exact scan; HNSW on binary_quantize + exact re-ranking) are both measured.
+import PosterSimCore
 import Dispatch
 import Foundation
 import PostgresStore

@@ -1,13 +1,14 @@
 // `make bench-store`: exact search latency of the store's scan next to faiss-cpu on the same vectors, in one run.
 //
 //   postersim-bench-store [--sizes 10000,100000] [--dims 512,2048,4096] [--queries 200] [--k 10]
-//                         [--python PATH] [--faiss-script bench/faiss_flat.py] [--work DIR] [--no-faiss]
+//                         [--python PATH] [--faiss-script Benchmarks/scripts/faiss_flat.py] [--work DIR] [--no-faiss]
 //                         [--kernels-only] [--skip-kernels] [--skip-by-id]
 //
 // For each size and dimension: random unit-norm Float32 vectors (so faiss's inner product ranks like the store's
 // cosine), queries timed one at a time (p50/p99 in ms) with the store's exact search on 1 and 2 threads, then faiss
 // IndexFlatIP / IndexFlatL2 on the same vectors (written as .npy) with 1 and 2 OpenMP threads. Also: a kernel
 // comparison (Swift SIMD16, C per-ISA kernels, OpenBLAS cblas_sgemv) and query-by-id p50 through SQLiteVectorStore.
+import PosterSimCore
 import TestSupport
 import COpenBLAS
 import CVectorScan
@@ -22,8 +23,8 @@ struct Options {
     var dims = [512, 2048, 4096]
     var queries = 200
     var k = 10
-    var python = ProcessInfo.processInfo.environment["PYTHON"] ?? "/opt/postersim-ref/bin/python"
-    var faissScript = "bench/faiss_flat.py"
+    var python = ProcessInfo.processInfo.environment["PYTHON"] ?? ".venv-reference/bin/python"
+    var faissScript = "Benchmarks/scripts/faiss_flat.py"
     var work = ".build/bench-store"
     var faiss = true
     var kernels = true

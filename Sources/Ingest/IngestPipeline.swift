@@ -1,3 +1,5 @@
+import Embedding
+import PosterSimCore
 import Dispatch
 import Foundation
 import Imaging
@@ -36,11 +38,11 @@ public struct IngestPipeline: Sendable {
     public let configuration: IngestConfiguration
     public let store: any VectorStore
     /// Every model available; `configuration.models` selects among them by space name.
-    public let embedders: [any PosterEmbedder]
+    public let embedders: [any EmbeddingModel]
     let logger: Logger
 
     public init(
-        configuration: IngestConfiguration, store: any VectorStore, embedders: [any PosterEmbedder],
+        configuration: IngestConfiguration, store: any VectorStore, embedders: [any EmbeddingModel],
         logger: Logger = Logger(label: "postersim.ingest")
     ) {
         self.configuration = configuration
@@ -75,7 +77,7 @@ public struct IngestPipeline: Sendable {
     }
 
     /// The embedders `configuration.models` names (all when nil), in the order given to the pipeline.
-    func selectedEmbedders() throws -> [any PosterEmbedder] {
+    func selectedEmbedders() throws -> [any EmbeddingModel] {
         var seen = Set<String>()
         for e in embedders where !seen.insert(e.space.name).inserted {
             throw IngestError.duplicateSpace(e.space.name)
@@ -107,7 +109,7 @@ public struct IngestPipeline: Sendable {
     // MARK: - Run
 
     private func run(
-        _ selected: [any PosterEmbedder], client: TMDBClient?, onEvent: @escaping @Sendable (IngestEvent) -> Void
+        _ selected: [any EmbeddingModel], client: TMDBClient?, onEvent: @escaping @Sendable (IngestEvent) -> Void
     ) async throws -> IngestSummary {
         let started = ContinuousClock.now
         let (movies, malformed) = try await listMovies(client: client, onEvent: onEvent)
@@ -200,7 +202,7 @@ public struct IngestPipeline: Sendable {
 
     /// The skip records a run leaves alone: permanent ones for the same poster (same `poster_path`) and, for one
     /// model's failure, the same checkpoint. Transient ones, and any whose poster or model changed, are retried.
-    static func notToRetry(_ records: [SkipRecord], movies: ArraySlice<Movie>, embedders: [any PosterEmbedder])
+    static func notToRetry(_ records: [SkipRecord], movies: ArraySlice<Movie>, embedders: [any EmbeddingModel])
         -> Set<SkipKey>
     {
         let posterPaths = Dictionary(movies.map { ($0.id, $0.posterPath) }, uniquingKeysWith: { first, _ in first })
@@ -463,7 +465,7 @@ final class RunState {
         var itemShape: [Int]? = nil
     }
 
-    private let embedders: [any PosterEmbedder]
+    private let embedders: [any EmbeddingModel]
     private let store: any VectorStore
     private let batchSize: Int
     /// Taken exclusively by each forward pass, so poster decoding does not share the cores with it.
@@ -487,7 +489,7 @@ final class RunState {
     private static let embedQueue = DispatchQueue(label: "postersim.ingest.embed", qos: .userInitiated)
 
     init(
-        embedders: [any PosterEmbedder], store: any VectorStore, batchSize: Int, total: Int, gate: CoreGate,
+        embedders: [any EmbeddingModel], store: any VectorStore, batchSize: Int, total: Int, gate: CoreGate,
         onEvent: @escaping @Sendable (IngestEvent) -> Void
     ) {
         self.embedders = embedders
@@ -569,10 +571,13 @@ final class RunState {
                 throw IngestError.embedderOutput(
                     space: space.name, detail: "a vector of \(vector.count) components, the space has \(space.dimension)")
             }
-            if let why = Self.unstorable(vector, metric: space.metric) {
-                rejected.append((id, why))
-            } else {
+            // The store's own check, so ingest records exactly what the store would refuse (non-finite, zero under
+            // cosine, a norm that overflows Float32) as a skip instead of failing the batch's write.
+            do {
+                try space.validate(vector)
                 inputs.append(EmbeddingInput(movieID: id, vector: vector))
+            } catch StoreError.invalidVector(_, let reason) {
+                rejected.append((id, reason))
             }
         }
         // A cancelled run stops before committing; the batch is redone next time.
@@ -640,17 +645,7 @@ final class RunState {
     }
 
     /// Why the store would refuse `vector`, or nil.
-    static func unstorable(_ vector: [Float], metric: DistanceMetric) -> String? {
-        var norm: Float = 0
-        for x in vector {
-            guard x.isFinite else { return "non-finite component" }
-            norm += x * x
-        }
-        if metric == .cosine && !(norm > 0) { return "zero vector cannot be compared by cosine" }
-        return nil
-    }
-
-    static func embed(_ embedder: any PosterEmbedder, _ batch: ImageTensor) async throws -> [[Float]] {
+    static func embed(_ embedder: any EmbeddingModel, _ batch: ImageTensor) async throws -> [[Float]] {
         try await withCheckedThrowingContinuation { continuation in
             embedQueue.async {
                 continuation.resume(with: Result { try embedder.embed(batch) })

@@ -1,3 +1,4 @@
+import PosterSimCore
 import AsyncHTTPClient
 import Foundation
 import HTTPSupport
@@ -177,7 +178,7 @@ public final class TMDBClient: Sendable {
 
     /// `{image base}/{size}{poster_path}` after checking that `posterPath` is a plain file name.
     public func posterURL(posterPath: String, size: String) throws(TMDBError) -> String {
-        let name = try PosterCache.fileName(of: posterPath)
+        guard let name = try? PosterCache.fileName(of: posterPath) else { throw .invalidPosterPath(posterPath) }
         guard PosterCache.isSafeComponent(size) else { throw .invalidSettings("poster size '\(size)'") }
         return "\(settings.imageBaseURL)/\(size)/\(name)"
     }

@@ -1,4 +1,5 @@
 import Foundation
+import PosterSimCore
 
 /// How requests to TMDB are authenticated. The v4 "API read access token" goes in an `Authorization: Bearer` header;
 /// the v3 "API key" goes in the `api_key` query parameter. Only the API host gets them, never the image host.
@@ -20,7 +21,7 @@ public enum TMDBCredentials: Sendable, Equatable, CustomStringConvertible {
 /// with tiny delays.
 public struct TMDBSettings: Sendable {
     public static let defaultBaseURL = "https://api.themoviedb.org/3"
-    public static let defaultImageBaseURL = "https://image.tmdb.org/t/p"
+    public static let defaultImageBaseURL = PosterCache.tmdbImageBaseURL
     /// TMDB serves at most this many pages of a list.
     public static let maxPages = 500
 

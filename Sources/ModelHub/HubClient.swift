@@ -14,6 +14,7 @@
 //
 // Unlike huggingface_hub, files after the first are requested by commit hash rather than by branch, so
 // one fetch cannot mix files of two commits when the branch moves mid-fetch.
+import PosterSimCore
 import AsyncHTTPClient
 import Crypto
 import Foundation

@@ -1,3 +1,4 @@
+import PosterSimCore
 // The Hugging Face cache layout and downloads from HF_ENDPOINT.
 //
 // - `ModelName`: the three models, their repositories, files, metric and embedding size.

@@ -1,3 +1,4 @@
+import PosterSimCore
 // Typed errors of the ModelHub module, each with a message that says what to do next.
 
 /// Everything that can go wrong while locating or fetching model files.

@@ -1,5 +1,6 @@
 // Finds a model's files on disk, without touching the network: an explicit --model-dir first, then the
 // hub cache snapshot that refs/<revision> points to (as huggingface_hub's try_to_load_from_cache does).
+import PosterSimCore
 import Foundation
 
 /// Where a model's files were found.

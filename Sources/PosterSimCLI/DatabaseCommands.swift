@@ -1,4 +1,5 @@
 // `postersim db migrate` and `postersim export`: the PostgreSQL schema, and copying a store into another.
+import CommandSupport
 import ArgumentParser
 import Foundation
 import Logging

@@ -1,4 +1,6 @@
-// `postersim embed`, `postersim embed-text` and `postersim bench-embed`: posters and text to vectors, and how fast.
+// `postersim embed` and `postersim embed-text`: posters and text to vectors.
+import CommandSupport
+import PosterSimCore
 import ArgumentParser
 import Foundation
 import Imaging
@@ -29,7 +31,7 @@ struct EmbedCommand: ParsableCommand {
 
     @Option(
         help: "Model: clip, resnet50 or vgg16 (also CLIP, ResNet-50, VGG16).",
-        transform: ModelsCommand.parseModel)
+        transform: ModelName.parseArgument)
     var model: ModelName
 
     @Flag(help: "Print one JSON object per image: {\"file\", \"model\", \"dim\", \"vector\"}.")

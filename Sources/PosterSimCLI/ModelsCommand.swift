@@ -1,5 +1,7 @@
 // `postersim models fetch` and `postersim models list`: get the model files into the Hugging Face cache
 // and show where each model resolves.
+import CommandSupport
+import PosterSimCore
 import ArgumentParser
 import Foundation
 import ModelHub
@@ -39,19 +41,6 @@ struct ModelsCommand: AsyncParsableCommand {
             .joined(separator: "\n")
     }
 
-    /// Parses a `--model` value (clip, resnet50, vgg16, and spellings like ResNet-50 or VGG-16).
-    static func parseModel(_ text: String) throws -> ModelName {
-        guard let model = ModelName(parsing: text) else {
-            throw ValidationError(ModelHubError.unknownModelName(text).description)
-        }
-        return model
-    }
-
-    static func encodeJSON<T: Encodable>(_ value: T) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
 
     static func writeStandardError(_ text: String) {
         FileHandle.standardError.write(Data(text.utf8))
@@ -71,7 +60,7 @@ struct ModelsCommand: AsyncParsableCommand {
         @Option(
             name: .customLong("model"),
             help: "Model to fetch: clip, resnet50 or vgg16 (repeat for several; default: all three).",
-            transform: ModelsCommand.parseModel)
+            transform: ModelName.parseArgument)
         var models: [ModelName] = []
 
         @Option(help: "Branch, tag or commit hash of the repositories.")
@@ -100,7 +89,7 @@ struct ModelsCommand: AsyncParsableCommand {
                 }
             }
             if json {
-                print(try ModelsCommand.encodeJSON(FetchOutput(fetched: reports, failed: failures)))
+                print(try encodeJSON(FetchOutput(fetched: reports, failed: failures)))
             }
             if !failures.isEmpty { throw ExitCode.failure }
         }
@@ -118,7 +107,7 @@ struct ModelsCommand: AsyncParsableCommand {
 
         @Option(
             name: .customLong("model"), help: "Model to show (repeat for several; default: all three).",
-            transform: ModelsCommand.parseModel)
+            transform: ModelName.parseArgument)
         var models: [ModelName] = []
 
         @Option(
@@ -153,7 +142,7 @@ struct ModelsCommand: AsyncParsableCommand {
                 inventories.append(inventory)
             }
             if json {
-                print(try ModelsCommand.encodeJSON(inventories))
+                print(try encodeJSON(inventories))
                 return
             }
             print("Hugging Face cache: \(resolver.settings.cacheDirectory.path)")

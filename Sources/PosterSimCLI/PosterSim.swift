@@ -8,7 +8,7 @@ struct PosterSim: AsyncParsableCommand {
         subcommands: [
             IngestCommand.self, SimilarCommand.self, SearchCommand.self, StatsCommand.self, SkippedCommand.self,
             ServeCommand.self,
-            DatabaseCommand.self, ExportCommand.self, BenchServerStoreCommand.self,
-            EmbedCommand.self, EmbedTextCommand.self, PreprocessCommand.self, ModelsCommand.self, BenchEmbedCommand.self,
+            DatabaseCommand.self, ExportCommand.self,
+            EmbedCommand.self, EmbedTextCommand.self, PreprocessCommand.self, ModelsCommand.self,
         ])
 }

@@ -1,5 +1,7 @@
 // `postersim preprocess`: decode a poster and write the exact input tensor a model sees, as NumPy .npy, so anyone
 // can compare it with the Python reference.
+import CommandSupport
+import PosterSimCore
 import ArgumentParser
 import Foundation
 import Imaging
@@ -23,7 +25,7 @@ struct PreprocessCommand: ParsableCommand {
 
     @Option(
         help: "Model whose preprocessing to apply: clip, resnet50 or vgg16 (also CLIP, ResNet-50, VGG16).",
-        transform: ModelsCommand.parseModel)
+        transform: ModelName.parseArgument)
     var model: ModelName
 
     @Argument(help: "The image file.")
@@ -53,7 +55,7 @@ struct PreprocessCommand: ParsableCommand {
                 file: image, model: model.rawValue, out: out, shape: shape,
                 min: values.min() ?? 0, max: values.max() ?? 0,
                 mean: values.isEmpty ? 0 : Double(values.reduce(0, +)) / Double(values.count))
-            print(try ModelsCommand.encodeJSON(summary))
+            print(try encodeJSON(summary))
         }
     }
 }

@@ -1,5 +1,9 @@
 // `postersim serve`: the HTTP API and the web page, over the store and the models loaded once.
+import CommandSupport
+import Models
+import PosterSimCore
 import ArgumentParser
+import Embedding
 import Foundation
 import Hummingbird
 import Ingest
@@ -82,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         switch text.lowercased() {
         case "all": return ModelName.allCases
         case "none", "": return []
-        default: return try text.split(separator: ",").map { try ModelsCommand.parseModel(String($0)) }
+        default: return try text.split(separator: ",").map { try ModelName.parseArgument(String($0)) }
         }
     }
 
@@ -95,18 +99,18 @@ struct ServeCommand: AsyncParsableCommand {
         logger.logLevel = parsedLevel
         let configuration = try serverConfiguration()
         let store = try await store.open()
-        var served: [ServedModel] = []
+        var served: [any EmbeddingModel] = []
         for name in try modelNames() {
             let started = ContinuousClock.now
-            let loaded: LoadedModel
+            let loaded: PosterEmbeddingModel
             do {
-                loaded = try LoadedModel(name, options: location)
+                loaded = try location.load(name)
             } catch {
                 throw ValidationError(
                     "cannot load \(name.apiName): \(error)\n(run `postersim models fetch`, point --model-dir at the files, "
                         + "or serve without it: --models with the others, or none)")
             }
-            served.append(ServedModel(name: name, model: loaded.model, space: loaded.space, identity: loaded.identity))
+            served.append(loaded)
             logger.info("model loaded", metadata: ["model": "\(name.apiName)", "load_time": "\(ContinuousClock.now - started)"])
         }
         let app = buildApplication(configuration: configuration, store: store, models: served, logger: logger)

@@ -1,4 +1,6 @@
 // The commands that build and query the embedded store: `ingest`, `similar`, `search`, `stats`.
+import CommandSupport
+import PosterSimCore
 import ArgumentParser
 import Foundation
 import Imaging
@@ -6,47 +8,6 @@ import Ingest
 import ModelHub
 import Models
 import Store
-
-/// Which store: `--store` (a SQLite path or a `postgres://user:pass@host:port/db` URL), else `--db` (a SQLite file), else
-/// the `POSTERSIM_STORE` environment variable, else `./postersim.sqlite`.
-struct StoreOptions: ParsableArguments {
-    @Option(help: "The store: a SQLite file path or a postgres://user:password@host:port/database URL (default: $POSTERSIM_STORE, else ./postersim.sqlite).")
-    var store: String?
-
-    @Option(help: "The store file (SQLite); --store takes precedence.")
-    var db: String?
-
-    /// The location in effect.
-    var location: StoreLocation {
-        if let store, !store.isEmpty { return StoreLocation(store) }
-        if let db, !db.isEmpty { return .sqlite(path: db) }
-        if let env = ProcessInfo.processInfo.environment["POSTERSIM_STORE"], !env.isEmpty { return StoreLocation(env) }
-        return .sqlite(path: SQLiteVectorStore.defaultPath)
-    }
-
-    func open() async throws -> any VectorStore { try await location.open() }
-}
-
-/// A loaded model as the ingest pipeline and the queries see it: its store space and the checkpoint identity.
-struct LoadedModel: PosterEmbedder {
-    let model: PosterEmbeddingModel
-    let space: VectorSpace
-    let identity: ModelIdentity
-    var preprocessor: ImagePreprocessor { model.preprocessor }
-
-    init(_ name: ModelName, options: ModelLocationOptions) throws {
-        let resolver = try options.resolver()
-        let location = try resolver.resolve(name, revision: options.revision)
-        model = try PosterEmbeddingModel(name, location: location, convolutions: options.convolutions)
-        // Spaces are named after the model; the dimension is the checkpoint's own (a config may differ from the hub's).
-        space = VectorSpace(
-            name: name.rawValue, dimension: model.dimension, metric: name.metric)
-        identity = ModelIdentity(
-            repo: name.repoID, weightsSHA256: try resolver.weightsSHA256(for: name, revision: options.revision))
-    }
-
-    func embed(_ batch: ImageTensor) throws -> [[Float]] { try model.embed(batch) }
-}
 
 /// Options shared by the query commands.
 struct QueryOptions: ParsableArguments {
@@ -77,7 +38,7 @@ struct QueryOptions: ParsableArguments {
         let rows = matches.compactMap { match in movies[match.movieID].map { (match, $0) } }
         if json {
             let output = MatchesOutput(matches: matches, movies: fetched, namespace: space)
-            print(try ModelsCommand.encodeJSON(output))
+            print(try encodeJSON(output))
             return
         }
         print("rank  score       year  title")
@@ -105,7 +66,7 @@ struct IngestCommand: AsyncParsableCommand {
 
     struct Common: ParsableArguments {
         @Option(help: "Comma-separated models to run (default: all three).", transform: { text in
-            try text.split(separator: ",").map { try ModelsCommand.parseModel(String($0)) }
+            try text.split(separator: ",").map { try ModelName.parseArgument(String($0)) }
         })
         var models: [ModelName] = ModelName.allCases
 
@@ -136,11 +97,11 @@ struct IngestCommand: AsyncParsableCommand {
             configuration.batchSize = batchSize
             configuration.retrySkipped = retrySkipped
             configuration.tmdb = tmdb
-            let embedders = try models.map { try LoadedModel($0, options: location) }
+            let embedders = try models.map { try location.load($0) }
             let pipeline = IngestPipeline(configuration: configuration, store: try await store.open(), embedders: embedders)
             let renderer = ProgressRenderer()
             let summary = try await pipeline.run { renderer.handle($0) }
-            if json { print(try ModelsCommand.encodeJSON(summary)) }
+            if json { print(try encodeJSON(summary)) }
             if summary.nothingDone { throw ExitCode(1) }
         }
     }
@@ -198,7 +159,7 @@ struct SimilarCommand: AsyncParsableCommand {
 
     @Option(help: "TMDB id of the movie.") var id: Int?
     @Option(help: "Title to look up (case- and accent-insensitive; may include the year).") var title: String?
-    @Option(help: "Model: clip, resnet50 or vgg16.", transform: ModelsCommand.parseModel) var model: ModelName
+    @Option(help: "Model: clip, resnet50 or vgg16.", transform: ModelName.parseArgument) var model: ModelName
     @Flag(help: "Leave the movie itself out of the results.") var excludeSelf = false
     @OptionGroup var query: QueryOptions
     @OptionGroup var store: StoreOptions
@@ -239,15 +200,15 @@ struct SearchCommand: AsyncParsableCommand {
     struct Image: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Posters that look like an image file.")
         @Argument(help: "An image file (JPEG, PNG or WebP).") var file: String
-        @Option(help: "Model: clip, resnet50 or vgg16.", transform: ModelsCommand.parseModel) var model: ModelName
+        @Option(help: "Model: clip, resnet50 or vgg16.", transform: ModelName.parseArgument) var model: ModelName
         @OptionGroup var query: QueryOptions
         @OptionGroup var store: StoreOptions
         @OptionGroup var location: ModelLocationOptions
 
         func run() async throws {
-            let loaded = try LoadedModel(model, options: location)
+            let loaded = try location.load(model)
             let image = try PosterDecoder().decode(contentsOf: URL(fileURLWithPath: file))
-            let vector = try loaded.model.embed(images: [image])[0]
+            let vector = try loaded.embed(images: [image])[0]
             let store = try await store.open()
             let matches = try await store.query(space: model.rawValue, vector: vector, k: query.k, filter: query.filter)
             try await query.show(matches, space: model.rawValue, store: store)
@@ -262,8 +223,8 @@ struct SearchCommand: AsyncParsableCommand {
         @OptionGroup var location: ModelLocationOptions
 
         func run() async throws {
-            let loaded = try LoadedModel(.clip, options: location)
-            let vector = try loaded.model.embed(texts: [text])[0]
+            let loaded = try location.load(.clip)
+            let vector = try loaded.embed(texts: [text])[0]
             let store = try await store.open()
             let matches = try await store.query(space: ModelName.clip.rawValue, vector: vector, k: query.k, filter: query.filter)
             try await query.show(matches, space: ModelName.clip.rawValue, store: store)
@@ -282,7 +243,7 @@ struct StatsCommand: AsyncParsableCommand {
     func run() async throws {
         let stats = try await store.open().stats()
         if json {
-            print(try ModelsCommand.encodeJSON(stats))
+            print(try encodeJSON(stats))
             return
         }
         print("\(stats.movies) movies in \(store.location)")

@@ -1,7 +1,8 @@
 import Foundation
 import Hummingbird
 import Logging
-import ModelHub
+import Embedding
+import PosterSimCore
 import Store
 
 /// The folder of the web page shipped in the package (`Sources/Server/Public`).
@@ -18,7 +19,7 @@ public var bundledPublicDirectory: String? {
 public func buildApplication(
     configuration: ServerConfiguration,
     store: any VectorStore,
-    models: [ServedModel],
+    models: [any EmbeddingModel],
     logger: Logger = Logger(label: "postersim.server"),
     onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {

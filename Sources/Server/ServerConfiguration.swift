@@ -1,5 +1,5 @@
 import Foundation
-import Ingest
+import PosterSimCore
 
 /// Everything `buildApplication` needs besides the store and the models. The `serve` command fills it from flags and
 /// the environment; tests fill it directly.
@@ -13,7 +13,7 @@ public struct ServerConfiguration: Sendable {
     /// Static files served at `/` (the web page). nil: the page shipped in the package (`Sources/Server/Public`).
     public var publicDirectory: String?
     /// TMDB image CDN base (no trailing slash) for posters not in the local cache.
-    public var imageBaseURL = TMDBSettings.defaultImageBaseURL
+    public var imageBaseURL = PosterCache.tmdbImageBaseURL
     /// TMDB size segment of the redirect for posters not in the local cache.
     public var posterSize = "w500"
     /// The ingest's poster cache (`{dir}/{size}/{file}`); nil: never serve locally.

@@ -1,3 +1,4 @@
+import PosterSimCore
 import CVectorScan
 import Dispatch
 import Foundation

@@ -1,3 +1,4 @@
+import PosterSimCore
 import Foundation
 import GRDB
 

@@ -1,3 +1,4 @@
+import PosterSimCore
 import Foundation
 
 /// Why a poster (or one model's embedding of it) was skipped. Raw values are stable: they are stored in the skip

@@ -1,3 +1,4 @@
+import PosterSimCore
 import Foundation
 
 /// A value guarded by a lock. Readers copy the value out (for a class reference that is one retain), so the lock is held

@@ -1,3 +1,4 @@
+import PosterSimCore
 import Foundation
 
 /// A store of movies and their embeddings in named vector spaces, with exact (or, for a server store, documented)

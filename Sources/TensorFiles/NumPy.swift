@@ -315,12 +315,8 @@ extension RawTensor {
 ///
 /// Guarantees: arrays are parsed on access; stored members are views into the mapped file, compressed members are
 /// inflated into their own buffer. CRC-32 is checked for each member read.
-public struct NPZArchive: Sendable {
+public struct NPZArchive: Sendable, MappedFile {
     public let zip: ZipArchive
-
-    public init(contentsOf url: URL) throws {
-        zip = try ZipArchive(contentsOf: url)
-    }
 
     public init(buffer: ByteBuffer) throws {
         zip = try ZipArchive(buffer: buffer)

@@ -45,7 +45,7 @@ public enum SafetensorsError: Error, CustomStringConvertible, Sendable, Equatabl
 /// implementation), the header is UTF-8 JSON, every tensor has a known dtype, `begin <= end` within the data section,
 /// `product(shape) × dtype size == end - begin` without overflow, and no two tensors overlap. Tensor data is never
 /// copied by `tensor(_:)`; F32 tensors at 4-byte aligned offsets come back from `floats(_:)` as views into the mapping.
-public struct SafetensorsFile: CheckpointReader {
+public struct SafetensorsFile: CheckpointReader, MappedFile {
     public struct Entry: Sendable {
         public let info: TensorInfo
         /// Byte range relative to the start of the data section.
@@ -62,10 +62,6 @@ public struct SafetensorsFile: CheckpointReader {
     public let entries: [Entry]
     private let index: [String: Int]
 
-    /// Maps and validates the file at `url`.
-    public init(contentsOf url: URL) throws {
-        try self.init(buffer: ByteBuffer(mapping: url))
-    }
 
     /// Validates the safetensors bytes in `buffer`.
     public init(buffer: ByteBuffer) throws {

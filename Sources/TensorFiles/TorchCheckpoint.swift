@@ -41,7 +41,7 @@ public enum TorchCheckpointError: Error, CustomStringConvertible, Sendable, Equa
 /// is the top-level dict, or its `state_dict` / `model` entry when the top level holds no tensors; nested dicts are
 /// flattened with `.`. Contiguous tensors are views into the mapped file (F32 zero-copy); strided ones are gathered
 /// into C order on access.
-public struct TorchCheckpoint: CheckpointReader {
+public struct TorchCheckpoint: CheckpointReader, MappedFile {
     struct Record: Sendable {
         let info: TensorInfo
         let storageKey: String
@@ -56,9 +56,6 @@ public struct TorchCheckpoint: CheckpointReader {
     public let tensorNames: [String]
     private let records: [String: Record]
 
-    public init(contentsOf url: URL) throws {
-        try self.init(buffer: ByteBuffer(mapping: url))
-    }
 
     public init(buffer: ByteBuffer) throws {
         let archive = try ZipArchive(buffer: buffer)

@@ -58,7 +58,7 @@ public enum ZipError: Error, CustomStringConvertible, Sendable, Equatable {
 /// range are validated on access. `contents(of:)` returns stored entries as views into the buffer without copying
 /// (PyTorch stores tensor data uncompressed and 64-byte aligned, so weights stay mapped) and inflates deflate entries
 /// with zlib into a new buffer. CRC-32 is verified for every entry read unless disabled.
-public struct ZipArchive: Sendable {
+public struct ZipArchive: Sendable, MappedFile {
     /// One central-directory entry.
     public struct Entry: Sendable {
         public let name: String
@@ -75,10 +75,6 @@ public struct ZipArchive: Sendable {
     public let entries: [Entry]
     private let index: [String: Int]
 
-    /// Maps and parses the archive at `url`.
-    public init(contentsOf url: URL) throws {
-        try self.init(buffer: ByteBuffer(mapping: url))
-    }
 
     /// Parses the archive held in `buffer`.
     public init(buffer: ByteBuffer) throws {

@@ -3,8 +3,8 @@ import CDNNL
 /// Multi-head self-attention as in transformers' `CLIPAttention` (eager path): q, k, v projections, per head
 /// softmax(q·kᵀ·head_dim^−½ [+ causal mask]) · v, then the output projection.
 ///
-/// The three input projections are fused into one matmul (weights concatenated at load). The per-head products
-/// are small (T×T×64) and run as `dnnl_sgemm` calls on strided views of the fused projection, no copies.
+/// The three input projections are fused into one matmul (weights concatenated at load), and the heads run through
+/// `fusedAttention`, the same kernel CLIP's encoder layers use (this type is their reference in the kernel tests).
 /// Guarantees: immutable after init; safe for concurrent callers with separate workspaces.
 public final class MultiHeadAttention: Sendable {
     public let embedDim: Int
@@ -39,32 +39,8 @@ public final class MultiHeadAttention: Sendable {
         guard input.shape.count == 3, input.shape[2] == embedDim else {
             throw .shapeMismatch("attention expects [batch, tokens, \(embedDim)], got \(input.shape)")
         }
-        let (batch, tokens, d) = (input.shape[0], input.shape[1], embedDim)
-        let qkv = try inputProjection(input, workspace: workspace)    // [batch, tokens, 3d]
-        let context = try workspace.makeTensor(shape: [batch, tokens, d])
-        let scores = try workspace.makeTensor(shape: [tokens, tokens])
-        let scale = 1 / Float(headDim).squareRoot()
-        let q0 = qkv.storage.floats, s = scores.storage.floats, c0 = context.storage.floats
-        let t = Int64(tokens), hd = Int64(headDim), ld = Int64(3 * d)
-        for b in 0..<batch {
-            for h in 0..<heads {
-                let q = q0 + b * tokens * 3 * d + h * headDim, k = q + d, v = q + 2 * d
-                try check(dnnl_sgemm(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "T")), t, t, hd, scale, q, ld, k, ld,
-                                     0, s, t), "dnnl_sgemm(q·kᵀ)")
-                for row in 0..<tokens {
-                    let r = s + row * tokens
-                    if causal {
-                        // Masked positions get exactly zero weight, as adding the dtype minimum does in transformers.
-                        softmaxRow(r, r, count: row + 1)
-                        for j in (row + 1)..<tokens { r[j] = 0 }
-                    } else {
-                        softmaxRow(r, r, count: tokens)
-                    }
-                }
-                try check(dnnl_sgemm(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")), t, hd, t, 1, s, t, v, ld, 0,
-                                     c0 + b * tokens * d + h * headDim, Int64(d)), "dnnl_sgemm(p·v)")
-            }
-        }
+        let qkv = try inputProjection(input, workspace: workspace)    // [batch, tokens, 3·embedDim]
+        let context = try fusedAttention(qkv, heads: heads, causal: causal, workspace: workspace)
         return try outputProjection(context, workspace: workspace)
     }
 }

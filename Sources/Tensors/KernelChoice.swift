@@ -80,7 +80,7 @@
 //   VGG 512 @ 14          30.7 (241)        16.6        17.2      wino_2x3    1.7e-5
 //
 // The direct kernels already run near this machine's peak (dnnl_sgemm 2048³: 216 GFLOP/s on 2 threads, 106 on one),
-// so fewer multiplications was the only way left to go faster. End to end (`postersim bench-embed`, batch 8, same
+// so fewer multiplications was the only way left to go faster. End to end (`postersim-bench embed`, batch 8, same
 // run): ResNet-50 40.0 -> 33.4-35.4 ms per image, VGG16 138.8 -> 68.4. Against ONNX Runtime (`make bench-embed`,
 // best of 3 rounds, two runs): ours/ORT at batch 8 0.88 and 0.91 for ResNet-50 (was 1.01-1.02), 0.41 for VGG16.
 // `make parity` on the full-size random-weight checkpoints: min cosine 1.000000000 and max diff/|ref| 7.3e-8

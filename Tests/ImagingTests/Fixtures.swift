@@ -3,7 +3,7 @@ import Imaging
 import TensorFiles
 
 // Shared access to the golden files under Tests/Fixtures (written by tools/reference/make_fixtures.py; contract in
-// notes/FIXTURES.md). Arrays are read with TensorFiles' NPZArchive, the same reader the product uses.
+// tools/reference/README.md). Arrays are read with TensorFiles' NPZArchive, the same reader the product uses.
 
 /// Paths into Tests/Fixtures and loaders for its .npz goldens.
 enum Fixtures {

@@ -1,5 +1,7 @@
 // The whole pipeline with the real client, the real SQLite store in a temp dir and deterministic embedders:
 // faults, skips, resumability, kill-and-resume, back-pressure, model subsets, JSON source.
+import TestSupport
+import PosterSimCore
 import Foundation
 import Imaging
 import Ingest

@@ -1,6 +1,8 @@
 // Skipped posters in the store across runs: recorded with their reason, permanent ones left alone on a rerun,
 // transient ones retried, records cleared by a later success, `--retry-skipped`, a changed poster_path, a model's
 // own failure tied to its checkpoint, and kill-and-resume with skips. Against the fake TMDB, on SQLite and PostgreSQL.
+import Embedding
+import PosterSimCore
 import Foundation
 import Imaging
 import Ingest
@@ -140,8 +142,9 @@ func rerunScenario(store: any VectorStore, dir: URL) async throws {
 
 /// Zero vectors for blank (single-colour) posters, as a model with a degenerate output would give; otherwise the
 /// wrapped embedder's vectors.
-struct BlankRejectingEmbedder: PosterEmbedder {
+struct BlankRejectingEmbedder: EmbeddingModel {
     var inner: ProjectionEmbedder
+    var name: ModelName { inner.name }
     var space: VectorSpace { inner.space }
     var identity: ModelIdentity { inner.identity }
     var preprocessor: ImagePreprocessor { inner.preprocessor }

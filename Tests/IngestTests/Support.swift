@@ -1,4 +1,6 @@
 // Shared test material: generated posters (encoded as PNG here), a deterministic embedder, temporary folders.
+import Embedding
+import PosterSimCore
 import TestSupport
 import CZlib
 import Foundation
@@ -10,13 +12,6 @@ import Synchronization
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// A fresh empty folder under the temporary directory.
-func temporaryFolder(_ tag: String = "ingest") throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(tag)-test-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
 }
 
 /// Tests/Fixtures, found from this file's path.
@@ -97,7 +92,9 @@ struct InjectedEmbedderFailure: Error, CustomStringConvertible {
 /// A real, deterministic embedder for tests: a fixed seeded random projection of the preprocessed tensor to a small
 /// dimension. It is a genuine function of the image (two different posters give different vectors), cheap enough
 /// to run thousands of times, and can be told to fail after a number of batches to simulate a crash mid-run.
-struct ProjectionEmbedder: PosterEmbedder {
+struct ProjectionEmbedder: EmbeddingModel {
+    /// The product model whose space it stands in for (ingest itself only reads `space`).
+    var name: ModelName { ModelName(rawValue: space.name) ?? .clip }
     let space: VectorSpace
     let identity: ModelIdentity
     let preprocessor: ImagePreprocessor

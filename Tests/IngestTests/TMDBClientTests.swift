@@ -1,4 +1,5 @@
 // The real TMDB client against the local fake: paging, auth, merging, retries, timeouts, rate limit, typed errors.
+import PosterSimCore
 import Foundation
 import HTTPSupport
 import Ingest

@@ -24,13 +24,6 @@ func randomCommit() -> String {
     (0..<40).map { _ in String("0123456789abcdef".randomElement()!) }.joined()
 }
 
-/// A fresh empty folder under the temporary directory.
-func temporaryFolder() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("modelhub-test-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
-
 /// Hashes through a temporary file with ModelHub's FileDigest (checked against git and sha256sum
 /// vectors in DigestTests).
 func digests(of bytes: [UInt8]) throws -> (sha256: String, gitSHA1: String) {

@@ -1,5 +1,6 @@
 // Cross-checks with the reference huggingface_hub (in the Python reference environment, when present):
 // a cache it writes is read by ModelResolver, and a cache HubClient writes is read by huggingface_hub.
+import TestSupport
 import Foundation
 import Testing
 

@@ -1,3 +1,5 @@
+import TestSupport
+import PosterSimCore
 import Foundation
 import HTTPSupport
 import Testing

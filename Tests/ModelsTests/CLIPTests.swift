@@ -1,5 +1,6 @@
 // CLIP image and text towers against transformers 5.23 goldens (Tests/Fixtures/embeddings, computed by
 // tools/reference/ref_embeddings.py from the tiny checkpoints in Tests/Fixtures/checkpoints/clip{,-gelu}).
+import Embedding
 import Foundation
 import Imaging
 import Models
@@ -24,15 +25,15 @@ import Tokenization
 
     @Test(arguments: checkpoints)
     func imageFeaturesMatchTransformers(checkpoint: String) throws {
-        let model = try CLIPModel.load(directory: CLIPFixtures.checkpoint(checkpoint))
+        let model = try CLIPModel.load(from: CLIPFixtures.checkpoint(checkpoint))
         let cases = try Self.imageCases(checkpoint)
         #expect(cases.count >= 40)
         let size = model.config.visionConfig.imageSize
         let batch = ImageTensor(shape: [cases.count, 3, size, size], values: cases.flatMap(\.input))
-        let batched = try model.imageFeatures(batch)
+        let batched = try model.forward(batch)
         #expect(batched.count == cases.count)
         for (index, item) in cases.enumerated() {
-            let single = try model.imageFeatures(ImageTensor(shape: [3, size, size], values: item.input))
+            let single = try model.forward(ImageTensor(shape: [3, size, size], values: item.input))
             #expect(single.count == 1)
             let comparison = CLIPComparison(single[0], item.golden)
             #expect(comparison.withinTolerance, "\(checkpoint) \(item.file): \(comparison)")
@@ -71,7 +72,7 @@ import Tokenization
 
     @Test(arguments: checkpoints)
     func textFeaturesMatchTransformers(checkpoint: String) throws {
-        let model = try CLIPModel.load(directory: CLIPFixtures.checkpoint(checkpoint))
+        let model = try CLIPModel.load(from: CLIPFixtures.checkpoint(checkpoint))
         let goldens = try CLIPFixtures.npz("embeddings/clip_text.npz")
         let records = try Self.textRecords()
         #expect(records.count >= 20)
@@ -94,7 +95,7 @@ import Tokenization
     /// argmax of the ids; otherwise the first end token, even when a larger id follows it.
     @Test func textPoolingRuleFollowsEosTokenID() throws {
         let directory = CLIPFixtures.checkpoint("clip")
-        let legacy = try CLIPModel.load(directory: directory)
+        let legacy = try CLIPModel.load(from: directory)
         var config = legacy.config
         let eos = try #require(legacy.tokenizer?.endOfText)
         config.textConfig.eosTokenID = eos
@@ -113,7 +114,7 @@ import Tokenization
     @Test(arguments: checkpoints)
     func openCLIPLayoutGivesTheSameFeatures(checkpoint: String) throws {
         let directory = CLIPFixtures.checkpoint(checkpoint)
-        let reference = try CLIPModel.load(directory: directory)
+        let reference = try CLIPModel.load(from: directory)
         let stored = try openCheckpoint(at: directory.appendingPathComponent("model.safetensors"))
         let openCLIP = try CLIPMemoryCheckpoint.openCLIPLayout(of: stored)
         #expect(openCLIP.info("visual.conv1.weight") != nil && openCLIP.info("vision_model.pre_layrnorm.weight") == nil)
@@ -122,7 +123,7 @@ import Tokenization
         let cases = try Self.imageCases(checkpoint).prefix(4)
         let size = reference.config.visionConfig.imageSize
         let batch = ImageTensor(shape: [cases.count, 3, size, size], values: cases.flatMap(\.input))
-        #expect(try model.imageFeatures(batch) == reference.imageFeatures(batch))
+        #expect(try model.forward(batch) == reference.forward(batch))
         let texts = try Self.textRecords().map(\.text)
         #expect(try model.textFeatures(texts) == reference.textFeatures(texts))
         // The adapter names every transformers key the stored checkpoint has.
@@ -137,7 +138,7 @@ import Tokenization
         for dropped in ["vision_model.encoder.layers.1.mlp.fc2.weight", "text_projection.weight",
                         "vision_model.embeddings.class_embedding", "text_model.final_layer_norm.bias"] {
             let reader = CLIPMemoryCheckpoint(all.filter { $0.0 != dropped })
-            #expect(throws: CLIPModelError.missingTensor(dropped)) { try CLIPModel(config: config, checkpoint: reader) }
+            #expect(throws: ModelError.missingTensor(dropped)) { try CLIPModel(config: config, checkpoint: reader) }
         }
         // In open_clip layout the error names both keys.
         let openCLIP = try CLIPMemoryCheckpoint.openCLIPLayout(of: stored)
@@ -146,7 +147,7 @@ import Tokenization
         do {
             _ = try CLIPModel(config: config, checkpoint: withoutFused)
             Issue.record("loading without attn.in_proj_bias succeeded")
-        } catch let error as CLIPModelError {
+        } catch let error as ModelError {
             #expect(error == .missingTensor("text_model.encoder.layers.1.self_attn.q_proj.bias"))
         }
     }
@@ -160,48 +161,48 @@ import Tokenization
         let reader = CLIPMemoryCheckpoint(all.map { name, tensor in
             name == target ? (name, FloatTensor(shape: [16, 64], values: tensor.values)) : (name, tensor)
         })
-        #expect(throws: CLIPModelError.wrongShape(name: target, expected: [32, 32], found: [16, 64])) {
+        #expect(throws: ModelError.wrongShape(name: target, expected: [32, 32], found: [16, 64])) {
             try CLIPModel(config: config, checkpoint: reader)
         }
         // A config that disagrees with the checkpoint is reported the same way.
         var wider = config
         wider.projectionDim = 24
-        #expect(throws: CLIPModelError.wrongShape(name: "visual_projection.weight", expected: [24, 32], found: [16, 32])) {
+        #expect(throws: ModelError.wrongShape(name: "visual_projection.weight", expected: [24, 32], found: [16, 32])) {
             try CLIPModel(config: wider, checkpoint: stored)
         }
         var unknownActivation = config
         unknownActivation.visionConfig.hiddenAct = "relu6"
-        #expect(throws: CLIPModelError.self) { try CLIPModel(config: unknownActivation, checkpoint: stored) }
+        #expect(throws: ModelError.self) { try CLIPModel(config: unknownActivation, checkpoint: stored) }
     }
 
     @Test func missingFilesAreReported() throws {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("clip-empty-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: empty) }
-        #expect(throws: CLIPModelError.self) { try CLIPModel.load(directory: empty) }
+        #expect(throws: ModelError.self) { try CLIPModel.load(from: empty) }
         try FileManager.default.copyItem(at: CLIPFixtures.checkpoint("clip").appendingPathComponent("config.json"),
                                          to: empty.appendingPathComponent("config.json"))
-        #expect(throws: CLIPModelError.self) { try CLIPModel.load(directory: empty) }
+        #expect(throws: ModelError.self) { try CLIPModel.load(from: empty) }
     }
 
     @Test func badInputsThrow() throws {
-        let model = try CLIPModel.load(directory: CLIPFixtures.checkpoint("clip"))
+        let model = try CLIPModel.load(from: CLIPFixtures.checkpoint("clip"))
         let text = model.config.textConfig
-        #expect(throws: CLIPModelError.self) { try model.imageFeatures(ImageTensor(shape: [1, 3, 32, 32], values: .init(repeating: 0, count: 3072))) }
-        #expect(throws: CLIPModelError.self) { try model.textFeatures(tokenIDs: [[]]) }
-        #expect(throws: CLIPModelError.self) { try model.textFeatures(tokenIDs: [[0, text.vocabSize]]) }
-        #expect(throws: CLIPModelError.self) { try model.textFeatures(tokenIDs: [[0, -1]]) }
-        #expect(throws: CLIPModelError.self) {
+        #expect(throws: ModelError.self) { try model.forward(ImageTensor(shape: [1, 3, 32, 32], values: .init(repeating: 0, count: 3072))) }
+        #expect(throws: ModelError.self) { try model.textFeatures(tokenIDs: [[]]) }
+        #expect(throws: ModelError.self) { try model.textFeatures(tokenIDs: [[0, text.vocabSize]]) }
+        #expect(throws: ModelError.self) { try model.textFeatures(tokenIDs: [[0, -1]]) }
+        #expect(throws: ModelError.self) {
             try model.textFeatures(tokenIDs: [Array(repeating: 5, count: text.maxPositionEmbeddings + 1)])
         }
         #expect(try model.textFeatures(tokenIDs: []).isEmpty)
-        #expect(try model.imageFeatures(ImageTensor(shape: [0, 3, 224, 224], values: [])).isEmpty)
+        #expect(try model.forward(ImageTensor(shape: [0, 3, 224, 224], values: [])).isEmpty)
     }
 
     @Test func concurrentCallersGetTheSerialResults() async throws {
-        let model = try CLIPModel.load(directory: CLIPFixtures.checkpoint("clip"))
+        let model = try CLIPModel.load(from: CLIPFixtures.checkpoint("clip"))
         let cases = Array(try Self.imageCases("clip").prefix(6))
-        let serial = try cases.map { try model.imageFeatures(ImageTensor(shape: [3, 224, 224], values: $0.input))[0] }
+        let serial = try cases.map { try model.forward(ImageTensor(shape: [3, 224, 224], values: $0.input))[0] }
         let texts = try Self.textRecords().map(\.ids_truncated_77)
         let serialText = try model.textFeatures(tokenIDs: texts)
         try await withThrowingTaskGroup(of: Bool.self) { group in
@@ -209,7 +210,7 @@ import Tokenization
                 group.addTask {
                     if round % 2 == 0 {
                         let index = round / 2 % cases.count
-                        let result = try model.imageFeatures(ImageTensor(shape: [3, 224, 224], values: cases[index].input))
+                        let result = try model.forward(ImageTensor(shape: [3, 224, 224], values: cases[index].input))
                         return result[0] == serial[index]
                     }
                     return try model.textFeatures(tokenIDs: texts) == serialText

@@ -1,3 +1,4 @@
+import Embedding
 import Foundation
 import Testing
 @testable import Models
@@ -21,7 +22,7 @@ private func cosine(_ a: [Float], _ b: [Float]) -> Double {
     /// the pytorch_model.bin copies give the same model.
     @Test(arguments: [("resnet50", ConvolutionAlgorithm.winograd), ("resnet50", .direct), ("resnet50-bin", .winograd)])
     func matchesReferenceEmbeddings(_ checkpoint: String, _ convolutions: ConvolutionAlgorithm) throws {
-        let model = try ResNetModel(directory: fixtures.appendingPathComponent("checkpoints/\(checkpoint)"),
+        let model = try ResNetModel.load(from: fixtures.appendingPathComponent("checkpoints/\(checkpoint)"),
                                     convolutions: convolutions)
         let inputs = try NPZArchive(contentsOf: fixtures.appendingPathComponent("preprocess/resnet50.npz"))
         let references = try NPZArchive(contentsOf: fixtures.appendingPathComponent("embeddings/resnet50.npz"))
@@ -35,7 +36,7 @@ private func cosine(_ a: [Float], _ b: [Float]) -> Double {
             batch += pixels.floats()
             expected.append(try references.array(file).floats())
         }
-        let vectors = try model.embed(pixels: batch, count: files.count, height: 224, width: 224)
+        let vectors = try model.forward(pixels: batch, count: files.count, height: 224, width: 224)
         for (index, file) in files.enumerated() {
             let vector = vectors[index], reference = expected[index]
             #expect(vector.count == model.dimension && reference.count == model.dimension, "\(file)")
@@ -45,7 +46,7 @@ private func cosine(_ a: [Float], _ b: [Float]) -> Double {
             #expect(worst <= 1e-4 * norm, "\(file): max abs difference \(worst), norm \(norm)")
         }
         // One image alone gives what it gave inside the batch.
-        let first = try model.embed(pixels: Array(batch[..<(3 * 224 * 224)]), count: 1, height: 224, width: 224)
+        let first = try model.forward(pixels: Array(batch[..<(3 * 224 * 224)]), count: 1, height: 224, width: 224)
         #expect(zip(first[0], vectors[0]).allSatisfy { abs($0 - $1) <= 1e-5 })
     }
 
@@ -53,15 +54,15 @@ private func cosine(_ a: [Float], _ b: [Float]) -> Double {
     /// again from the checkpoint and agree with direct convolutions.
     @Test func otherInputSizeWithWinograd() throws {
         let directory = fixtures.appendingPathComponent("checkpoints/resnet50")
-        let winograd = try ResNetModel(directory: directory, convolutions: .winograd)
-        let direct = try ResNetModel(directory: directory, convolutions: .direct)
+        let winograd = try ResNetModel.load(from: directory, convolutions: .winograd)
+        let direct = try ResNetModel.load(from: directory, convolutions: .direct)
         var state: UInt64 = 3
         let pixels = (0..<(2 * 3 * 160 * 176)).map { _ -> Float in
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return Float(Int(state >> 40) % 2001 - 1000) / 500
         }
-        let ours = try winograd.embed(pixels: pixels, count: 2, height: 160, width: 176)
-        let reference = try direct.embed(pixels: pixels, count: 2, height: 160, width: 176)
+        let ours = try winograd.forward(pixels: pixels, count: 2, height: 160, width: 176)
+        let reference = try direct.forward(pixels: pixels, count: 2, height: 160, width: 176)
         for (vector, expected) in zip(ours, reference) {
             let norm = Float(expected.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
             let worst = zip(vector, expected).map { abs($0 - $1) }.max() ?? .infinity
@@ -71,7 +72,7 @@ private func cosine(_ a: [Float], _ b: [Float]) -> Double {
 
     @Test func missingTensorIsReported() throws {
         let directory = fixtures.appendingPathComponent("checkpoints/malformed/resnet50_missing_tensor")
-        #expect(throws: CheckpointError.self) { try ResNetModel(directory: directory) }
+        #expect(throws: CheckpointError.self) { try ResNetModel.load(from: directory) }
     }
 
     @Test func unsupportedConfigsAreRejected() throws {
@@ -87,7 +88,7 @@ private func cosine(_ a: [Float], _ b: [Float]) -> Double {
         #expect(throws: CheckpointError.self) { try ResNetModel(config: config, checkpoint: checkpoint) }
         let model = try ResNetModel(config: try ResNetConfig.load(from: directory.appendingPathComponent("config.json")),
                                     checkpoint: checkpoint)
-        #expect(throws: ModelError.self) { try model.embed(pixels: [Float](repeating: 0, count: 10), count: 1, height: 224, width: 224) }
-        #expect(throws: ModelError.self) { try model.embed(pixels: [], count: 0, height: 224, width: 224) }
+        #expect(throws: ModelError.self) { try model.forward(pixels: [Float](repeating: 0, count: 10), count: 1, height: 224, width: 224) }
+        #expect(throws: ModelError.self) { try model.forward(pixels: [], count: 0, height: 224, width: 224) }
     }
 }

@@ -1,3 +1,4 @@
+import Embedding
 import Foundation
 import Imaging
 import TensorFiles
@@ -43,8 +44,8 @@ private enum VGGFixtures {
         }
     }()
 
-    static let timm: VGG16? = try? VGG16.load(directory: timmDirectory)
-    static let torchvision: VGG16? = try? VGG16.load(directory: torchvisionDirectory)
+    static let timm: VGG16? = try? VGG16.load(from: timmDirectory)
+    static let torchvision: VGG16? = try? VGG16.load(from: torchvisionDirectory)
 }
 
 private struct FixtureError: Error, CustomStringConvertible {
@@ -117,7 +118,7 @@ struct VGG16Tests {
         #expect(model.layout == .timm)
         #expect(VGGFixtures.cases.count >= 10)
         for (name, reference, input) in VGGFixtures.cases {
-            let output = try model.features(input)
+            let output = try model.forward(input)
             #expect(output.count == 1)
             expectMatches(output.first ?? [], reference, "timm \(name)")
         }
@@ -125,12 +126,12 @@ struct VGG16Tests {
 
     @Test("direct convolutions: fc7 equals the reference too, and the Winograd default's vector")
     func directConvolutionsMatchReference() throws {
-        let direct = try VGG16.load(directory: VGGFixtures.timmDirectory, convolutions: .direct)
+        let direct = try VGG16.load(from: VGGFixtures.timmDirectory, convolutions: .direct)
         let winograd = try #require(VGGFixtures.timm)
         for (name, reference, input) in VGGFixtures.cases {
-            let output = try direct.features(input).first ?? []
+            let output = try direct.forward(input).first ?? []
             expectMatches(output, reference, "direct \(name)")
-            let other = try winograd.features(input).first ?? []
+            let other = try winograd.forward(input).first ?? []
             #expect(maxAbsDifference(output, other) <= 1e-5 * norm(reference), "\(name): algorithms disagree")
         }
     }
@@ -141,9 +142,9 @@ struct VGG16Tests {
         let timm = try #require(VGGFixtures.timm)
         #expect(model.layout == .torchvision)
         for (name, reference, input) in VGGFixtures.cases {
-            let output = try model.features(input).first ?? []
+            let output = try model.forward(input).first ?? []
             expectMatches(output, reference, "torchvision \(name)")
-            let other = try timm.features(input).first ?? []
+            let other = try timm.forward(input).first ?? []
             #expect(maxAbsDifference(output, other) <= 1e-6 * norm(reference), "\(name): layouts disagree")
         }
     }
@@ -165,10 +166,10 @@ struct VGG16Tests {
     func batchEqualsSingles(layout: VGG16.Layout) throws {
         let model = try #require(layout == .timm ? VGGFixtures.timm : VGGFixtures.torchvision)
         let cases = Array(VGGFixtures.cases.prefix(8))
-        let batch = try model.features(cases.map(\.input))
+        let batch = try model.forward(cases.map(\.input))
         #expect(batch.count == cases.count)
         for (index, item) in cases.enumerated() {
-            let single = try model.features(item.input).first ?? []
+            let single = try model.forward(item.input).first ?? []
             let limit = 1e-6 * norm(item.reference)
             #expect(maxAbsDifference(batch[index], single) <= limit, "\(item.name): batch vs single")
             expectMatches(batch[index], item.reference, "batch \(item.name)")
@@ -179,11 +180,11 @@ struct VGG16Tests {
     func concurrentCallers() async throws {
         let model = try #require(VGGFixtures.timm)
         let cases = Array(VGGFixtures.cases.prefix(6))
-        let sequential = try cases.map { try model.features($0.input).first ?? [] }
+        let sequential = try cases.map { try model.forward($0.input).first ?? [] }
         let concurrent = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
             for _ in 0..<3 {
                 for (index, item) in cases.enumerated() {
-                    group.addTask { (index, try model.features(item.input).first ?? []) }
+                    group.addTask { (index, try model.forward(item.input).first ?? []) }
                 }
             }
             var results: [(Int, [Float])] = []
@@ -199,9 +200,9 @@ struct VGG16Tests {
     @Test("packed and mapped fully-connected weights give the same vectors")
     func packedEqualsMapped() throws {
         let mapped = try #require(VGGFixtures.timm)
-        let packed = try VGG16.load(directory: VGGFixtures.timmDirectory, headWeights: .packed)
+        let packed = try VGG16.load(from: VGGFixtures.timmDirectory, headWeights: .packed)
         for item in VGGFixtures.cases.prefix(4) {
-            let a = try mapped.features(item.input).first ?? [], b = try packed.features(item.input).first ?? []
+            let a = try mapped.forward(item.input).first ?? [], b = try packed.forward(item.input).first ?? []
             #expect(maxAbsDifference(a, b) <= 1e-6 * norm(item.reference), "\(item.name)")
         }
     }
@@ -209,8 +210,8 @@ struct VGG16Tests {
     @Test("the misshaped-tensor fixture fails naming the tensor")
     func misshapedFixture() throws {
         let directory = VGGFixtures.root.appendingPathComponent("checkpoints/malformed/vgg16_misshaped_tensor")
-        #expect(throws: VGG16Error.wrongShape(name: "features.7.weight", expected: [8, 8, 3, 3], found: [8, 8, 2, 3])) {
-            try VGG16.load(directory: directory)
+        #expect(throws: ModelError.wrongShape(name: "features.7.weight", expected: [8, 8, 3, 3], found: [8, 8, 2, 3])) {
+            try VGG16.load(from: directory)
         }
     }
 
@@ -223,7 +224,7 @@ struct VGG16Tests {
         let url = layout == "timm" ? VGGFixtures.timmDirectory.appendingPathComponent("model.safetensors")
                                    : VGGFixtures.torchvisionDirectory.appendingPathComponent("vgg16.pth")
         let reader = EditedCheckpoint(base: try openCheckpoint(at: url), hidden: [name])
-        #expect(throws: VGG16Error.missingTensor(name)) { try VGG16(weights: reader) }
+        #expect(throws: ModelError.missingTensor(name)) { try VGG16(weights: reader) }
     }
 
     @Test("a misshaped tensor fails naming it")
@@ -232,7 +233,7 @@ struct VGG16Tests {
         let torchvision = try openCheckpoint(at: VGGFixtures.torchvisionDirectory.appendingPathComponent("vgg16.pth"))
         func shape(_ reader: any CheckpointReader, _ name: String) -> [Int] { reader.info(name)?.shape ?? [] }
         let fc1 = shape(timm, "pre_logits.fc1.weight"), fc2 = shape(timm, "pre_logits.fc2.weight")
-        let cases: [(any CheckpointReader, String, [Int], VGG16Error)] = [
+        let cases: [(any CheckpointReader, String, [Int], ModelError)] = [
             // A conv whose input width disagrees with the previous conv's output.
             (timm, "features.2.weight", [fc1[0], 5, 3, 3],
              .wrongShape(name: "features.2.weight", expected: [fc1[0], shape(timm, "features.0.weight")[0], 3, 3],
@@ -256,26 +257,26 @@ struct VGG16Tests {
     func otherErrors() throws {
         let timmURL = VGGFixtures.timmDirectory.appendingPathComponent("model.safetensors")
         let reader = EditedCheckpoint(base: try openCheckpoint(at: timmURL), hidden: ["pre_logits.fc1.weight"])
-        #expect(throws: VGG16Error.self) { try VGG16(weights: reader) }
+        #expect(throws: ModelError.self) { try VGG16(weights: reader) }
         let config = try TimmModelConfig.load(from: VGGFixtures.timmDirectory.appendingPathComponent("config.json"))
         var resnet = config
         resnet.architecture = "resnet50"
-        #expect(throws: VGG16Error.unsupportedConfig("architecture \"resnet50\" (expected vgg16)")) {
+        #expect(throws: ModelError.unsupportedConfig("architecture \"resnet50\" (expected vgg16)")) {
             try VGG16(weights: try openCheckpoint(at: timmURL), config: resnet)
         }
         var wrongFeatures = config
         wrongFeatures.numFeatures = (config.numFeatures ?? 0) + 1
-        #expect(throws: VGG16Error.self) { try VGG16(weights: try openCheckpoint(at: timmURL), config: wrongFeatures) }
+        #expect(throws: ModelError.self) { try VGG16(weights: try openCheckpoint(at: timmURL), config: wrongFeatures) }
 
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("vgg16-empty-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: empty) }
-        #expect(throws: VGG16Error.self) { try VGG16.load(directory: empty) }
+        #expect(throws: ModelError.self) { try VGG16.load(from: empty) }
 
         let model = try #require(VGGFixtures.timm)
-        #expect(throws: VGG16Error.self) { try model.features(Tensor(zeros: [1, 4, 224, 224])) }
-        #expect(throws: VGG16Error.self) { try model.features(Tensor(zeros: [1, 3, 16, 224])) }
-        #expect(throws: VGG16Error.self) { try model.features(Tensor(zeros: [3, 224, 224])) }
-        #expect(try model.features([ImageTensor]()).isEmpty)
+        #expect(throws: ModelError.self) { try model.forward(Tensor(zeros: [1, 4, 224, 224])) }
+        #expect(throws: ModelError.self) { try model.forward(Tensor(zeros: [1, 3, 16, 224])) }
+        #expect(throws: ModelError.self) { try model.forward(Tensor(zeros: [3, 224, 224])) }
+        #expect(try model.forward([ImageTensor]()).isEmpty)
     }
 }

@@ -1,4 +1,7 @@
 // Load: the bounded embedding pool, and readers during an in-process ingest.
+import NIOHTTP1
+import Embedding
+import PosterSimCore
 import Foundation
 import Imaging
 import Ingest
@@ -7,15 +10,6 @@ import Server
 import Store
 import Synchronization
 import Testing
-
-/// The ingest pipeline's view of a fixture model.
-struct FixtureEmbedder: PosterEmbedder {
-    let served: ServedModel
-    var space: VectorSpace { served.space }
-    var identity: ModelIdentity { served.identity }
-    var preprocessor: ImagePreprocessor { served.model.preprocessor }
-    func embed(_ batch: ImageTensor) throws -> [[Float]] { try served.model.embed(batch) }
-}
 
 /// A value shared by concurrent tasks.
 final class Shared<Value: Sendable>: Sendable {
@@ -111,7 +105,7 @@ extension AllServerTests {
             ingest.batchSize = 2
             ingest.tmdb = TMDBSettings(baseURL: "http://127.0.0.1:9/3", imageBaseURL: "http://127.0.0.1:9/t/p")
             let pipeline = IngestPipeline(
-                configuration: ingest, store: store, embedders: try await Fixtures.loadedModels().map { FixtureEmbedder(served: $0) })
+                configuration: ingest, store: store, embedders: try await Fixtures.loadedModels())
 
             try await withServer(store: store) { server in
                 let done = Shared(false)

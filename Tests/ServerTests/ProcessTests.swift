@@ -1,4 +1,5 @@
 // The real `postersim serve` process: started on port 0, changed by another process's writes, stopped by SIGTERM.
+import PosterSimCore
 import Foundation
 import Store
 import Testing

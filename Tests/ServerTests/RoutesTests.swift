@@ -1,4 +1,6 @@
 // The other routes: titles, search by image and text, models, health, metrics, posters, static files, CORS, limits.
+import NIOHTTP1
+import PosterSimCore
 import Foundation
 import Imaging
 import Ingest
@@ -113,7 +115,7 @@ extension AllServerTests {
                 let matches = try reply.decode(MatchesOutput.self)
                 #expect(matches.matches.count == 5 && matches.namespace == "clip")
                 let clip = Fixtures.models.first { $0.name == .clip }!
-                let vector = try await Fixtures.offThePool { try clip.model.embed(texts: ["a lone astronaut on a red planet"])[0] }
+                let vector = try await Fixtures.offThePool { try clip.embed(texts: ["a lone astronaut on a red planet"])[0] }
                 let expected = try await store.query(space: "clip", vector: vector, k: 5)
                 #expect(matches.matches.map(\.id) == expected.map { String($0.movieID) })
                 // `+` is a space, as browsers' forms send it.
@@ -145,7 +147,7 @@ extension AllServerTests {
                 #expect(models.map { $0["name"] as? String } == ["CLIP", "ResNet-50", "VGG16"])
                 #expect(models.map { $0["repo"] as? String } == ModelName.allCases.map(\.repoID))
                 #expect(models.map { $0["metric"] as? String } == ["cosine", "euclidean", "euclidean"])
-                #expect(models.map { $0["dimension"] as? Int } == Fixtures.models.map(\.model.dimension))
+                #expect(models.map { $0["dimension"] as? Int } == Fixtures.models.map(\.space.dimension))
                 #expect(models.allSatisfy { $0["vectors"] as? Int == 4 && $0["loaded"] as? Bool == true })
                 #expect(models.allSatisfy { $0["checkpointMatchesStore"] as? Bool == true })
                 #expect(models.first?["text"] as? Bool == true)

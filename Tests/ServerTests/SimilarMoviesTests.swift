@@ -1,4 +1,5 @@
 // GET /api/get-similar-movies: the original front end's contract.
+import PosterSimCore
 import Foundation
 import Imaging
 import ModelHub

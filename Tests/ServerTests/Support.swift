@@ -1,5 +1,7 @@
 // The server under test: a real `buildApplication` on 127.0.0.1, port 0, driven over real sockets by AsyncHTTPClient;
 // a store filled with the fixture images embedded by the tiny fixture checkpoints of the three models.
+import Embedding
+import PosterSimCore
 import AsyncHTTPClient
 import Dispatch
 import Foundation
@@ -32,14 +34,11 @@ enum Fixtures {
         .appendingPathComponent("Fixtures")
 
     /// The three fixture models, loaded once per test process.
-    static let models: [ServedModel] = {
+    static let models: [any EmbeddingModel] = {
         ModelName.allCases.map { name in
             let directory = root.appendingPathComponent("checkpoints/\(name.rawValue)")
-            let model = try! PosterEmbeddingModel(name, directory: directory)
-            return ServedModel(
-                name: name, model: model,
-                space: VectorSpace(
-                    name: name.rawValue, dimension: model.dimension, metric: name.metric == .cosine ? .cosine : .euclidean),
+            return try! PosterEmbeddingModel(
+                name, directory: directory,
                 identity: ModelIdentity(repo: name.repoID, weightsSHA256: String(repeating: "f", count: 64)))
         }
     }()
@@ -74,17 +73,13 @@ enum Fixtures {
             popularityRank: i)
     }
 
-    static func temporaryFolder() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("server-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    static func temporaryFolder() throws -> URL { try TestSupport.temporaryFolder("server") }
 
     /// The posters of the first `storedImages` movies embedded by each fixture model, computed once per test process.
     static let storedImages = 12
     private static let imageVectors: [ModelName: [[Float]]] = {
         let images = imageFiles.prefix(storedImages).map { try! Imaging.PosterDecoder().decode(try! image($0)) }
-        return Dictionary(uniqueKeysWithValues: models.map { ($0.name, try! $0.model.embed(images: images)) })
+        return Dictionary(uniqueKeysWithValues: models.map { ($0.name, try! $0.embed(images: images)) })
     }()
 
     /// Runs `body` on a Dispatch thread: model loading and forward passes must not block Swift's cooperative pool,
@@ -96,7 +91,7 @@ enum Fixtures {
     }
 
     /// The fixture models, loaded (once) off the cooperative pool.
-    static func loadedModels() async throws -> [ServedModel] { try await offThePool { models } }
+    static func loadedModels() async throws -> [any EmbeddingModel] { try await offThePool { models } }
 
     /// The vector of fixture image `file` under `model` (computed once, off the cooperative pool).
     static func vector(of file: String, model: ModelName) async throws -> [Float] {
@@ -202,17 +197,18 @@ struct TestServer: Sendable {
 /// Runs the server for `body`, then shuts it down gracefully.
 func withServer<T: Sendable>(
     _ configuration: ServerConfiguration = Fixtures.testConfiguration, store: any VectorStore,
-    models: [ServedModel]? = nil, _ body: @Sendable (TestServer) async throws -> T
+    models: [(any EmbeddingModel)]? = nil, _ body: @Sendable (TestServer) async throws -> T
 ) async throws -> T {
-    let loaded = try await Fixtures.loadedModels()
-    let models = models ?? loaded
+    // Tests that bring their own (fake) models never load the fixture checkpoints.
+    let served: [any EmbeddingModel]
+    if let models { served = models } else { served = try await Fixtures.loadedModels() }
     var logger = Logger(label: "server-test")
     logger.logLevel = .warning
     var configuration = configuration
     configuration.port = 0
     let (ports, continuation) = AsyncStream<Int>.makeStream()
     let app = buildApplication(
-        configuration: configuration, store: store, models: models, logger: logger,
+        configuration: configuration, store: store, models: served, logger: logger,
         onServerRunning: { continuation.yield($0) })
     let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
     var clientConfiguration = HTTPClient.Configuration()

@@ -1,3 +1,4 @@
+import PosterSimCore
 import Foundation
 import Logging
 import PostgresNIO

@@ -1,3 +1,4 @@
+import PosterSimCore
 import TestSupport
 import CVectorScan
 import Foundation

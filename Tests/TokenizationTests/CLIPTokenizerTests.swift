@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Testing
 
@@ -35,7 +36,7 @@ struct CLIPTokenizerTests {
 
     @Test("vocab.json + merges.txt without configuration files: both special tokens matched on raw text")
     func vocabularyAndMergesOnly() throws {
-        let folder = try temporaryDirectory()
+        let folder = try temporaryFolder("tokenization")
         defer { try? FileManager.default.removeItem(at: folder) }
         for name in ["vocab.json", "merges.txt"] {
             try FileManager.default.copyItem(

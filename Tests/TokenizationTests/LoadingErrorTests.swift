@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Testing
 
@@ -7,7 +8,7 @@ import Testing
 struct LoadingErrorTests {
     /// A copy of the fixture folder where `name` is replaced by `contents` (or removed when nil).
     func folder(replacing name: String, with contents: String?) throws -> URL {
-        let folder = try temporaryDirectory()
+        let folder = try temporaryFolder("tokenization")
         for file in ["vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"] {
             try FileManager.default.copyItem(
                 at: Paths.tinyCLIP.appendingPathComponent(file), to: folder.appendingPathComponent(file))
@@ -38,7 +39,7 @@ struct LoadingErrorTests {
     func missingFiles() throws {
         let error = try loadError(replacing: "vocab.json", with: nil)
         guard case .missingFiles = error else { Issue.record("got \(String(describing: error))"); return }
-        let empty = try temporaryDirectory()
+        let empty = try temporaryFolder("tokenization")
         defer { try? FileManager.default.removeItem(at: empty) }
         #expect(throws: TokenizerError.self) { try CLIPTokenizer(modelDirectory: empty) }
     }
@@ -100,7 +101,7 @@ struct LoadingErrorTests {
 
     @Test("malformed CLIP BPE files")
     func malformedBPEFiles() throws {
-        let folder = try temporaryDirectory()
+        let folder = try temporaryFolder("tokenization")
         defer { try? FileManager.default.removeItem(at: folder) }
         let short = folder.appendingPathComponent("short.txt")
         try Data("header\na b\n".utf8).write(to: short)

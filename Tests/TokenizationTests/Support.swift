@@ -59,13 +59,6 @@ struct TrickyIds: Decodable {
     }
 }
 
-/// A fresh temporary folder, removed by the caller.
-func temporaryDirectory() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("tokenization-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
-
 /// Compares a tokenizer against expected ids for every text; returns the number of texts checked.
 @discardableResult
 func expectIds(

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""PosterSim reference script: writes the golden fixtures described in notes/FIXTURES.md.
+"""PosterSim reference script: writes the golden fixtures described in tools/reference/README.md.
 
 Usage (from the package root, with the reference venv):
-    /opt/postersim-ref/bin/python tools/reference/make_fixtures.py [--out Tests/Fixtures] [--only images,preprocess,...]
-    /opt/postersim-ref/bin/python tools/reference/make_fixtures.py --full-size DIR          # heavy, for `make parity`
+    .venv-reference/bin/python tools/reference/make_fixtures.py [--out Tests/Fixtures] [--only images,preprocess,...]
+    .venv-reference/bin/python tools/reference/make_fixtures.py --full-size DIR          # heavy, for `make parity`
 
 Determinism: every random source is seeded; .npz files are written by `save_npz` below (zip + deflate like
 np.savez_compressed, but with fixed zip timestamps) so re-running gives byte-identical files.

@@ -1,3 +1,4 @@
+import PosterSimCore
 import Foundation
 
 /// The preprocessing a model expects, reduced to the steps that matter for an RGB uint8 input: resize, center

@@ -1,6 +1,7 @@
 // The transformer blocks shared by both CLIP towers, one type per checkpoint sub-module (as candle's
 // clip/text_model.rs and vision_model.rs do), reproducing transformers 5.23 models/clip/modeling_clip.py:
 // CLIPAttention (eager path), CLIPMLP, CLIPEncoderLayer (pre-norm residual blocks) and CLIPEncoder.
+import Embedding
 import TensorFiles
 import Tensors
 
@@ -9,7 +10,7 @@ func clipActivation(_ name: String) throws -> Activation {
     switch name {
     case "quick_gelu": return .quickGelu      // x·sigmoid(1.702x), OpenAI's checkpoints
     case "gelu": return .gelu                 // exact erf GELU
-    default: throw CLIPModelError.unsupportedConfig("hidden_act '\(name)' (supported: quick_gelu, gelu)")
+    default: throw ModelError.unsupportedConfig("hidden_act '\(name)' (supported: quick_gelu, gelu)")
     }
 }
 
@@ -49,7 +50,7 @@ public final class CLIPAttention: Sendable {
 
     init(_ weights: CLIPWeights, prefix: String, dim: Int, heads: Int, expectedRows: Int) throws {
         guard heads >= 1, dim % heads == 0 else {
-            throw CLIPModelError.unsupportedConfig("hidden size \(dim) is not divisible by \(heads) heads")
+            throw ModelError.unsupportedConfig("hidden size \(dim) is not divisible by \(heads) heads")
         }
         self.dim = dim
         self.heads = heads

@@ -2,6 +2,7 @@
 // get_text_features (models/clip/modeling_clip.py: `visual_projection(vision_model(...).pooler_output)` and
 // `text_projection(text_model(...).pooler_output)`, both without normalisation; in transformers 5.x they are
 // returned as `.pooler_output` of the output object).
+import Embedding
 import Foundation
 import Imaging
 import TensorFiles
@@ -15,8 +16,8 @@ import Tokenization
 /// Guarantees: weights are immutable after loading, and every call borrows its own workspaces from a pool, so one
 /// instance can serve concurrent callers. Results for a batch equal the results for each input alone (up to float
 /// rounding of the batched GEMMs). Features are the projected vectors, NOT L2-normalised. Bad checkpoints and
-/// bad inputs throw `CLIPModelError` naming the tensor or input at fault; nothing traps on untrusted data.
-public final class CLIPModel: Sendable {
+/// bad inputs throw `ModelError` naming the tensor or input at fault; nothing traps on untrusted data.
+public final class CLIPModel: ImageNetwork {
     public let config: CLIPConfig
     public let visionModel: CLIPVisionTransformer
     public let textModel: CLIPTextTransformer
@@ -63,18 +64,10 @@ public final class CLIPModel: Sendable {
 
     /// Loads `config.json`, the first checkpoint of `checkpointFileNames` found (opened with `openCheckpoint`,
     /// memory-mapped) and, when present, the tokenizer files (`vocab.json` + `merges.txt` or `tokenizer.json`).
-    public static func load(directory: URL, expectedBatch: Int = 8) throws -> CLIPModel {
+    public static func load(from directory: URL, expectedBatch: Int = 8) throws -> CLIPModel {
         let fileManager = FileManager.default
-        let configURL = directory.appendingPathComponent("config.json")
-        guard fileManager.fileExists(atPath: configURL.path) else {
-            throw CLIPModelError.missingFile("no config.json in \(directory.path)")
-        }
-        let config = try CLIPConfig.load(from: configURL)
-        guard let checkpointURL = checkpointFileNames.map({ directory.appendingPathComponent($0) })
-            .first(where: { fileManager.fileExists(atPath: $0.path) }) else {
-            throw CLIPModelError.missingFile("no checkpoint (\(checkpointFileNames.joined(separator: ", "))) in "
-                                             + directory.path)
-        }
+        let config = try CLIPConfig.load(from: try ModelFolder.config(in: directory, required: true)!)
+        let checkpointURL = try ModelFolder.checkpoint(in: directory, names: checkpointFileNames)
         let hasTokenizer = ["vocab.json", "tokenizer.json"].contains {
             fileManager.fileExists(atPath: directory.appendingPathComponent($0).path)
         }
@@ -83,6 +76,13 @@ public final class CLIPModel: Sendable {
                              expectedBatch: expectedBatch)
     }
 
+    /// `ImageNetwork`'s loader: CLIP has no 3×3 convolutions, so `convolutions` changes nothing.
+    public static func load(from directory: URL, convolutions: ConvolutionAlgorithm) throws -> CLIPModel {
+        try load(from: directory)
+    }
+
+    public var outputDimension: Int { embeddingDimension }
+
     /// Output vector length (`projection_dim`).
     public var embeddingDimension: Int { config.projectionDim }
 
@@ -90,26 +90,26 @@ public final class CLIPModel: Sendable {
 
     /// Image features for a preprocessed batch `[N, channels, image_size, image_size]` (or one image
     /// `[channels, image_size, image_size]`), as `ImagePreprocessor` produces it: one vector per image.
-    public func imageFeatures(_ batch: ImageTensor) throws -> [[Float]] {
-        try batch.values.withUnsafeBufferPointer { try imageFeatures(pixels: $0, shape: batch.shape) }
+    public func forward(_ batch: ImageTensor) throws -> [[Float]] {
+        try batch.values.withUnsafeBufferPointer { try forward(pixels: $0, shape: batch.shape) }
     }
 
     /// Image features for a plain (row-major) tensor `[N, channels, image_size, image_size]`.
-    public func imageFeatures(_ batch: Tensor) throws -> [[Float]] {
-        try batch.withUnsafeFloats { try imageFeatures(pixels: $0, shape: batch.shape) }
+    public func forward(_ batch: Tensor) throws -> [[Float]] {
+        try batch.withUnsafeFloats { try forward(pixels: $0, shape: batch.shape) }
     }
 
     /// Image features for NCHW float32 pixels.
-    public func imageFeatures(pixels: UnsafeBufferPointer<Float>, shape: [Int]) throws -> [[Float]] {
+    public func forward(pixels: UnsafeBufferPointer<Float>, shape: [Int]) throws -> [[Float]] {
         let vision = config.visionConfig
         let expected = [vision.numChannels, vision.imageSize, vision.imageSize]
         let nchw = shape.count == 3 ? [1] + shape : shape
         guard nchw.count == 4, Array(nchw.dropFirst()) == expected, nchw[0] >= 0 else {
-            throw CLIPModelError.badInput("image tensor shape \(shape), expected [N] + \(expected)")
+            throw ModelError.badInput("image tensor shape \(shape), expected [N] + \(expected)")
         }
         let perImage = expected.reduce(1, *)
         guard pixels.count == nchw[0] * perImage else {
-            throw CLIPModelError.badInput("\(pixels.count) pixel values for shape \(shape)")
+            throw ModelError.badInput("\(pixels.count) pixel values for shape \(shape)")
         }
         var results: [[Float]] = []
         results.reserveCapacity(nchw[0])
@@ -134,11 +134,11 @@ public final class CLIPModel: Sendable {
         let text = config.textConfig
         for (index, ids) in tokenIDs.enumerated() {
             guard !ids.isEmpty, ids.count <= text.maxPositionEmbeddings else {
-                throw CLIPModelError.badInput("token sequence \(index) has \(ids.count) ids, expected 1..."
+                throw ModelError.badInput("token sequence \(index) has \(ids.count) ids, expected 1..."
                                               + "\(text.maxPositionEmbeddings)")
             }
             if let bad = ids.first(where: { $0 < 0 || $0 >= text.vocabSize }) {
-                throw CLIPModelError.badInput("token sequence \(index) holds id \(bad), outside the vocabulary of "
+                throw ModelError.badInput("token sequence \(index) holds id \(bad), outside the vocabulary of "
                                               + "\(text.vocabSize)")
             }
         }
@@ -159,7 +159,7 @@ public final class CLIPModel: Sendable {
     /// Text features for strings, tokenized with the model directory's tokenizer and truncated to the context
     /// length (`max_position_embeddings`, 77 for CLIP), as transformers' `truncation=True, max_length=77`.
     public func textFeatures(_ texts: [String]) throws -> [[Float]] {
-        guard let tokenizer else { throw CLIPModelError.noTokenizer }
+        guard let tokenizer else { throw ModelError.noTokenizer }
         let context = config.textConfig.maxPositionEmbeddings
         return try textFeatures(tokenIDs: texts.map { tokenizer.encode($0, contextLength: context, truncate: true) })
     }

@@ -1,6 +1,7 @@
 // CLIP image tower: transformers 5.23 models/clip/modeling_clip.py CLIPVisionEmbeddings + CLIPVisionTransformer
 // (called CLIPVisionModel's inner model there): patch conv (no bias, stride = patch) → [CLS; patches] + positions →
 // pre_layrnorm → encoder → post_layernorm of the CLS token.
+import Embedding
 import TensorFiles
 import Tensors
 
@@ -23,7 +24,7 @@ public final class CLIPVisionEmbeddings: Sendable {
         patchSize = config.patchSize
         let grid = imageSize / patchSize
         guard grid >= 1, grid <= 4096 else {
-            throw CLIPModelError.unsupportedConfig("image_size \(imageSize) with patch_size \(patchSize)")
+            throw ModelError.unsupportedConfig("image_size \(imageSize) with patch_size \(patchSize)")
         }
         let kernel = [dim, channels, patchSize, patchSize]
         // The conv weight [out, c, kh, kw] is, flattened, the [out, c·kh·kw] matrix of the im2col GEMM.

@@ -1,38 +1,9 @@
 // Reading CLIP parameters from a checkpoint, in transformers' naming (the model types are built from key
 // prefixes such as `vision_model.encoder.layers.3.self_attn.`), and the open_clip layout mapped onto it.
+import Embedding
 import Foundation
 import TensorFiles
 
-/// Errors while loading or running a CLIP model. Every checkpoint problem names the tensor involved.
-public enum CLIPModelError: Error, CustomStringConvertible, Sendable, Equatable {
-    /// The checkpoint lacks a tensor the configuration requires.
-    case missingTensor(String)
-    /// A tensor's shape differs from what `config.json` implies.
-    case wrongShape(name: String, expected: [Int], found: [Int])
-    /// A tensor exists but could not be read (bad dtype, corrupt data, ...).
-    case unreadableTensor(name: String, reason: String)
-    /// The configuration asks for something this implementation does not do (e.g. an unknown activation).
-    case unsupportedConfig(String)
-    /// A model directory lacks a required file.
-    case missingFile(String)
-    /// Text input was given but the model directory has no tokenizer files.
-    case noTokenizer
-    /// Input that does not fit the model (wrong image size, token id outside the vocabulary, empty sequence, ...).
-    case badInput(String)
-
-    public var description: String {
-        switch self {
-        case .missingTensor(let name): return "CLIP checkpoint has no tensor \(name)"
-        case .wrongShape(let name, let expected, let found):
-            return "CLIP checkpoint tensor \(name) has shape \(found), expected \(expected)"
-        case .unreadableTensor(let name, let reason): return "cannot read CLIP tensor \(name): \(reason)"
-        case .unsupportedConfig(let what): return "unsupported CLIP configuration: \(what)"
-        case .missingFile(let what): return "CLIP model directory: \(what)"
-        case .noTokenizer: return "this CLIP model directory has no tokenizer (vocab.json + merges.txt or tokenizer.json)"
-        case .badInput(let what): return "bad CLIP input: \(what)"
-        }
-    }
-}
 
 /// Checked access to a checkpoint by transformers key: right name, right shape, float32 values.
 struct CLIPWeights: Sendable {
@@ -48,14 +19,14 @@ struct CLIPWeights: Sendable {
 
     /// The tensor after checking presence and shape; a zero-copy view into the file when the format allows.
     func tensor(_ name: String, shape: [Int]) throws -> FloatTensor {
-        guard let info = reader.info(name) else { throw CLIPModelError.missingTensor(display(name)) }
+        guard let info = reader.info(name) else { throw ModelError.missingTensor(display(name)) }
         guard info.shape == shape else {
-            throw CLIPModelError.wrongShape(name: display(name), expected: shape, found: info.shape)
+            throw ModelError.wrongShape(name: display(name), expected: shape, found: info.shape)
         }
         do {
             return try reader.floats(name)
         } catch {
-            throw CLIPModelError.unreadableTensor(name: display(name), reason: String(describing: error))
+            throw ModelError.unreadableTensor(name: display(name), reason: String(describing: error))
         }
     }
 

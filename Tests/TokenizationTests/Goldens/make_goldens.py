@@ -4,7 +4,7 @@ open_clip's bpe_simple_vocab_16e6.txt.gz in a temp dir, as tools/reference does;
 gzip streams for the gzip reader.
 
 Run with the reference environment from the package root:
-    /opt/postersim-ref/bin/python Tests/TokenizationTests/Goldens/make_goldens.py
+    .venv-reference/bin/python Tests/TokenizationTests/Goldens/make_goldens.py
 """
 
 from __future__ import annotations

@@ -1,0 +1,47 @@
+// Options shared by every command (postersim and postersim-bench) that loads a model's files: where to find them, and how its convolutions run.
+import ArgumentParser
+import Foundation
+import ModelHub
+import Models
+import PosterSimCore
+
+public struct ModelLocationOptions: ParsableArguments {
+    @Option(
+        name: .customLong("model-dir"),
+        help: ArgumentHelp(
+            "Use the model files in a folder instead of the Hugging Face cache, as NAME=PATH (repeatable).",
+            valueName: "name=path"))
+    public var modelDirectories: [String] = []
+
+    @Option(help: "Branch, tag or commit hash to look up in the Hugging Face cache.")
+    public var revision: String = "main"
+
+    @Option(help: ArgumentHelp(
+        "How ResNet-50's and VGG16's 3×3 convolutions compute: winograd (the fastest, where the CPU has AVX-512; "
+            + "each layer rounds differently by up to about 1e-5, the vectors stay within about 1.3e-7 of PyTorch's) "
+            + "or direct (PyTorch's own sums; less memory for the weights).",
+        valueName: "winograd|direct"))
+    public var convolutions: ConvolutionAlgorithm = .winograd
+
+    public init() {}
+
+    public func resolver() throws -> ModelResolver {
+        try ModelResolver(settings: HubSettings.fromProcessEnvironment(), modelDirectoryArguments: modelDirectories)
+    }
+
+    /// Where `model`'s files are: the --model-dir folder given for it, else the cache snapshot of `revision`.
+    public func locate(_ model: ModelName) throws -> ModelLocation {
+        try resolver().resolve(model, revision: revision)
+    }
+
+    /// Loads `model` from where `locate` finds it, named in the store by its repository and weights sha256.
+    public func load(_ model: ModelName) throws -> PosterEmbeddingModel {
+        let resolver = try resolver()
+        let location = try resolver.resolve(model, revision: revision)
+        let identity = ModelIdentity(repo: model.repoID, weightsSHA256: try resolver.weightsSHA256(for: model, revision: revision))
+        return try PosterEmbeddingModel(model, directory: location.directory, identity: identity, convolutions: convolutions)
+    }
+}
+
+extension ConvolutionAlgorithm: ExpressibleByArgument {}
+
