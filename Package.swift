@@ -11,10 +11,12 @@
 //   Tensors              our tensor layer over oneDNN (CDNNL)
 //   Tokenization         CLIP's BPE tokenizer
 //   Embedding            the EmbeddingModel protocol and ModelError (Core, Imaging)
-//   ModelHub             Hugging Face cache layout, `models fetch` from HF_ENDPOINT (Core, TensorFiles)
+//   HTTPSupport          the one HTTP retry policy and the clock it waits on. Imports nothing of ours.
+//   ModelHub             Hugging Face cache layout, `models fetch` from HF_ENDPOINT (Core, TensorFiles, HTTPSupport)
 //   Models               CLIP, ResNet-50, VGG16 from config.json + checkpoint (Embedding, Tensors, TensorFiles, Tokenization)
 //   Store -> PostgresStore   the VectorStore protocol and its SQLite and PostgreSQL implementations (Core)
-//   Ingest               TMDB client and the ingest pipeline (Store, Embedding, Imaging; not Models, not ModelHub)
+//   Ingest               TMDB client and the ingest pipeline (Store, Embedding, Imaging, HTTPSupport; not Models,
+//                        not ModelHub)
 //   Server               the HTTP API (Store, Embedding, Imaging; not Ingest, Models or ModelHub)
 //   PosterSimCLI         the `postersim` command: the one place that wires models, stores, ingest and server
 import PackageDescription
@@ -106,10 +108,13 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CDNNL"]),
         // ResNet-50, VGG16 and CLIP built from checkpoints on top of Tensors.
         .target(name: "Models", dependencies: ["PosterSimCore", "Embedding", "Tensors", "TensorFiles", "Imaging", "Tokenization"]),
+        // The one HTTP retry policy (retryable statuses, Retry-After, back-off with jitter) and the injectable clock
+        // of every HTTP client; imports nothing of ours.
+        .target(name: "HTTPSupport"),
         .target(
             name: "ModelHub",
             dependencies: [
-                "PosterSimCore",
+                "PosterSimCore", "HTTPSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -118,7 +123,7 @@ let package = Package(
         .target(
             name: "Ingest",
             dependencies: [
-                "PosterSimCore", "Store", "Embedding", "Imaging",
+                "PosterSimCore", "Store", "Embedding", "Imaging", "HTTPSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -172,6 +177,7 @@ let package = Package(
             name: "IngestTests",
             dependencies: [
                 "PosterSimCore", "Embedding", "Ingest", "Store", "PostgresStore", "Imaging", "CZlib", "TestSupport",
+                "HTTPSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]),
         .testTarget(
@@ -191,10 +197,11 @@ let package = Package(
                 "PosterSimCore", "Store", "PostgresStore", "TensorFiles", "TestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]),
+        .testTarget(name: "HTTPSupportTests", dependencies: ["HTTPSupport"]),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [
-                "PosterSimCore", "ModelHub", "TestSupport",
+                "PosterSimCore", "ModelHub", "TestSupport", "HTTPSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),

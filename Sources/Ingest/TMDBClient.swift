@@ -1,6 +1,7 @@
 import PosterSimCore
 import AsyncHTTPClient
 import Foundation
+import HTTPSupport
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -30,8 +31,9 @@ public struct PopularList: Sendable, Equatable {
 /// Guarantees:
 /// - Every request (API or image, first attempt or retry) first takes a token from one shared `RateLimiter`
 ///   (`requestsPerSecond`, default 40).
-/// - 429, 5xx and transport failures (connect/read timeout, dropped connection, short body) are retried up to
-///   `maxAttempts` with jittered exponential backoff, waiting at least a `Retry-After` (seconds or HTTP-date).
+/// - Retryable statuses (HTTPSupport's `RetryPolicy`: 408, 429, 5xx) and transport failures (connect/read timeout,
+///   dropped connection, short body) are retried up to `maxAttempts` with jittered exponential backoff, waiting at
+///   least a `Retry-After` (seconds or HTTP-date). Waits (back-off and rate limit) are on `clock`.
 ///   Other statuses fail at once with a typed `TMDBError`: 401 `unauthorized` (with a hint naming the env
 ///   vars), 404 `notFound`, anything else `httpStatus`; unreadable JSON is `badJSON`.
 /// - Credentials go to the API host only; the API key never appears in errors or logs.
@@ -42,14 +44,20 @@ public final class TMDBClient: Sendable {
     public let limiter: RateLimiter
     private let http: HTTPClient
     private let retry: RetryPolicy
+    private let clock: any HTTPClock
     private let logger: Logger
     private let counter = RequestCounter()
 
-    public init(settings: TMDBSettings, logger: Logger = Logger(label: "postersim.tmdb")) throws(TMDBError) {
+    /// `clock` times the retries' waits and the rate limit (tests pass a `VirtualClock`).
+    public init(
+        settings: TMDBSettings, logger: Logger = Logger(label: "postersim.tmdb"),
+        clock: any HTTPClock = SystemHTTPClock()
+    ) throws(TMDBError) {
         let settings = try settings.validated()
         self.settings = settings
         self.logger = logger
-        self.limiter = RateLimiter(rate: settings.requestsPerSecond, burst: settings.burst)
+        self.clock = clock
+        self.limiter = RateLimiter(rate: settings.requestsPerSecond, burst: settings.burst, clock: clock)
         self.retry = RetryPolicy(
             maxAttempts: settings.maxAttempts, baseDelay: settings.retryBaseDelay, maxDelay: settings.maxRetryDelay,
             maxRetryAfter: settings.maxRetryAfter)
@@ -63,9 +71,9 @@ public final class TMDBClient: Sendable {
     /// Runs `body` with a client and shuts it down afterwards, also when `body` throws.
     public static func withClient<Result: Sendable>(
         settings: TMDBSettings, logger: Logger = Logger(label: "postersim.tmdb"),
-        _ body: (TMDBClient) async throws -> Result
+        clock: any HTTPClock = SystemHTTPClock(), _ body: (TMDBClient) async throws -> Result
     ) async throws -> Result {
-        let client = try TMDBClient(settings: settings, logger: logger)
+        let client = try TMDBClient(settings: settings, logger: logger, clock: clock)
         do {
             let result = try await body(client)
             try await client.shutdown()
@@ -186,14 +194,12 @@ public final class TMDBClient: Sendable {
     /// GET with rate limiting, retries and typed errors; returns the whole body of a 2xx answer.
     func get(_ url: String, headers: [(String, String)], maxBytes: Int) async throws -> [UInt8] {
         let shown = redacted(url)
-        var lastFailure = RequestFailure.transport("no attempt made")
-        for attempt in 1...retry.maxAttempts {
+        return try await retry.run(clock: clock) { _ -> RetryPolicy.Outcome<[UInt8], RequestFailure> in
             try await limiter.acquire()
             counter.increment()
             var request = HTTPClientRequest(url: url)
             request.method = .GET
             for (name, value) in headers { request.headers.add(name: name, value: value) }
-            var retryAfter: Double? = nil
             do {
                 let response = try await http.execute(request, timeout: Self.timeAmount(settings.requestTimeout))
                 let status = Int(response.status.code)
@@ -204,7 +210,7 @@ public final class TMDBClient: Sendable {
                     } catch is NIOTooManyBytesError {
                         throw TMDBError.responseTooLarge(url: shown, limit: maxBytes)
                     }
-                    return Array(buffer.readableBytesView)
+                    return .success(Array(buffer.readableBytesView))
                 }
                 // Drain a little of the error body so the connection can be reused.
                 _ = try? await response.body.collect(upTo: 64 << 10)
@@ -212,11 +218,10 @@ public final class TMDBClient: Sendable {
                 case 401: throw TMDBError.unauthorized(url: shown)
                 case 404: throw TMDBError.notFound(url: shown)
                 case _ where RetryPolicy.isRetryable(status: status):
-                    lastFailure = .status(status)
-                    retryAfter = response.headers.first(name: "Retry-After").flatMap { RetryPolicy.parseRetryAfter($0) }
-                    if attempt == retry.maxAttempts {
-                        throw TMDBError.tooManyRetries(url: shown, attempts: attempt, last: lastFailure)
+                    let retryAfter = response.headers.first(name: "Retry-After").flatMap {
+                        RetryPolicy.retryAfter($0, now: clock.date)
                     }
+                    return .retry(.status(status), retryAfter: retryAfter)
                 default: throw TMDBError.httpStatus(status, url: shown)
                 }
             } catch let error as TMDBError {
@@ -224,19 +229,17 @@ public final class TMDBClient: Sendable {
             } catch {
                 // Cancellation surfaces as CancellationError or as AsyncHTTPClient's `.cancelled`: never retried.
                 if Task.isCancelled || error is CancellationError { throw CancellationError() }
-                lastFailure = Self.isTimeout(error) ? .timeout("\(error)") : .transport("\(error)")
-                if attempt == retry.maxAttempts {
-                    throw TMDBError.tooManyRetries(url: shown, attempts: attempt, last: lastFailure)
-                }
+                return .retry(Self.isTimeout(error) ? .timeout("\(error)") : .transport("\(error)"), retryAfter: nil)
             }
-            let delay = retry.delay(beforeRetry: attempt, retryAfter: retryAfter)
+        } willRetry: { retry in
             logger.debug(
                 "retrying",
-                metadata: ["url": "\(shown)", "attempt": "\(attempt)", "why": "\(lastFailure)", "delay": "\(delay)"])
-            try await Task.sleep(for: .nanoseconds(Int64(delay * 1e9)))
+                metadata: [
+                    "url": "\(shown)", "attempt": "\(retry.attempt)", "why": "\(retry.failure)", "delay": "\(retry.delay)",
+                ])
+        } giveUp: { attempts, last in
+            TMDBError.tooManyRetries(url: shown, attempts: attempts, last: last)
         }
-        // The loop returns or throws on its last attempt.
-        throw TMDBError.tooManyRetries(url: shown, attempts: retry.maxAttempts, last: lastFailure)
     }
 
     /// Whether a transport error is AsyncHTTPClient's or NIO's report of a deadline passing.
@@ -249,11 +252,6 @@ public final class TMDBClient: Sendable {
         }
         if case ChannelError.connectTimeout? = error as? ChannelError { return true }
         return false
-    }
-
-    /// Seconds to wait for a `Retry-After` value (delta-seconds or HTTP-date, RFC 9110 §10.2.3); nil if malformed.
-    public static func parseRetryAfter(_ value: String, now: Date = Date()) -> Double? {
-        RetryPolicy.parseRetryAfter(value, now: now)
     }
 
     /// The URL with any `api_key` value hidden.

@@ -18,6 +18,7 @@ import PosterSimCore
 import AsyncHTTPClient
 import Crypto
 import Foundation
+import HTTPSupport
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -101,16 +102,26 @@ public final class HubClient: Sendable {
     public let cache: HubCache
     private let http: HTTPClient?
     private let logger: Logger
+    /// Which answers are retried and how long to wait (HTTPSupport's policy, shared with the TMDB client).
+    private let retry: RetryPolicy
+    private let clock: any HTTPClock
 
     /// Redirect hops followed at most (httpx's default, as huggingface_hub).
     static let maxRedirects = 20
-    /// Status codes retried with back-off (huggingface_hub _DEFAULT_RETRY_ON_STATUS_CODES).
-    static let retriedStatuses: Set<UInt> = [408, 429, 500, 502, 503, 504]
 
-    public init(settings: HubSettings, logger: Logger = Logger(label: "postersim.modelhub")) {
+    /// `clock` times the waits between retries (tests pass a `VirtualClock`).
+    public init(
+        settings: HubSettings, logger: Logger = Logger(label: "postersim.modelhub"),
+        clock: any HTTPClock = SystemHTTPClock()
+    ) {
         self.settings = settings
         self.cache = HubCache(root: settings.cacheDirectory)
         self.logger = logger
+        self.clock = clock
+        // huggingface_hub honours a Retry-After of up to a minute; a longer back-off setting raises that.
+        self.retry = RetryPolicy(
+            maxAttempts: settings.maxRetries + 1, baseDelay: settings.retryBaseDelay, maxDelay: settings.maxRetryDelay,
+            maxRetryAfter: max(60, settings.maxRetryDelay))
         if settings.offline {
             self.http = nil
         } else {
@@ -420,10 +431,10 @@ public final class HubClient: Sendable {
             if failures > settings.maxRetries {
                 throw ModelHubError.downloadFailed(url: metadata.downloadURL, attempts: failures, reason: lastFailure)
             }
-            let delay = min(settings.maxRetryDelay, settings.retryBaseDelay * pow(2, Double(failures - 1)))
+            let delay = retry.backoff(beforeRetry: failures)
             progress(.retrying(repoID: repoID, file: file, attempt: failures, delaySeconds: delay, reason: lastFailure))
             logger.debug("download of \(file) interrupted (\(lastFailure)); resuming in \(delay)s")
-            try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+            try await clock.sleep(for: .nanoseconds(Int64(delay * 1e9)))
         }
 
         let actualSize = HubClient.fileSizeOrZero(incomplete)
@@ -542,8 +553,15 @@ public final class HubClient: Sendable {
 
     // MARK: - Requests with retries
 
-    /// Sends one request, retrying 408/429/5xx (honouring Retry-After) and connection failures with
-    /// exponential back-off. Returns the first other response; its body is still to be read.
+    /// What made an attempt worth repeating.
+    private enum SendFailure: Sendable {
+        case status(UInt)
+        case connection(String)
+    }
+
+    /// Sends one request, retrying the statuses HTTPSupport's `RetryPolicy` calls retryable (honouring Retry-After
+    /// in both forms) and connection failures with its back-off. Returns the first other response; its body is still
+    /// to be read.
     private func send(
         _ http: HTTPClient, method: HTTPMethod, url: String, extraHeaders: [String: String], repoID: String,
         file: String, progress: @escaping @Sendable (FetchEvent) -> Void
@@ -561,29 +579,18 @@ public final class HubClient: Sendable {
         // Connection failures are retried once only: AsyncHTTPClient itself keeps trying to connect until the
         // connect timeout, and an unreachable endpoint should be reported without minutes of waiting.
         let maxConnectionRetries = min(settings.maxRetries, 1)
-        var attempt = 0
         var connectionFailures = 0
-        var delay = settings.retryBaseDelay
-        while true {
-            attempt += 1
-            let waitSeconds: Double
-            let reason: String
+        let endpoint = settings.endpoint
+        return try await retry.run(clock: clock) { _ -> RetryPolicy.Outcome<HTTPClientResponse, SendFailure> in
             do {
                 let response = try await http.execute(
                     request, timeout: HubClient.timeAmount(settings.metadataTimeout), logger: logger)
-                guard HubClient.retriedStatuses.contains(response.status.code) else { return response }
+                guard RetryPolicy.isRetryable(status: Int(response.status.code)) else { return .success(response) }
                 _ = try? await response.body.collect(upTo: 1 << 20)
-                guard attempt <= settings.maxRetries else {
-                    throw HubClient.statusError(status: response.status.code, url: url, attempts: attempt)
+                let retryAfter = response.headers.first(name: "Retry-After").flatMap {
+                    RetryPolicy.retryAfter($0, now: clock.date)
                 }
-                reason = "HTTP \(response.status.code)"
-                if let retryAfter = response.headers.first(name: "Retry-After").flatMap({ Double($0) }),
-                    retryAfter >= 0
-                {
-                    waitSeconds = min(retryAfter, max(60, settings.maxRetryDelay))
-                } else {
-                    waitSeconds = delay
-                }
+                return .retry(.status(response.status.code), retryAfter: retryAfter)
             } catch let error as ModelHubError {
                 throw error
             } catch is CancellationError {
@@ -591,16 +598,24 @@ public final class HubClient: Sendable {
             } catch {
                 connectionFailures += 1
                 guard connectionFailures <= maxConnectionRetries else {
-                    throw ModelHubError.unreachable(
-                        endpoint: settings.endpoint, url: url, reason: HubClient.describe(error))
+                    throw ModelHubError.unreachable(endpoint: endpoint, url: url, reason: HubClient.describe(error))
                 }
-                reason = HubClient.describe(error)
-                waitSeconds = delay
+                return .retry(.connection(HubClient.describe(error)), retryAfter: nil)
             }
-            progress(.retrying(repoID: repoID, file: file, attempt: attempt, delaySeconds: waitSeconds, reason: reason))
-            logger.debug("\(method) \(url) failed (\(reason)); retrying in \(waitSeconds)s")
-            try await Task.sleep(nanoseconds: UInt64(max(0, waitSeconds) * 1e9))
-            delay = min(settings.maxRetryDelay, delay * 2)
+        } willRetry: { retry in
+            let reason: String
+            switch retry.failure {
+            case .status(let status): reason = "HTTP \(status)"
+            case .connection(let why): reason = why
+            }
+            progress(
+                .retrying(repoID: repoID, file: file, attempt: retry.attempt, delaySeconds: retry.delay, reason: reason))
+            logger.debug("\(method) \(url) failed (\(reason)); retrying in \(retry.delay)s")
+        } giveUp: { attempts, last in
+            switch last {
+            case .status(let status): HubClient.statusError(status: status, url: url, attempts: attempts)
+            case .connection(let why): ModelHubError.unreachable(endpoint: endpoint, url: url, reason: why)
+            }
         }
     }
 

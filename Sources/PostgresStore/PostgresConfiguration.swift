@@ -14,9 +14,12 @@ public struct PostgresStoreConfiguration: Sendable {
     /// Connections the pool may open.
     public var maximumConnections: Int = 8
     public var connectTimeout: Duration = .seconds(5)
-    /// `statement_timeout` for every statement, in milliseconds (0: none). A statement cancelled by it throws
-    /// `PostgresStoreError.statementTimeout`.
-    public var statementTimeoutMilliseconds: Int = 0
+    /// `statement_timeout` for every statement, in milliseconds (0: none; URL option `statement_timeout=MS`). A
+    /// statement cancelled by it throws `PostgresStoreError.statementTimeout`. The default, 30 s, is far above any
+    /// statement the store sends (a batch write, an exact scan of a large space) and bounds what would otherwise wait
+    /// for ever: a row lock held by a session that never ends, a server that stopped answering mid-statement.
+    public var statementTimeoutMilliseconds: Int = PostgresStoreConfiguration.defaultStatementTimeoutMilliseconds
+    public static let defaultStatementTimeoutMilliseconds = 30_000
     /// How long an operation keeps retrying while the server is unreachable or restarting (connection refused,
     /// connection closed, admin shutdown, "the database system is starting up"). Every store operation is safe to
     /// repeat (upserts by key; a retried delete counts only what its last attempt deleted).
@@ -88,7 +91,11 @@ public struct PostgresStoreConfiguration: Sendable {
             case "schema": schema = value
             case "ef_search": efSearch = Int(value) ?? efSearch
             case "exact_below": exactScanBelow = Int(value) ?? exactScanBelow
-            case "statement_timeout": statementTimeoutMilliseconds = Int(value) ?? statementTimeoutMilliseconds
+            case "statement_timeout":
+                guard let ms = Int(value), ms >= 0 else {
+                    throw PostgresStoreError.invalidURL("statement_timeout '\(value)' is not a number of milliseconds")
+                }
+                statementTimeoutMilliseconds = ms
             case "rerank": rerankCandidates = Int(value) ?? rerankCandidates
             case "vgg_index", "large_index":
                 largeSpaceIndex = LargeSpaceIndex(rawValue: value) ?? largeSpaceIndex
@@ -113,17 +120,79 @@ public struct PostgresStoreConfiguration: Sendable {
         return "postgres://\(auth)@\(host):\(port)/\(database)" + (schema == "public" ? "" : "?schema=\(schema)")
     }
 
-    /// `url` with any password replaced by `***`.
+    /// `url` with any password replaced by `***`, also when the URL does not parse (a password with a space or an
+    /// unescaped `@` is exactly what makes it unparsable): then everything between `scheme://` and the last `@`
+    /// after the user name's first `:` is hidden, and so is a `password=` query value (libpq's spelling).
     public static func redact(_ url: String) -> String {
-        guard var comps = URLComponents(string: url), comps.password != nil else { return url }
-        comps.password = "***"
-        return comps.string ?? "postgres://(unparsable URL)"
+        if var comps = URLComponents(string: url) {
+            if comps.password != nil { comps.password = "***" }
+            if let items = comps.queryItems, items.contains(where: { $0.name == "password" }) {
+                comps.queryItems = items.map { $0.name == "password" ? URLQueryItem(name: "password", value: "***") : $0 }
+            }
+            if let shown = comps.string { return shown }
+        }
+        var text = Substring(url)
+        var out = ""
+        if let scheme = text.range(of: "://") {
+            out += text[..<scheme.upperBound]
+            text = text[scheme.upperBound...]
+        }
+        // A host never holds '@', a password may: the credentials end at the last '@'.
+        if let at = text.lastIndex(of: "@") {
+            let credentials = text[..<at]
+            let user = credentials.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            out += credentials.contains(":") ? "\(user):***" : String(credentials)
+            text = text[at...]
+        }
+        out += text
+        if let range = out.range(of: "password=") {
+            let valueEnd = out[range.upperBound...].firstIndex(where: { $0 == "&" || $0 == "#" }) ?? out.endIndex
+            out.replaceSubrange(range.upperBound..<valueEnd, with: "***")
+        }
+        return out
     }
 
+    /// Lowercase letters, digits and `_`, not starting with a digit, at most 48 bytes: a name that can go into SQL
+    /// without quoting (PostgreSQL's limit is 63, which leaves room for the `emb_` prefix and index suffixes).
     static func isPlainIdentifier(_ s: String) -> Bool {
         !s.isEmpty && s.utf8.count <= 48
             && s.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F }
             && !(s.utf8.first! >= 0x30 && s.utf8.first! <= 0x39)
+    }
+
+    /// Whether `host` is this machine (a name or address on the loopback interface, or a Unix socket directory),
+    /// where an unchecked certificate cannot be impersonated from the network.
+    static func isLoopback(_ host: String) -> Bool {
+        let h = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        if h == "localhost" || h.hasSuffix(".localhost") || h == "::1" || h.hasPrefix("/") { return true }
+        let parts = h.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+    }
+
+    /// What to warn about at start: with `prefer` (the default) or `require` without `sslrootcert`, the connection is
+    /// encrypted but the server's certificate is not checked, so towards another machine anyone on the path can
+    /// pose as the server. nil for loopback hosts and checked modes.
+    public var tlsWarning: String? {
+        let unchecked = tls == .prefer || (tls == .require && rootCertificatePath == nil)
+        guard unchecked, !Self.isLoopback(host) else { return nil }
+        return "sslmode=\(tls.rawValue) towards \(host): the server's TLS certificate is not checked (and with prefer "
+            + "the connection may be unencrypted), so anyone on the network path can pose as the server; use "
+            + "sslmode=verify-full (with sslrootcert=FILE for a private authority)"
+    }
+}
+
+extension PostgresStoreConfiguration {
+    /// A table name read back from the store's own schema (`vector_space.table_name`), checked before it goes into
+    /// SQL text: only names of the shape the store itself creates pass (`emb_` then lowercase letters, digits and
+    /// `_`, see `PostgresVectorStore.tableName(for:)`), which need no quoting and cannot carry SQL. Anything else
+    /// means the schema was altered by someone else, and is `StoreError.corrupt`.
+    static func checkedTableName(_ name: String, space: String) throws -> String {
+        let ok = name.hasPrefix("emb_") && name.utf8.count <= 80
+            && name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F }
+        guard ok else {
+            throw StoreError.corrupt("space '\(space)' has table name '\(name)', which is not one the store makes")
+        }
+        return name
     }
 }
 

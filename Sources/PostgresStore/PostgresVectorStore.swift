@@ -83,6 +83,7 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         configuration: PostgresStoreConfiguration, migrate: Bool = true,
         logger: Logger = Logger(label: "postersim.pg")
     ) async throws -> PostgresVectorStore {
+        if let warning = configuration.tlsWarning { logger.warning("\(warning)") }
         // One direct connection first: a refused or failed login is reported at once, naming the URL.
         let tls = try configuration.transportSecurity()
         let connection: PostgresConnection
@@ -632,8 +633,9 @@ public final class PostgresVectorStore: VectorStore, Sendable {
     public func analyze() async throws {
         try await read { conn in
             try await Self.run(conn, SQL("ANALYZE movie"))
-            for table in try await Self.all(conn, SQL("SELECT table_name FROM vector_space")).map({
-                try $0.decode(String.self)
+            for table in try await Self.all(conn, SQL("SELECT name, table_name FROM vector_space")).map({
+                let (space, table) = try $0.decode((String, String).self)
+                return try PostgresStoreConfiguration.checkedTableName(table, space: space)
             }) {
                 try await Self.run(conn, SQL("ANALYZE \(table)"))
             }
@@ -840,7 +842,7 @@ public final class PostgresVectorStore: VectorStore, Sendable {
         let dimension = try cells[offset].decode(Int.self)
         let metricText = try cells[offset + 1].decode(String.self)
         let identityText = try cells[offset + 2].decode(String.self)
-        let table = try cells[offset + 3].decode(String.self)
+        let table = try PostgresStoreConfiguration.checkedTableName(cells[offset + 3].decode(String.self), space: name)
         let kindText = try cells[offset + 4].decode(String.self)
         guard let metric = DistanceMetric(rawValue: metricText) else {
             throw StoreError.corrupt("space '\(name)' has unknown metric '\(metricText)'")
@@ -872,9 +874,14 @@ public final class PostgresVectorStore: VectorStore, Sendable {
     // MARK: - Running statements
 
     static func all(_ conn: PostgresConnection, _ q: SQL) async throws -> [PostgresRow] {
-        var out: [PostgresRow] = []
+        let out: [PostgresRow]
         do {
-            for try await row in try await conn.query(q.query, logger: disabledLogger) { out.append(row) }
+            // Guarded: a statement on a connection that closes under it must not wait for ever (ClosedConnectionGuard).
+            out = try await ClosedConnectionGuard.shared.run(on: conn) {
+                var rows: [PostgresRow] = []
+                for try await row in try await conn.query(q.query, logger: disabledLogger) { rows.append(row) }
+                return rows
+            }
         } catch {
             if ProcessInfo.processInfo.environment["POSTERSIM_PG_DEBUG"] != nil {
                 FileHandle.standardError.write(Data("SQL failed: \(q.text)\n\(describe(error))\n".utf8))
@@ -990,7 +997,7 @@ public final class PostgresVectorStore: VectorStore, Sendable {
     }
 
     static func isTransient(_ error: any Error) -> Bool {
-        if error is LeaseTimeout { return true }
+        if error is LeaseTimeout || error is ConnectionClosedUnderStatement { return true }
         if let e = error as? PSQLError {
             if let state = e.serverInfo?[.sqlState] {
                 return state.hasPrefix("08") || state == "57P01" || state == "57P02" || state == "57P03"
@@ -1139,22 +1146,24 @@ extension PostgresVectorStore {
             try await Self.run(conn, SQL("""
                 CREATE TEMP TABLE IF NOT EXISTS postersim_load (movie_id bigint, embedding vector) ON COMMIT DELETE ROWS
                 """))
-            try await conn.copyFrom(table: "postersim_load", columns: ["movie_id", "embedding"], logger: logger) {
-                writer in
-                var buffer = ByteBuffer()
-                for e in unique {
-                    buffer.writeString("\(e.movieID)\t[")
-                    for (j, x) in e.vector.enumerated() {
-                        if j > 0 { buffer.writeString(",") }
-                        buffer.writeString(x.description)
+            try await ClosedConnectionGuard.shared.run(on: conn) {
+                try await conn.copyFrom(table: "postersim_load", columns: ["movie_id", "embedding"], logger: logger) {
+                    writer in
+                    var buffer = ByteBuffer()
+                    for e in unique {
+                        buffer.writeString("\(e.movieID)\t[")
+                        for (j, x) in e.vector.enumerated() {
+                            if j > 0 { buffer.writeString(",") }
+                            buffer.writeString(x.description)
+                        }
+                        buffer.writeString("]\n")
+                        if buffer.readableBytes > 1 << 20 {
+                            try await writer.write(buffer)
+                            buffer.clear()
+                        }
                     }
-                    buffer.writeString("]\n")
-                    if buffer.readableBytes > 1 << 20 {
-                        try await writer.write(buffer)
-                        buffer.clear()
-                    }
+                    if buffer.readableBytes > 0 { try await writer.write(buffer) }
                 }
-                if buffer.readableBytes > 0 { try await writer.write(buffer) }
             }
             var ins = SQL("INSERT INTO \(info.table) (movie_id, identity, embedding) SELECT movie_id, ")
             ins.bind(identity.storedForm)

@@ -2,6 +2,7 @@
 // with an ephemeral port, able to misbehave on demand (statuses with Retry-After, slow answers, bad JSON, dropped
 // connections).
 import Foundation
+import HTTPSupport
 import HTTPTypes
 import Hummingbird
 import Ingest
@@ -25,7 +26,8 @@ struct LoggedRequest: Sendable {
     let path: String
     let query: String
     let authorization: String?
-    let time: ContinuousClock.Instant
+    /// When it arrived, on the fake's clock (the client's `VirtualClock` in timing tests).
+    let time: Duration
 }
 
 struct CutConnection: Error {}
@@ -48,6 +50,9 @@ final class FakeTMDB: Sendable {
 
     let state = Mutex(State())
     let port = Mutex(0)
+    let clock: any HTTPClock
+
+    init(clock: any HTTPClock = SystemHTTPClock()) { self.clock = clock }
 
     var baseURL: String { "http://127.0.0.1:\(port.withLock { $0 })/3" }
     var imageBaseURL: String { "http://127.0.0.1:\(port.withLock { $0 })/t/p" }
@@ -80,7 +85,7 @@ final class FakeTMDB: Sendable {
         state.withLock {
             $0.log.append(
                 LoggedRequest(
-                    path: path, query: query, authorization: request.headers[.authorization], time: .now))
+                    path: path, query: query, authorization: request.headers[.authorization], time: clock.now))
         }
         if path == "/3/movie/popular" {
             let params = request.uri.queryParameters

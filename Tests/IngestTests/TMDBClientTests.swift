@@ -1,6 +1,7 @@
 // The real TMDB client against the local fake: paging, auth, merging, retries, timeouts, rate limit, typed errors.
 import PosterSimCore
 import Foundation
+import HTTPSupport
 import Ingest
 import Store
 import Testing
@@ -92,54 +93,45 @@ func movies(_ ids: some Sequence<Int>) -> [[String: Any]] {
         }
     }
 
+    // Waits are checked on a VirtualClock shared by the client and the fake (the fake logs arrival times on it), so
+    // they are exact and a loaded machine cannot fail them. Parsing of both Retry-After forms is tested with the
+    // policy itself (HTTPSupportTests).
     @Test func retriesHonourRetryAfterSeconds() async throws {
-        let fake = FakeTMDB()
+        let clock = VirtualClock()
+        let fake = FakeTMDB(clock: clock)
         try fake.setPage(1, movies: movies(1...3))
         fake.inject([.status(429, retryAfter: "1")], for: "page:1")
         let page = try await withFakeTMDB(fake) {
-            try await TMDBClient.withClient(settings: testSettings(fake)) { try await $0.popularPage(1) }
+            try await TMDBClient.withClient(settings: testSettings(fake), clock: clock) { try await $0.popularPage(1) }
         }
         #expect(page.results.count == 3)
         #expect(fake.requests(prefix: "/3/").count == 2)
         let log = fake.requests(prefix: "/3/")
         // The retry came at least Retry-After (1 s) after the 429, although the backoff alone is ~10 ms.
-        #expect(log[1].time - log[0].time >= .milliseconds(990))
-    }
-
-    @Test func retryAfterParsing() throws {
-        let now = Date(timeIntervalSince1970: 1_700_000_000)
-        #expect(TMDBClient.parseRetryAfter("3", now: now) == 3)
-        #expect(TMDBClient.parseRetryAfter(" 0 ", now: now) == 0)
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        let inTen = formatter.string(from: now.addingTimeInterval(10))
-        #expect(TMDBClient.parseRetryAfter(inTen, now: now) == 10)
-        let past = formatter.string(from: now.addingTimeInterval(-100))
-        #expect(TMDBClient.parseRetryAfter(past, now: now) == 0)
-        #expect(TMDBClient.parseRetryAfter("soon", now: now) == nil)
-        #expect(TMDBClient.parseRetryAfter("-5", now: now) == nil)
-        #expect(TMDBClient.parseRetryAfter("", now: now) == nil)
+        #expect(log[1].time - log[0].time >= .seconds(1))
     }
 
     @Test func retryAfterAsHTTPDateIsHonoured() async throws {
-        let fake = FakeTMDB()
+        let clock = VirtualClock()
+        let fake = FakeTMDB(clock: clock)
         try fake.setPage(1, movies: movies(1...3))
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        // An absolute date three seconds ahead (one-second resolution). The wait depends on when the 429 arrives,
-        // which a loaded machine delays, so check the retry against the date itself, not against the first request.
-        let retryDate = Date().addingTimeInterval(3)
+        // An absolute date three seconds ahead on the client's clock.
+        let retryDate = clock.date.addingTimeInterval(3)
         fake.inject([.status(503, retryAfter: formatter.string(from: retryDate))], for: "page:1")
         _ = try await withFakeTMDB(fake) {
-            try await TMDBClient.withClient(settings: testSettings(fake)) { try await $0.popularPage(1) }
+            var settings = testSettings(fake)
+            settings.maxRetryAfter = 10
+            return try await TMDBClient.withClient(settings: settings, clock: clock) { try await $0.popularPage(1) }
         }
         let log = fake.requests(prefix: "/3/")
         #expect(log.count == 2)
-        #expect(Date() >= retryDate.addingTimeInterval(-1))
+        // The retry was not sent before the date.
+        #expect(clock.date >= retryDate)
+        #expect(log[1].time - log[0].time >= .seconds(3))
     }
 
     @Test func serverErrorsAreRetriedThenGivenUp() async throws {
@@ -238,53 +230,54 @@ func movies(_ ids: some Sequence<Int>) -> [[String: Any]] {
     }
 
     @Test func rateLimitSpacesRequests() async throws {
-        let fake = FakeTMDB()
+        let clock = VirtualClock()
+        let fake = FakeTMDB(clock: clock)
         fake.setPoster("a.png", generatedPoster(seed: 1))
         let n = 21
-        let started = ContinuousClock.now
+        let started = clock.now
         try await withFakeTMDB(fake) {
             var settings = testSettings(fake)
             settings.requestsPerSecond = 40
             settings.burst = 1
-            try await TMDBClient.withClient(settings: settings) { client in
+            try await TMDBClient.withClient(settings: settings, clock: clock) { client in
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for _ in 0..<n { group.addTask { _ = try await client.fetchPoster(posterPath: "/a.png", size: "w92") } }
                     try await group.waitForAll()
                 }
             }
         }
-        let elapsed = ContinuousClock.now - started
+        let elapsed = clock.now - started
         // 21 requests at 40/s with no burst: the last starts 20 intervals (0.5 s) after the first.
-        #expect(elapsed >= .milliseconds(490))
+        #expect(elapsed >= .milliseconds(500) - tick)
         let times = fake.requests(prefix: "/t/p/").map(\.time).sorted()
         #expect(times.count == n)
-        // At the server, connection setup jitters arrivals (the first one can be late by a few hundred milliseconds
-        // when the cores are busy with the suites running in parallel).
-        #expect(times[n - 1] - times[0] >= .milliseconds(250))
-        // (Arrival times at the server are jittered by connection setup; the exact spacing is checked on the limiter.)
+        // At the server, the k-th arrival comes no earlier than the k-th slot (k intervals of 25 ms): no request
+        // reached it before the limiter let it go.
+        for (k, t) in times.enumerated() { #expect(t - started >= .milliseconds(25 * k) - tick, "arrival \(k)") }
     }
 
     @Test func rateLimiterSpacesStartsAfterTheBurst() async throws {
-        let limiter = RateLimiter(rate: 100, burst: 5)
-        let origin = ContinuousClock.now
+        let clock = VirtualClock()
+        let limiter = RateLimiter(rate: 100, burst: 5, clock: clock)
+        let origin = clock.now
         var starts: [Duration] = []
         for _ in 0..<25 {
             try await limiter.acquire()
-            starts.append(ContinuousClock.now - origin)
+            starts.append(clock.now - origin)
         }
         // The first 5 go at once; request i (0-based) never starts before (i - 4) intervals of 10 ms.
         for (i, t) in starts.enumerated() where i >= 5 {
-            #expect(t >= .milliseconds((i - 4) * 10) - .microseconds(500))
+            #expect(t >= .milliseconds((i - 4) * 10) - tick)
         }
         #expect(starts[4] < .milliseconds(10))
         // Sharing: concurrent callers of a fresh limiter get one slot each, so 20 take at least 19 intervals.
-        let shared = RateLimiter(rate: 100, burst: 1)
-        let before = ContinuousClock.now
+        let shared = RateLimiter(rate: 100, burst: 1, clock: clock)
+        let before = clock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<20 { group.addTask { try await shared.acquire() } }
             try await group.waitForAll()
         }
-        #expect(ContinuousClock.now - before >= .milliseconds(190))
+        #expect(clock.now - before >= .milliseconds(190) - tick)
     }
 
     @Test func settingsFromEnvironment() {
@@ -303,3 +296,6 @@ func movies(_ ids: some Sequence<Int>) -> [[String: Any]] {
         #expect(TMDBSettings.resolve(environment: [:]).credentials == nil)
     }
 }
+
+/// The limiter computes slots in floating-point seconds and sleeps whole nanoseconds: a slot may land this much early.
+let tick = Duration.microseconds(1)

@@ -56,6 +56,8 @@ final class FakeHub: @unchecked Sendable {
     private var log: [LoggedRequest] = []
     /// Statuses to answer the next requests to a path with, consumed front to back.
     private var injectedStatuses: [String: [Int]] = [:]
+    /// The Retry-After value sent with injected statuses.
+    private var injectedRetryAfter = "0"
     /// For a file name: close the connection after this many body bytes, for the next `times` GETs.
     private var cuts: [String: (bytes: Int, times: Int)] = [:]
     /// Files served with one byte changed (their announced etag stays the true one).
@@ -73,7 +75,12 @@ final class FakeHub: @unchecked Sendable {
     func commit(of repoID: String) -> String? { lock.withLock { repos[repoID]?.commit } }
 
     func rename(_ oldID: String, to newID: String) { lock.withLock { renamed[oldID] = newID } }
-    func inject(statuses: [Int], forPath path: String) { lock.withLock { injectedStatuses[path] = statuses } }
+    func inject(statuses: [Int], forPath path: String, retryAfter: String = "0") {
+        lock.withLock {
+            injectedStatuses[path] = statuses
+            injectedRetryAfter = retryAfter
+        }
+    }
     func cut(file: String, afterBytes bytes: Int, times: Int = 1) { lock.withLock { cuts[file] = (bytes, times) } }
     func corrupt(file: String) { lock.withLock { _ = corrupted.insert(file) } }
     func deny(_ repoID: String, status: Int) { lock.withLock { denied[repoID] = status } }
@@ -94,14 +101,14 @@ final class FakeHub: @unchecked Sendable {
                     method: method, host: host, path: path, range: request.headers[.range],
                     authorization: request.headers[.authorization]))
         }
-        if let status = lock.withLock({ () -> Int? in
+        if let (status, retryAfter) = lock.withLock({ () -> (Int, String)? in
             guard var queue = injectedStatuses[path], !queue.isEmpty else { return nil }
             let status = queue.removeFirst()
             injectedStatuses[path] = queue
-            return status
+            return (status, injectedRetryAfter)
         }) {
             return Response(
-                status: .init(code: status), headers: [.retryAfter: "0", .contentLength: "0"], body: .init())
+                status: .init(code: status), headers: [.retryAfter: retryAfter, .contentLength: "0"], body: .init())
         }
         if path.hasPrefix("/cdn/") {
             return try cdnResponse(request, name: String(path.dropFirst(5)), isHead: method == "HEAD")

@@ -6,12 +6,16 @@ import Testing
 
 @testable import ModelHub
 
-let referencePython = "/opt/postersim-ref/bin/python"
+/// The reference environment's Python (with huggingface_hub), set by `make interop`; the test is skipped without it,
+/// and fails when it is set to something that is not there (so the make target cannot pass by skipping).
+let referencePython = ProcessInfo.processInfo.environment["POSTERSIM_REFERENCE_PYTHON"].flatMap { $0.isEmpty ? nil : $0 }
 
 /// Runs the reference Python with `script`, returning standard output; records an issue on failure.
 func runReferencePython(_ script: String, environment: [String: String]) async throws -> String {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: referencePython)
+    let python = try #require(referencePython)
+    #expect(FileManager.default.isExecutableFile(atPath: python), "POSTERSIM_REFERENCE_PYTHON=\(python) is not executable")
+    process.executableURL = URL(fileURLWithPath: python)
     process.arguments = ["-c", script]
     var env = environment
     env["HF_HUB_DISABLE_TELEMETRY"] = "1"
@@ -37,7 +41,7 @@ func runReferencePython(_ script: String, environment: [String: String]) async t
 }
 
 @Suite struct InteropTests {
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: referencePython)))
+    @Test(.enabled(if: referencePython != nil, "POSTERSIM_REFERENCE_PYTHON is not set (make interop sets it)"))
     func cacheIsSharedWithHuggingfaceHub() async throws {
         let pythonCache = try temporaryFolder()
         let swiftCache = try temporaryFolder()

@@ -1,6 +1,7 @@
 import TestSupport
 import PosterSimCore
 import Foundation
+import HTTPSupport
 import Testing
 
 @testable import ModelHub
@@ -374,6 +375,37 @@ func vggRepo(weights: Int = 300_000) -> [String: FakeFile] {
                 }
             }
         }
+    }
+
+    /// The hub client honours Retry-After as an HTTP-date too (it used to read only delta-seconds and fall back to
+    /// its short back-off), through the retry policy it shares with the TMDB client; waits are on a VirtualClock.
+    @Test func retryAfterAsHTTPDateIsHonoured() async throws {
+        let cache = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: cache) }
+        let hub = FakeHub()
+        hub.addRepo("timm/vgg16.tv_in1k", files: vggRepo())
+        let clock = VirtualClock()
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        let retryDate = clock.date.addingTimeInterval(20)
+        hub.inject(
+            statuses: [503], forPath: "/timm/vgg16.tv_in1k/resolve/main/config.json",
+            retryAfter: formatter.string(from: retryDate))
+        try await withFakeHub(hub) { endpoint in
+            let client = HubClient(settings: testSettings(cache: cache, endpoint: endpoint), clock: clock)
+            do {
+                let report = try await client.fetch(.vgg16)
+                #expect(report.files.map(\.status) == [.downloaded, .downloaded])
+                try await client.shutdown()
+            } catch {
+                try? await client.shutdown()
+                throw error
+            }
+        }
+        #expect(clock.date >= retryDate)
+        #expect(clock.sleeps.contains(.seconds(20)))
     }
 
     @Test func offlineMakesNoRequestsAndResolvesFromCache() async throws {

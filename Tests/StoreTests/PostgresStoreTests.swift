@@ -4,6 +4,7 @@ import Logging
 import PostgresNIO
 import PostgresStore
 import Store
+import Synchronization
 import TestSupport
 import Testing
 
@@ -14,6 +15,16 @@ struct PostgresStoreTests {
         var config = try PostgresStoreConfiguration(url: try TestPostgres.requireURL())
         config.schema = TestPostgres.freshSchema(tag)
         return config
+    }
+
+    /// A plain connection of its own to the test server, working in `schema` (what another process would do).
+    func otherSession(schema: String) async throws -> PostgresConnection {
+        let plain = try PostgresStoreConfiguration(url: try TestPostgres.requireURL())
+        var conf = PostgresConnection.Configuration(
+            host: plain.host, port: plain.port, username: plain.username, password: plain.password,
+            database: plain.database, tls: .disable)
+        conf.options.additionalStartupParameters = [("search_path", schema)]
+        return try await PostgresConnection.connect(configuration: conf, id: 99, logger: Logger(label: "t"))
     }
 
     @Test func migrationsAreVersionedAndIdempotent() async throws {
@@ -101,12 +112,7 @@ struct PostgresStoreTests {
         let store = try await PostgresVectorStore.open(configuration: config)
         try await store.upsertMovies([Movie(id: 1, title: "One")])
         // Another session holds the revision row lock, so the next write waits until statement_timeout cancels it.
-        let plain = try PostgresStoreConfiguration(url: try TestPostgres.requireURL())
-        var conf = PostgresConnection.Configuration(
-            host: plain.host, port: plain.port, username: plain.username, password: plain.password,
-            database: plain.database, tls: .disable)
-        conf.options.additionalStartupParameters = [("search_path", config.schema)]
-        let blocker = try await PostgresConnection.connect(configuration: conf, id: 99, logger: Logger(label: "t"))
+        let blocker = try await otherSession(schema: config.schema)
         try await blocker.query("BEGIN", logger: Logger(label: "t"))
         try await blocker.query("SELECT value FROM store_revision FOR UPDATE", logger: Logger(label: "t"))
         await #expect(throws: PostgresStoreError.statementTimeout(milliseconds: 300)) {
@@ -117,6 +123,31 @@ struct PostgresStoreTests {
         // The store works again once the lock is gone; the timed-out write left nothing behind.
         #expect(try await store.fetchMovies(ids: [1, 2]).map(\.id) == [1])
         await store.shutdown()
+    }
+
+    /// A table name in `vector_space` that is not one the store makes never reaches SQL: the space reads as corrupt,
+    /// and what the name tried to do is not done.
+    @Test func tableNamesFromTheSchemaAreValidated() async throws {
+        let config = try freshConfig()
+        let store = try await PostgresVectorStore.open(configuration: config)
+        try await store.upsertMovies([Movie(id: 1, title: "One")])
+        try await store.registerSpace(
+            VectorSpace(name: "clip", dimension: 2, metric: .cosine), identity: ModelIdentity(repo: "r", weightsSHA256: "aa"))
+        await store.shutdown()
+        let other = try await otherSession(schema: config.schema)
+        for hostile in ["movie WHERE false) x; --", "(SELECT 1) AS x", "movie", "emb_Clip"] {
+            try await other.query("UPDATE vector_space SET table_name = \(hostile)", logger: Logger(label: "t"))
+            // A new instance: nothing of the space is cached yet, so everything comes from the altered row.
+            let reopened = try await PostgresVectorStore.open(configuration: config)
+            await #expect(throws: StoreError.self, "\(hostile)") { _ = try await reopened.stats() }
+            await #expect(throws: StoreError.self, "\(hostile)") {
+                _ = try await reopened.query(space: "clip", vector: [1, 0], k: 1, filter: SearchFilter())
+            }
+            await #expect(throws: StoreError.self, "\(hostile)") { try await reopened.analyze() }
+            #expect(try await reopened.movieCount() == 1)
+            await reopened.shutdown()
+        }
+        try await other.close()
     }
 }
 
@@ -138,6 +169,63 @@ struct PostgresStoreTests {
             #expect(error.description.contains("cannot connect to postgres://alice:***@127.0.0.1:"))
             #expect(!reason.isEmpty)
         }
+    }
+
+    /// A URL that does not parse (a space or a bare '@' in the password is what usually breaks it) is reported
+    /// without its password, and so is one whose options are wrong.
+    @Test func unparsableURLNeverShowsItsPassword() throws {
+        for url in [
+            "postgres://alice:s3cret word@db.example/films", "postgres://alice:s3cr@t@db.example:5432/films",
+            "postgres://alice:s3cret@db.example:port/films", "postgres://alice:s3cret@db.example/films?sslmode=maybe",
+            "postgres://alice:s3cret@db.example/films?statement_timeout=soon", "postgres ://alice:s3cret@db/films",
+            "postgres://db.example/films?password=s3cret&sslmode=maybe",
+        ] {
+            // Some of these Foundation still parses (a space, a second '@'); the others are refused. Either way the
+            // password shows nowhere.
+            do {
+                let parsed = try PostgresStoreConfiguration(url: url)
+                #expect(!parsed.redactedURL.contains("s3cr"), "\(parsed.redactedURL)")
+            } catch {
+                #expect(!"\(error)".contains("s3cr"), "\(error)")
+            }
+            #expect(!PostgresStoreConfiguration.redact(url).contains("s3cr"), "\(PostgresStoreConfiguration.redact(url))")
+        }
+        // Refused by the parser itself (a space in the scheme, a port that is no number): the message still hides it.
+        for url in ["postgres ://alice:s3cret@db/films", "postgres://alice:s3cret@db.example:port/films"] {
+            #expect(throws: PostgresStoreError.self) { try PostgresStoreConfiguration(url: url) }
+        }
+        #expect(PostgresStoreConfiguration.redact("postgres ://alice:s3c ret@db/films") == "postgres ://alice:***@db/films")
+        #expect(PostgresStoreConfiguration.redact("postgres://alice@db/films") == "postgres://alice@db/films")
+    }
+
+    /// Every statement has a time limit unless the URL turns it off.
+    @Test func statementTimeoutHasADefault() throws {
+        #expect(try PostgresStoreConfiguration(url: "postgres://u@h/d").statementTimeoutMilliseconds == 30_000)
+        #expect(try PostgresStoreConfiguration(url: "postgres://u@h/d?statement_timeout=500").statementTimeoutMilliseconds == 500)
+        #expect(try PostgresStoreConfiguration(url: "postgres://u@h/d?statement_timeout=0").statementTimeoutMilliseconds == 0)
+        #expect(throws: PostgresStoreError.self) { try PostgresStoreConfiguration(url: "postgres://u@h/d?statement_timeout=-1") }
+    }
+
+    /// `prefer` (the default) and `require` without a root certificate do not check the certificate: towards another
+    /// machine that is worth a warning at start; on loopback, and with checked modes, it is not.
+    @Test func uncheckedTLSTowardsAnotherHostWarnsAtStart() async throws {
+        for url in [
+            "postgres://u@127.0.0.1/d", "postgres://u@localhost/d", "postgres://u@[::1]/d",
+            "postgres://u@db.example/d?sslmode=verify-full", "postgres://u@db.example/d?sslmode=disable",
+        ] {
+            #expect(try PostgresStoreConfiguration(url: url).tlsWarning == nil, "\(url)")
+        }
+        for url in ["postgres://u@db.example/d", "postgres://u@10.1.2.3/d?sslmode=require", "postgres://u@127.0.0.1.example/d"] {
+            #expect(try PostgresStoreConfiguration(url: url).tlsWarning?.contains("not checked") == true, "\(url)")
+        }
+        // Logged by open, before it connects (here to an address of TEST-NET-1 that answers nothing).
+        let logged = LogRecorder()
+        var config = try PostgresStoreConfiguration(url: "postgres://u:pw@192.0.2.1:5432/d")
+        config.connectTimeout = .seconds(1)
+        await #expect(throws: PostgresStoreError.self) {
+            _ = try await PostgresVectorStore.open(configuration: config, logger: Logger(label: "t") { _ in logged })
+        }
+        #expect(logged.messages.contains { $0.level == .warning && $0.text.contains("192.0.2.1") && $0.text.contains("verify-full") })
     }
 
     @Test func urlParsingAndRedaction() throws {
@@ -164,5 +252,33 @@ struct PostgresStoreTests {
         }
         guard ok else { throw TestPostgres.Missing(description: "cannot bind a port") }
         return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}
+
+/// Keeps what is logged through it, for tests that check a warning.
+final class LogRecorder: LogHandler, Sendable {
+    struct Entry: Sendable {
+        let level: Logger.Level
+        let text: String
+    }
+
+    private let entries = Mutex<[Entry]>([])
+    var messages: [Entry] { entries.withLock { $0 } }
+
+    var logLevel: Logger.Level {
+        get { .trace }
+        set {}
+    }
+    var metadata: Logger.Metadata {
+        get { [:] }
+        set {}
+    }
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { nil }
+        set {}
+    }
+
+    func log(event: LogEvent) {
+        entries.withLock { $0.append(Entry(level: event.level, text: "\(event.message)")) }
     }
 }

@@ -78,11 +78,20 @@ struct PostgresTLSTests {
             return base + (base.contains("?") ? "&" : "?") + query
         }
 
-        /// The connections reported since the last call.
-        func connections() throws -> [String] {
-            let text = (try? String(contentsOf: report, encoding: .utf8)) ?? ""
+        /// The connections reported since the last call, once there is at least one. The proxy writes a failed
+        /// handshake's line when its side of the handshake gives up, which can be after the client has already
+        /// given up and `open` has thrown, so reading at once raced it on a busy machine. (The minute is only a hang
+        /// detector; the line normally follows within milliseconds.)
+        func connections() async throws -> [String] {
+            var lines: [String] = []
+            for _ in 0..<6000 {
+                let text = (try? String(contentsOf: report, encoding: .utf8)) ?? ""
+                lines = text.split(separator: "\n").map(String.init)
+                if !lines.isEmpty { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
             try? FileManager.default.removeItem(at: report)
-            return text.split(separator: "\n").map(String.init)
+            return lines
         }
 
         func open(_ query: String) async throws -> PostgresVectorStore {
@@ -107,7 +116,7 @@ struct PostgresTLSTests {
             try await store.upsertMovies([VectorStoreContract.movie(1)])
             #expect(try await store.movieCount() == 1)
             await store.shutdown()
-            let seen = try front.connections()
+            let seen = try await front.connections()
             #expect(!seen.isEmpty, "\(query)")
             #expect(seen.allSatisfy { tls ? $0.hasPrefix("TLS") : $0 == "plain" }, "\(query): \(seen)")
         }
@@ -118,7 +127,7 @@ struct PostgresTLSTests {
         // The system's authorities do not know the self-signed certificate: the handshake fails, and so does open.
         for mode in ["verify-full", "verify-ca"] {
             await #expect(throws: PostgresStoreError.self) { _ = try await front.open("sslmode=\(mode)") }
-            let seen = try front.connections()
+            let seen = try await front.connections()
             #expect(!seen.isEmpty && seen.allSatisfy { $0.hasPrefix("failed") }, "\(mode): \(seen)")
         }
         await #expect(throws: PostgresStoreError.invalidURL("sslrootcert '/nonexistent/ca.crt' cannot be read")) {
