@@ -140,10 +140,12 @@ func rerunScenario(store: any VectorStore, dir: URL) async throws {
     }
 }
 
-/// Zero vectors for blank (single-colour) posters, as a model with a degenerate output would give; otherwise the
-/// wrapped embedder's vectors.
+/// For blank (single-colour) posters, a vector of `fill` in every component, as a model with a degenerate output
+/// would give (0: a zero vector; 3e38: finite components whose norm overflows Float32); otherwise the wrapped
+/// embedder's vectors.
 struct BlankRejectingEmbedder: EmbeddingModel {
     var inner: ProjectionEmbedder
+    var fill: Float = 0
     var name: ModelName { inner.name }
     var space: VectorSpace { inner.space }
     var identity: ModelIdentity { inner.identity }
@@ -154,26 +156,7 @@ struct BlankRejectingEmbedder: EmbeddingModel {
         let size = batch.values.count / max(1, batch.shape[0])
         return vectors.enumerated().map { i, v in
             let item = batch.values[(i * size)..<((i + 1) * size)]
-            return item.allSatisfy { $0 == item.first } ? [Float](repeating: 0, count: v.count) : v
-        }
-    }
-}
-
-/// Vectors whose every component is finite but whose norm overflows Float32 for blank posters: the store refuses
-/// them, so ingest must record a skip (with the store's reason) instead of failing the batch's write.
-struct OverflowingEmbedder: EmbeddingModel {
-    var inner: ProjectionEmbedder
-    var name: ModelName { inner.name }
-    var space: VectorSpace { inner.space }
-    var identity: ModelIdentity { inner.identity }
-    var preprocessor: ImagePreprocessor { inner.preprocessor }
-
-    func embed(_ batch: ImageTensor) throws -> [[Float]] {
-        let vectors = try inner.embed(batch)
-        let size = batch.values.count / max(1, batch.shape[0])
-        return vectors.enumerated().map { i, v in
-            let item = batch.values[(i * size)..<((i + 1) * size)]
-            return item.allSatisfy { $0 == item.first } ? [Float](repeating: 3e38, count: v.count) : v
+            return item.allSatisfy { $0 == item.first } ? [Float](repeating: fill, count: v.count) : v
         }
     }
 }
@@ -188,8 +171,8 @@ struct OverflowingEmbedder: EmbeddingModel {
         let blank = encodePNG(width: 20, height: 30, rgb: [UInt8](repeating: 200, count: 20 * 30 * 3))
         try Data(blank).write(to: dir.appendingPathComponent("posters/l2.png"))
         let store = try SQLiteVectorStore(path: dir.appendingPathComponent("db.sqlite").path)
-        let embedder = OverflowingEmbedder(
-            inner: ProjectionEmbedder(name: "resnet50", dimension: 12, metric: .euclidean, seed: 23))
+        let embedder = BlankRejectingEmbedder(
+            inner: ProjectionEmbedder(name: "resnet50", dimension: 12, metric: .euclidean, seed: 23), fill: 3e38)
         let summary = try await IngestPipeline(configuration: config, store: store, embedders: [embedder]).run()
         #expect(summary.vectorsWritten == ["resnet50": 2])
         #expect(summary.skipped.map(\.reason) == [.invalidEmbedding])
