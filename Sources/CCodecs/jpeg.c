@@ -11,7 +11,8 @@
 // untrusted input (djpeg -maxscans, TJPARAM_SCANLIMIT, TJPARAM_MAXMEMORY):
 //   - A progressive file may hold thousands of tiny scans, each a pass over the whole coefficient buffer (libjpeg
 //     only warns about bogus progressions), so a few hundred KB can cost minutes. A progress monitor counts the
-//     SOS markers and refuses the file past cc_limits.max_scans.
+//     SOS markers and the blocks their components cover, and refuses the file past cc_limits.max_scans scans or
+//     cc_limits.max_scan_passes whole-image passes.
 //   - The memory manager's max_memory_to_use bounds the whole-image coefficient buffer of progressive and
 //     multi-scan files (the only allocation that grows with the image beyond a few rows); with no backing store
 //     a file that needs more fails with JERR_NO_BACKING_STORE, reported as CC_LIMIT_MEMORY.
@@ -36,6 +37,11 @@ typedef struct {
     /// Progress monitor that enforces the scan limit (0: none); set when the limit refused the file.
     struct jpeg_progress_mgr progress;
     uint32_t max_scans;
+    uint32_t max_scan_passes;
+    /// The scan the monitor last saw, and the blocks all scans so far cover.
+    int seen_scan;
+    uint64_t scan_blocks;
+    /// 1: too many scans, 2: too many passes.
     int scan_limit_hit;
     /// The memory manager's request_virt_barray, wrapped to add up the coefficient buffer libjpeg asks for.
     jvirt_barray_ptr (*request_virt_barray)(j_common_ptr, int, boolean, JDIMENSION, JDIMENSION, JDIMENSION);
@@ -46,8 +52,23 @@ typedef struct {
 static void cc_jpeg_progress(j_common_ptr cinfo) {
     cc_jpeg_error_mgr *err = (cc_jpeg_error_mgr *)cinfo->err;
     j_decompress_ptr dinfo = (j_decompress_ptr)cinfo;
-    if (err->max_scans != 0 && dinfo->input_scan_number > 0 && (uint32_t)dinfo->input_scan_number > err->max_scans) {
+    if (dinfo->input_scan_number <= 0 || dinfo->input_scan_number == err->seen_scan) return;
+    err->seen_scan = dinfo->input_scan_number;
+    if (err->max_scans != 0 && (uint32_t)dinfo->input_scan_number > err->max_scans) {
         err->scan_limit_hit = 1;
+        longjmp(err->jump, 1);
+    }
+    // The new scan's components are set up once its SOS has been read, which is when the number changes.
+    uint64_t image_blocks = 0;
+    for (int ci = 0; ci < dinfo->num_components; ci++) {
+        image_blocks += (uint64_t)dinfo->comp_info[ci].width_in_blocks * dinfo->comp_info[ci].height_in_blocks;
+    }
+    for (int i = 0; i < dinfo->comps_in_scan && i < MAX_COMPS_IN_SCAN; i++) {
+        const jpeg_component_info *comp = dinfo->cur_comp_info[i];
+        if (comp != NULL) err->scan_blocks += (uint64_t)comp->width_in_blocks * comp->height_in_blocks;
+    }
+    if (err->max_scan_passes != 0 && err->scan_blocks > (uint64_t)err->max_scan_passes * image_blocks) {
+        err->scan_limit_hit = 2;
         longjmp(err->jump, 1);
     }
 }
@@ -64,6 +85,7 @@ static jvirt_barray_ptr cc_jpeg_request_virt_barray(j_common_ptr cinfo, int pool
 static void cc_jpeg_apply_limits(j_decompress_ptr cinfo, cc_jpeg_error_mgr *err, const cc_limits *limits) {
     if (limits == NULL) return;
     err->max_scans = limits->max_scans;
+    err->max_scan_passes = limits->max_scan_passes;
     err->progress.progress_monitor = cc_jpeg_progress;
     cinfo->progress = &err->progress;
     cinfo->mem->max_memory_to_use = limits->max_memory > (size_t)LONG_MAX ? LONG_MAX : (long)limits->max_memory;
@@ -99,6 +121,9 @@ static void cc_jpeg_setup(struct jpeg_decompress_struct *cinfo, cc_jpeg_error_mg
     err->eof_is_fatal = 1;
     memset(&err->progress, 0, sizeof err->progress);
     err->max_scans = 0;
+    err->max_scan_passes = 0;
+    err->seen_scan = 0;
+    err->scan_blocks = 0;
     err->scan_limit_hit = 0;
     err->request_virt_barray = NULL;
     err->coefficient_bytes = 0;
@@ -114,8 +139,13 @@ static void cc_jpeg_report(j_decompress_ptr cinfo, cc_jpeg_error_mgr *err, cc_re
     result->scans = cinfo->input_scan_number > 0 ? (uint32_t)cinfo->input_scan_number : 0;
     result->peak_memory = err->coefficient_bytes;
     if (err->scan_limit_hit) {
-        result->status = CC_LIMIT_SCANS;
-        snprintf(result->message, sizeof result->message, "more than %u progressive scans", err->max_scans);
+        result->status = err->scan_limit_hit == 1 ? CC_LIMIT_SCANS : CC_LIMIT_SCAN_PASSES;
+        if (err->scan_limit_hit == 1) {
+            snprintf(result->message, sizeof result->message, "more than %u progressive scans", err->max_scans);
+        } else {
+            snprintf(result->message, sizeof result->message, "scans cover the image more than %u times",
+                     err->max_scan_passes);
+        }
         return;
     }
     if (err->truncated) {

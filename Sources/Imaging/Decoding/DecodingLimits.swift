@@ -6,9 +6,11 @@
 ///   maximum and several times any poster.
 /// - `maxAspectRatio`: a 15 x 40,000 strip resized by its shortest edge becomes hundreds of megapixels before the
 ///   centre crop. Posters are 2:3; 32:1 leaves room for banners and stills and bounds the resize to 224 x 7,168.
-/// - `maxScans`: each scan of a progressive JPEG is a pass over the whole image, and libjpeg accepts thousands of
-///   near-empty ones (only warning about the bogus progression). Real encoders write about 10; libjpeg-turbo
-///   suggests refusing more than 500 for untrusted input.
+/// - `maxScans`, `maxScanPasses`: each scan of a progressive JPEG is a pass over its components' blocks, and libjpeg
+///   accepts thousands of near-empty ones (only warning about the bogus progression). Real encoders write about 10
+///   scans that together cover the image fewer than 6 times; libjpeg-turbo suggests refusing more than 500 scans for
+///   untrusted input, but 400 scans over a 4 MP image still cost 1.5 s, so the scans' total coverage is capped too
+///   (32 whole-image passes: about 0.1 s for a 4 MP image).
 /// - `maxWorkingMemory`: what a codec library may hold at once besides the RGB output. PNG needs a few rows and
 ///   zlib's window (~100 KB) and is held to it with a counting allocator; a progressive JPEG needs its whole
 ///   coefficient buffer (2 bytes per sample: 36 MB for a 6 MP 4:4:4 poster); a lossless WebP frame 4 bytes per pixel.
@@ -18,21 +20,26 @@ public struct DecodingLimits: Sendable, Equatable {
     /// Largest `longer side / shorter side`.
     public var maxAspectRatio: Int
     public var maxScans: Int
+    /// Whole-image passes all scans of a JPEG may add up to.
+    public var maxScanPasses: Int
     /// Bytes.
     public var maxWorkingMemory: Int
 
     public static let defaultMaxSide = 16_384
     public static let defaultMaxAspectRatio = 32
     public static let defaultMaxScans = 500
+    public static let defaultMaxScanPasses = 32
     public static let defaultMaxWorkingMemory = 96 << 20
 
     public init(maxSide: Int = DecodingLimits.defaultMaxSide,
                 maxAspectRatio: Int = DecodingLimits.defaultMaxAspectRatio,
                 maxScans: Int = DecodingLimits.defaultMaxScans,
+                maxScanPasses: Int = DecodingLimits.defaultMaxScanPasses,
                 maxWorkingMemory: Int = DecodingLimits.defaultMaxWorkingMemory) {
         self.maxSide = maxSide
         self.maxAspectRatio = maxAspectRatio
         self.maxScans = maxScans
+        self.maxScanPasses = maxScanPasses
         self.maxWorkingMemory = maxWorkingMemory
     }
 
@@ -53,6 +60,8 @@ public enum DecodingLimitViolation: Sendable, Equatable, CustomStringConvertible
     case aspectRatio(width: Int, height: Int, maxRatio: Int)
     /// A progressive JPEG with more scans than `limit`.
     case scans(limit: Int)
+    /// A JPEG whose scans cover the image more than `limit` times.
+    case scanPasses(limit: Int)
     /// The codec would need more than `limit` bytes of working memory; `detail` is the codec's account.
     case workingMemory(limit: Int, detail: String)
 
@@ -64,6 +73,8 @@ public enum DecodingLimitViolation: Sendable, Equatable, CustomStringConvertible
             "\(width)x\(height) pixels: longer than \(maxRatio) times its width or height"
         case .scans(let limit):
             "more than \(limit) progressive scans"
+        case .scanPasses(let limit):
+            "progressive scans that cover the image more than \(limit) times"
         case .workingMemory(let limit, let detail):
             "needs more than \(limit) bytes of decoder memory" + (detail.isEmpty ? "" : " (\(detail))")
         }

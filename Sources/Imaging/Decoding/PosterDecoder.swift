@@ -61,7 +61,8 @@ public struct PosterDecoder: Sendable {
         let (dimensions, byteCount) = try checkedDimensions(data, format)
         var result = cc_result()
         var codecLimits = cc_limits(max_memory: max(0, limits.maxWorkingMemory),
-                                    max_scans: UInt32(clamping: max(0, limits.maxScans)))
+                                    max_scans: UInt32(clamping: max(0, limits.maxScans)),
+                                    max_scan_passes: UInt32(clamping: max(0, limits.maxScanPasses)))
         let pixels = [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, initialized in
             data.withUnsafeBufferPointer { input in
                 let codec = Self.codec(for: format)
@@ -160,6 +161,8 @@ public struct PosterDecoder: Sendable {
             return .unsupported(format, "out of memory: " + message)
         case CC_LIMIT_SCANS:
             return .limitExceeded(format, .scans(limit: limits.maxScans))
+        case CC_LIMIT_SCAN_PASSES:
+            return .limitExceeded(format, .scanPasses(limit: limits.maxScanPasses))
         case CC_LIMIT_MEMORY:
             return .limitExceeded(format, .workingMemory(limit: limits.maxWorkingMemory, detail: message))
         default:
