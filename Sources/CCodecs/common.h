@@ -12,6 +12,8 @@ static inline void cc_result_init(cc_result *result) {
     result->width = 0;
     result->height = 0;
     result->message[0] = 0;
+    result->scans = 0;
+    result->peak_memory = 0;
 }
 
 static inline void cc_set_message(cc_result *result, const char *message) {

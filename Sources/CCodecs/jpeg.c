@@ -7,6 +7,16 @@
 // Pillow ignores libjpeg warnings, but its suspending data source turns running out of data into
 // "image file is truncated"; libjpeg's memory source instead warns JWRN_JPEG_EOF and pads with a fake EOI,
 // so that warning is turned into a truncation error here while the image is still incomplete.
+// Cost limits (hostile files; see cc_limits in CCodecs.h), as libjpeg-turbo's own documentation advises for
+// untrusted input (djpeg -maxscans, TJPARAM_SCANLIMIT, TJPARAM_MAXMEMORY):
+//   - A progressive file may hold thousands of tiny scans, each a pass over the whole coefficient buffer (libjpeg
+//     only warns about bogus progressions), so a few hundred KB can cost minutes. A progress monitor counts the
+//     SOS markers and the blocks their components cover, and refuses the file past cc_limits.max_scans scans or
+//     cc_limits.max_scan_passes whole-image passes.
+//   - The memory manager's max_memory_to_use bounds the whole-image coefficient buffer of progressive and
+//     multi-scan files (the only allocation that grows with the image beyond a few rows); with no backing store
+//     a file that needs more fails with JERR_NO_BACKING_STORE, reported as CC_LIMIT_MEMORY.
+#include <limits.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,7 +34,64 @@ typedef struct {
     int truncated;
     /// Whether running out of data is fatal (it is not once every scanline has been produced).
     int eof_is_fatal;
+    /// Progress monitor that enforces the scan limit (0: none); set when the limit refused the file.
+    struct jpeg_progress_mgr progress;
+    uint32_t max_scans;
+    uint32_t max_scan_passes;
+    /// The scan the monitor last saw, and the blocks all scans so far cover.
+    int seen_scan;
+    uint64_t scan_blocks;
+    /// 1: too many scans, 2: too many passes.
+    int scan_limit_hit;
+    /// The memory manager's request_virt_barray, wrapped to add up the coefficient buffer libjpeg asks for.
+    jvirt_barray_ptr (*request_virt_barray)(j_common_ptr, int, boolean, JDIMENSION, JDIMENSION, JDIMENSION);
+    size_t coefficient_bytes;
 } cc_jpeg_error_mgr;
+
+/// Called by libjpeg between units of work (markers, iMCU rows); input_scan_number counts the SOS markers read.
+static void cc_jpeg_progress(j_common_ptr cinfo) {
+    cc_jpeg_error_mgr *err = (cc_jpeg_error_mgr *)cinfo->err;
+    j_decompress_ptr dinfo = (j_decompress_ptr)cinfo;
+    if (dinfo->input_scan_number <= 0 || dinfo->input_scan_number == err->seen_scan) return;
+    err->seen_scan = dinfo->input_scan_number;
+    if (err->max_scans != 0 && (uint32_t)dinfo->input_scan_number > err->max_scans) {
+        err->scan_limit_hit = 1;
+        longjmp(err->jump, 1);
+    }
+    // The new scan's components are set up once its SOS has been read, which is when the number changes.
+    uint64_t image_blocks = 0;
+    for (int ci = 0; ci < dinfo->num_components; ci++) {
+        image_blocks += (uint64_t)dinfo->comp_info[ci].width_in_blocks * dinfo->comp_info[ci].height_in_blocks;
+    }
+    for (int i = 0; i < dinfo->comps_in_scan && i < MAX_COMPS_IN_SCAN; i++) {
+        const jpeg_component_info *comp = dinfo->cur_comp_info[i];
+        if (comp != NULL) err->scan_blocks += (uint64_t)comp->width_in_blocks * comp->height_in_blocks;
+    }
+    if (err->max_scan_passes != 0 && err->scan_blocks > (uint64_t)err->max_scan_passes * image_blocks) {
+        err->scan_limit_hit = 2;
+        longjmp(err->jump, 1);
+    }
+}
+
+static jvirt_barray_ptr cc_jpeg_request_virt_barray(j_common_ptr cinfo, int pool_id, boolean pre_zero,
+                                                    JDIMENSION blocksperrow, JDIMENSION numrows,
+                                                    JDIMENSION maxaccess) {
+    cc_jpeg_error_mgr *err = (cc_jpeg_error_mgr *)cinfo->err;
+    err->coefficient_bytes += (size_t)blocksperrow * numrows * sizeof(JBLOCK);
+    return err->request_virt_barray(cinfo, pool_id, pre_zero, blocksperrow, numrows, maxaccess);
+}
+
+/// Installs the limits on a freshly created decompressor.
+static void cc_jpeg_apply_limits(j_decompress_ptr cinfo, cc_jpeg_error_mgr *err, const cc_limits *limits) {
+    if (limits == NULL) return;
+    err->max_scans = limits->max_scans;
+    err->max_scan_passes = limits->max_scan_passes;
+    err->progress.progress_monitor = cc_jpeg_progress;
+    cinfo->progress = &err->progress;
+    cinfo->mem->max_memory_to_use = limits->max_memory > (size_t)LONG_MAX ? LONG_MAX : (long)limits->max_memory;
+    err->request_virt_barray = cinfo->mem->request_virt_barray;
+    cinfo->mem->request_virt_barray = cc_jpeg_request_virt_barray;
+}
 
 static void cc_jpeg_error_exit(j_common_ptr cinfo) {
     cc_jpeg_error_mgr *err = (cc_jpeg_error_mgr *)cinfo->err;
@@ -52,6 +119,14 @@ static void cc_jpeg_setup(struct jpeg_decompress_struct *cinfo, cc_jpeg_error_mg
     err->pub.output_message = cc_jpeg_output_message;
     err->truncated = 0;
     err->eof_is_fatal = 1;
+    memset(&err->progress, 0, sizeof err->progress);
+    err->max_scans = 0;
+    err->max_scan_passes = 0;
+    err->seen_scan = 0;
+    err->scan_blocks = 0;
+    err->scan_limit_hit = 0;
+    err->request_virt_barray = NULL;
+    err->coefficient_bytes = 0;
 }
 
 static void cc_jpeg_report(j_decompress_ptr cinfo, cc_jpeg_error_mgr *err, cc_result *result) {
@@ -61,6 +136,18 @@ static void cc_jpeg_report(j_decompress_ptr cinfo, cc_jpeg_error_mgr *err, cc_re
     cc_set_message(result, buffer);
     result->width = cinfo->image_width;
     result->height = cinfo->image_height;
+    result->scans = cinfo->input_scan_number > 0 ? (uint32_t)cinfo->input_scan_number : 0;
+    result->peak_memory = err->coefficient_bytes;
+    if (err->scan_limit_hit) {
+        result->status = err->scan_limit_hit == 1 ? CC_LIMIT_SCANS : CC_LIMIT_SCAN_PASSES;
+        if (err->scan_limit_hit == 1) {
+            snprintf(result->message, sizeof result->message, "more than %u progressive scans", err->max_scans);
+        } else {
+            snprintf(result->message, sizeof result->message, "scans cover the image more than %u times",
+                     err->max_scan_passes);
+        }
+        return;
+    }
     if (err->truncated) {
         result->status = CC_TRUNCATED;
         return;
@@ -75,6 +162,11 @@ static void cc_jpeg_report(j_decompress_ptr cinfo, cc_jpeg_error_mgr *err, cc_re
         break;
     case JERR_OUT_OF_MEMORY:
         result->status = CC_NO_MEMORY;
+        break;
+    case JERR_NO_BACKING_STORE:  // the coefficient buffer does not fit in max_memory_to_use
+        result->status = CC_LIMIT_MEMORY;
+        snprintf(result->message, sizeof result->message, "needs %zu bytes of coefficient buffer",
+                 err->coefficient_bytes);
         break;
     case JERR_BAD_PRECISION:
     case JERR_NOTIMPL:
@@ -151,7 +243,8 @@ static void cc_gray_row_to_rgb_in_place(uint8_t *row, size_t width) {
 
 /// Reads the header and, when `out` is not NULL, decodes the pixels into it as RGB. One function for both so the
 /// libjpeg error recovery (the setjmp frame must stay alive while libjpeg runs) is written once.
-static void cc_jpeg_read(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, cc_result *result) {
+static void cc_jpeg_read(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, const cc_limits *limits,
+                         cc_result *result) {
     struct jpeg_decompress_struct cinfo;
     cc_jpeg_error_mgr err;
     cc_result_init(result);
@@ -162,6 +255,7 @@ static void cc_jpeg_read(const uint8_t *data, size_t size, uint8_t *out, size_t 
         return;
     }
     jpeg_create_decompress(&cinfo);
+    cc_jpeg_apply_limits(&cinfo, &err, limits);
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
     if (!cc_jpeg_check_header(&cinfo, result)) {
@@ -216,21 +310,24 @@ static void cc_jpeg_read(const uint8_t *data, size_t size, uint8_t *out, size_t 
     // broken marker segment after the image still is.
     err.eof_is_fatal = 0;
     jpeg_finish_decompress(&cinfo);
+    result->scans = (uint32_t)cinfo.input_scan_number;
+    result->peak_memory = err.coefficient_bytes;
     jpeg_destroy_decompress(&cinfo);
     result->status = CC_OK;
     result->message[0] = 0;
 }
 
 void cc_jpeg_info(const uint8_t *data, size_t size, cc_result *result) {
-    cc_jpeg_read(data, size, NULL, 0, result);
+    cc_jpeg_read(data, size, NULL, 0, NULL, result);
 }
 
-void cc_jpeg_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, cc_result *result) {
+void cc_jpeg_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, const cc_limits *limits,
+                    cc_result *result) {
     if (out == NULL) {
         cc_result_init(result);
         result->status = CC_BAD_BUFFER;
         cc_set_message(result, "no output buffer");
         return;
     }
-    cc_jpeg_read(data, size, out, out_size, result);
+    cc_jpeg_read(data, size, out, out_size, limits, result);
 }

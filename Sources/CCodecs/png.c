@@ -12,6 +12,14 @@
 //   - Pillow verifies the CRC of every chunk before the first IDAT and rejects the file on a mismatch, but does
 //     not check IDAT's CRC or anything after the image data; IEND may be missing. libpng's own CRC checks are
 //     therefore switched off and the pre-IDAT chunks are validated here, and png_read_end is never called.
+// Cost limits (hostile files; see cc_limits in CCodecs.h):
+//   - Every ancillary chunk except tRNS is skipped unread (png_set_keep_unknown_chunks NEVER, -1): none of them
+//     changes the pixels Pillow gives, and by default libpng inflates zTXt/iTXt/iCCP (up to 8 MB each) and keeps
+//     up to 1000 of them until the reader is destroyed, i.e. gigabytes from a few hundred KB.
+//   - libpng allocates through a counting allocator that refuses to go past cc_limits.max_memory, so whatever a
+//     file asks for, libpng's working memory stays under the budget (row buffers and zlib state need ~100 KB).
+//   - Nothing after the image data is inflated: libpng stops at the last row, and the error-path check of where
+//     the zlib stream ends reads only the IDAT run and stops after the bytes the image can use.
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,17 +37,17 @@ static uint32_t cc_be32(const uint8_t *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
 }
 
-/// CRC-32 (ISO 3309, as PNG uses it) over the chunk type and data.
+/// CRC-32 (ISO 3309, as PNG uses it) over the chunk type and data; zlib's table-driven crc32 keeps files made
+/// of many tiny chunks cheap.
 static uint32_t cc_crc32(const uint8_t *bytes, size_t count) {
-    uint32_t table[256];
-    for (uint32_t n = 0; n < 256; n++) {
-        uint32_t c = n;
-        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        table[n] = c;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    while (count > 0) {
+        uInt n = count > 0x40000000u ? 0x40000000u : (uInt)count;
+        crc = crc32(crc, bytes, n);
+        bytes += n;
+        count -= n;
     }
-    uint32_t crc = 0xFFFFFFFFu;
-    for (size_t i = 0; i < count; i++) crc = table[(crc ^ bytes[i]) & 0xFF] ^ (crc >> 8);
-    return crc ^ 0xFFFFFFFFu;
+    return (uint32_t)crc;
 }
 
 /// Walks the chunks before the image data. With `through_idat` it validates every chunk up to the first IDAT
@@ -134,7 +142,42 @@ typedef struct {
     /// palette entry 0 for palette images.
     uint8_t fill[3];
     char message[200];
+    /// The counting allocator's budget (0: none), bytes held now, the most held at once, and whether it refused.
+    size_t memory_budget;
+    size_t memory_in_use;
+    size_t memory_peak;
+    int memory_refused;
 } cc_png_context;
+
+/// Every libpng allocation carries its size in front of it, so the free function can count it back.
+typedef union {
+    size_t size;
+    max_align_t align;
+} cc_png_block_header;
+
+static png_voidp cc_png_malloc(png_structp png, png_alloc_size_t size) {
+    cc_png_context *ctx = (cc_png_context *)png_get_mem_ptr(png);
+    if (size > SIZE_MAX - sizeof(cc_png_block_header) ||
+        (ctx->memory_budget != 0 && size > ctx->memory_budget - ctx->memory_in_use)) {
+        // libpng turns NULL into an "out of memory" error (or a warning and a skipped chunk): no abort.
+        ctx->memory_refused = 1;
+        return NULL;
+    }
+    cc_png_block_header *block = (cc_png_block_header *)malloc(sizeof(cc_png_block_header) + size);
+    if (block == NULL) return NULL;
+    block->size = size;
+    ctx->memory_in_use += size;
+    if (ctx->memory_in_use > ctx->memory_peak) ctx->memory_peak = ctx->memory_in_use;
+    return block + 1;
+}
+
+static void cc_png_free(png_structp png, png_voidp pointer) {
+    if (pointer == NULL) return;
+    cc_png_context *ctx = (cc_png_context *)png_get_mem_ptr(png);
+    cc_png_block_header *block = (cc_png_block_header *)pointer - 1;
+    ctx->memory_in_use -= block->size;
+    free(block);
+}
 
 static void cc_png_error_fn(png_structp png, png_const_charp message) {
     cc_png_context *ctx = (cc_png_context *)png_get_error_ptr(png);
@@ -180,33 +223,55 @@ static size_t cc_png_expected_rows(size_t width, size_t height, int interlaced) 
     return total;
 }
 
+/// Bytes of filtered scanlines (a filter byte per row plus packed samples) the image data inflates to; zlib
+/// data beyond this can only be surplus.
+static size_t cc_png_raw_size(const uint8_t *ihdr_body, size_t width, size_t height) {
+    static const int channels_by_color_type[7] = {1, 0, 3, 1, 2, 0, 4};
+    int depth = ihdr_body[8], color_type = ihdr_body[9], interlaced = ihdr_body[12] != 0;
+    int channels = color_type <= 6 ? channels_by_color_type[color_type] : 0;
+    size_t bits_per_pixel = (size_t)(channels > 0 ? channels : 4) * (size_t)(depth > 0 && depth <= 16 ? depth : 16);
+    size_t total = 0;
+    for (int pass = 0; pass < (interlaced ? 7 : 1); pass++) {
+        size_t cols = interlaced ? PNG_PASS_COLS(width, pass) : width;
+        size_t rows = interlaced ? PNG_PASS_ROWS(height, pass) : height;
+        if (cols > 0) total += rows * (1 + (cols * bits_per_pixel + 7) / 8);
+    }
+    return total;
+}
+
 /// libpng says "Not enough image data" both when the IDAT chunks run out (Pillow: "image file is truncated")
 /// and when the zlib stream inside them ends before the last row (Pillow accepts that and leaves the rest of
-/// the image at pixel value 0). Tell them apart by inflating the concatenated IDAT data: true when the zlib
-/// stream ends properly.
-static int cc_png_zlib_stream_ends(const uint8_t *data, size_t size) {
+/// the image at pixel value 0). Tell them apart by inflating the image data: true when the zlib stream ends
+/// properly. Like libpng and Pillow, only the run of consecutive IDAT chunks is image data; inflating stops
+/// after `raw_size` bytes (a stream that long did not end early), so compressed data after the image costs nothing.
+static int cc_png_zlib_stream_ends(const uint8_t *data, size_t size, size_t raw_size) {
     z_stream stream;
     memset(&stream, 0, sizeof stream);
     if (inflateInit(&stream) != Z_OK) return 0;
     uint8_t sink[4096];
     int status = Z_OK;
+    int in_idat_run = 0;
     size_t pos = 8;
-    while (status == Z_OK && size - pos >= 12) {
+    while (status == Z_OK && size - pos >= 12 && stream.total_out <= raw_size) {
         uint32_t length = cc_be32(data + pos);
         if ((size_t)length > size - pos - 12) break;
         if (memcmp(data + pos + 4, "IDAT", 4) == 0) {
+            in_idat_run = 1;
             stream.next_in = (Bytef *)(data + pos + 8);
             stream.avail_in = length;
-            while (status == Z_OK && stream.avail_in > 0) {
+            while (status == Z_OK && stream.avail_in > 0 && stream.total_out <= raw_size) {
                 stream.next_out = sink;
                 stream.avail_out = sizeof sink;
                 status = inflate(&stream, Z_NO_FLUSH);
             }
+        } else if (in_idat_run) {
+            break;  // the image data ended with the IDAT run
         }
         pos += 12 + (size_t)length;
     }
+    int ended = status == Z_STREAM_END && stream.total_out <= raw_size;
     inflateEnd(&stream);
-    return status == Z_STREAM_END;
+    return ended;
 }
 
 /// Pillow opens 16-bit gray as "I;16", and I;16 -> RGB clips each value to 255. The rows hold big-endian 16-bit
@@ -225,7 +290,8 @@ static void cc_png_finish_gray16(uint8_t *out, size_t width, size_t height, int 
     }
 }
 
-void cc_png_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, cc_result *result) {
+void cc_png_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, const cc_limits *limits,
+                   cc_result *result) {
     cc_result_init(result);
     if (!cc_png_scan(data, size, 1, result)) return;
     size_t width = result->width, height = result->height;
@@ -244,16 +310,18 @@ void cc_png_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_si
     memset(&ctx, 0, sizeof ctx);
     ctx.data = data;
     ctx.size = size;
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, cc_png_error_fn, cc_png_warning_fn);
+    ctx.memory_budget = limits != NULL ? limits->max_memory : 0;
+    png_structp png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &ctx, cc_png_error_fn, cc_png_warning_fn,
+                                               &ctx, cc_png_malloc, cc_png_free);
     if (png == NULL) {
-        result->status = CC_NO_MEMORY;
+        result->status = ctx.memory_refused ? CC_LIMIT_MEMORY : CC_NO_MEMORY;
         cc_set_message(result, "cannot create libpng reader");
         return;
     }
     png_infop info = png_create_info_struct(png);
     if (info == NULL) {
         png_destroy_read_struct(&png, NULL, NULL);
-        result->status = CC_NO_MEMORY;
+        result->status = ctx.memory_refused ? CC_LIMIT_MEMORY : CC_NO_MEMORY;
         cc_set_message(result, "cannot create libpng info");
         return;
     }
@@ -261,7 +329,8 @@ void cc_png_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_si
         size_t expected = cc_png_expected_rows(width, height, ctx.interlaced);
         int complete = ctx.rows != NULL && ctx.rows_decoded >= expected;
         int stream_ended_early = ctx.rows != NULL && !ctx.hit_end &&
-            strstr(ctx.message, "Not enough image data") != NULL && cc_png_zlib_stream_ends(data, size);
+            strstr(ctx.message, "Not enough image data") != NULL &&
+            cc_png_zlib_stream_ends(data, size, cc_png_raw_size(data + 16, width, height));
         if (complete || stream_ended_early) {
             // Every row is in the output (the error came from reading past the image data, which Pillow never
             // does), or the zlib stream ended early and Pillow keeps what it has.
@@ -274,6 +343,7 @@ void cc_png_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_si
             free(ctx.rows);
             png_destroy_read_struct(&png, &info, NULL);
             cc_png_finish_gray16(out, width, height, ctx.gray16);
+            result->peak_memory = ctx.memory_peak;
             result->status = CC_OK;
             result->message[0] = 0;
             return;
@@ -281,7 +351,10 @@ void cc_png_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_si
         free(ctx.rows);
         png_destroy_read_struct(&png, &info, NULL);
         cc_set_message(result, ctx.message);
-        if (ctx.hit_end || strstr(ctx.message, "Not enough image data") != NULL) {
+        result->peak_memory = ctx.memory_peak;
+        if (ctx.memory_refused) {
+            result->status = CC_LIMIT_MEMORY;
+        } else if (ctx.hit_end || strstr(ctx.message, "Not enough image data") != NULL) {
             result->status = CC_TRUNCATED;
         } else if (strstr(ctx.message, "Insufficient memory") != NULL || strstr(ctx.message, "out of memory") != NULL) {
             result->status = CC_NO_MEMORY;
@@ -293,6 +366,12 @@ void cc_png_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_si
     png_set_read_fn(png, &ctx, cc_png_read_fn);
     // Size limits are the caller's (checked before this call); allow anything the format allows.
     png_set_user_limits(png, 0x7FFFFFFF, 0x7FFFFFFF);
+    // Skip every ancillary chunk but tRNS without reading it into memory (see the top of this file). The chunk
+    // limits are a second line should a future libpng handle some chunk anyway: no chunk over 1 MB, at most 32
+    // stored ancillary chunks.
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
+    png_set_chunk_malloc_max(png, 1u << 20);
+    png_set_chunk_cache_max(png, 32);
     // CRCs before IDAT were checked by cc_png_scan; the rest are ignored as Pillow ignores them.
     png_set_crc_action(png, PNG_CRC_QUIET_USE, PNG_CRC_QUIET_USE);
     png_read_info(png, info);
@@ -351,6 +430,7 @@ void cc_png_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_si
     free(ctx.rows);
     ctx.rows = NULL;
     png_destroy_read_struct(&png, &info, NULL);
+    result->peak_memory = ctx.memory_peak;
     result->status = CC_OK;
     result->message[0] = 0;
 }

@@ -2,6 +2,15 @@
 // Pillow always decodes with WebPAnimDecoder created with default options (MODE_RGBA, not premultiplied,
 // no threads), takes the first frame's canvas, and `.convert("RGB")` drops the alpha byte. Nothing is
 // composited, so the RGB of transparent pixels is whatever the bitstream holds.
+//
+// WebPAnimDecoder allocates two full RGBA canvases (8 bytes per canvas pixel) before it decodes anything, so a
+// few hundred bytes of animated WebP declaring a large canvas cost hundreds of MB. Its first frame is simple
+// (WebPAnimDecoderGetNext: the canvas is zero-filled, the frame is decoded at its offset, there is no blending
+// or disposal before it), so this file does the same without the canvases: the container is parsed with
+// WebPDemux (which WebPAnimDecoderNew uses, so the same files are refused), the caller's RGB buffer is zeroed
+// and the first frame is decoded straight into its rectangle of that buffer. Later frames are never decoded.
+// libwebp has no allocator hook, so its working memory for the frame (the whole frame as ARGB for lossless,
+// an alpha plane for lossy with alpha) is estimated from the frame header and checked against cc_limits first.
 #include <stdio.h>
 #include <string.h>
 
@@ -99,28 +108,17 @@ static void cc_webp_explain_container_failure(const uint8_t *data, size_t size, 
     }
 }
 
-/// Why the first frame failed to decode: re-run the plain decoder on its bitstream for a status code.
-static void cc_webp_explain_frame_failure(const WebPAnimDecoder *decoder, cc_result *result) {
-    const WebPDemuxer *demux = WebPAnimDecoderGetDemuxer(decoder);
-    WebPIterator iter;
-    result->status = CC_CORRUPT;
-    cc_set_message(result, "cannot decode the first WebP frame");
-    if (demux != NULL && WebPDemuxGetFrame(demux, 1, &iter)) {
-        WebPDecoderConfig config;
-        if (WebPInitDecoderConfig(&config)) {
-            VP8StatusCode code = WebPDecode(iter.fragment.bytes, iter.fragment.size, &config);
-            WebPFreeDecBuffer(&config.output);
-            if (code != VP8_STATUS_OK) cc_webp_status(code, result);
-        }
-        WebPDemuxReleaseIterator(&iter);
-    }
-    if (result->status == CC_OK) {
-        result->status = CC_CORRUPT;
-        cc_set_message(result, "cannot decode the first WebP frame");
-    }
+/// Bytes libwebp needs to decode a frame beyond the output: lossless (VP8L) keeps the whole frame as 32-bit ARGB
+/// plus a few cache rows; lossy keeps a few macroblock rows of YUV and, with alpha, the whole alpha plane.
+static size_t cc_webp_frame_memory(const WebPBitstreamFeatures *features) {
+    size_t width = (size_t)features->width, height = (size_t)features->height;
+    size_t rows = 64 * width * 4 + (1u << 20);
+    if (features->format == 2) return width * height * 4 + rows;
+    return (features->has_alpha ? width * height : 0) + rows;
 }
 
-void cc_webp_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, cc_result *result) {
+void cc_webp_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, const cc_limits *limits,
+                    cc_result *result) {
     cc_webp_info(data, size, result);
     if (result->status != CC_OK) return;
     size_t width = result->width, height = result->height;
@@ -130,33 +128,58 @@ void cc_webp_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_s
         return;
     }
     WebPData webp_data = {data, size};
-    // NULL options: MODE_RGBA, use_threads 0 -- exactly what Pillow passes.
-    WebPAnimDecoder *decoder = WebPAnimDecoderNew(&webp_data, NULL);
-    if (decoder == NULL) {
+    WebPDemuxer *demux = WebPDemux(&webp_data);
+    if (demux == NULL) {
         cc_webp_explain_container_failure(data, size, result);
         return;
     }
-    WebPAnimInfo info;
-    if (!WebPAnimDecoderGetInfo(decoder, &info) || info.canvas_width != width || info.canvas_height != height) {
-        WebPAnimDecoderDelete(decoder);
+    WebPIterator frame;
+    if (WebPDemuxGetI(demux, WEBP_FF_CANVAS_WIDTH) != width || WebPDemuxGetI(demux, WEBP_FF_CANVAS_HEIGHT) != height) {
+        WebPDemuxDelete(demux);
         result->status = CC_CORRUPT;
         cc_set_message(result, "WebP canvas size disagrees with the bitstream header");
         return;
     }
-    uint8_t *canvas = NULL;
-    int timestamp = 0;
-    if (!WebPAnimDecoderGetNext(decoder, &canvas, &timestamp) || canvas == NULL) {
-        cc_webp_explain_frame_failure(decoder, result);
-        WebPAnimDecoderDelete(decoder);
+    if (!WebPDemuxGetFrame(demux, 1, &frame)) {
+        WebPDemuxDelete(demux);
+        result->status = CC_CORRUPT;
+        cc_set_message(result, "cannot decode the first WebP frame");
         return;
     }
-    size_t pixels = width * height;
-    for (size_t i = 0; i < pixels; i++) {
-        out[3 * i] = canvas[4 * i];
-        out[3 * i + 1] = canvas[4 * i + 1];
-        out[3 * i + 2] = canvas[4 * i + 2];
+    // The demuxer checked that the frame lies inside the canvas.
+    WebPDecoderConfig config;
+    VP8StatusCode code = VP8_STATUS_INVALID_PARAM;
+    if (WebPInitDecoderConfig(&config)) {
+        code = WebPGetFeatures(frame.fragment.bytes, frame.fragment.size, &config.input);
     }
-    WebPAnimDecoderDelete(decoder);
+    if (code == VP8_STATUS_OK) {
+        size_t needed = cc_webp_frame_memory(&config.input);
+        result->peak_memory = needed;
+        if (limits != NULL && limits->max_memory != 0 && needed > limits->max_memory) {
+            WebPDemuxReleaseIterator(&frame);
+            WebPDemuxDelete(demux);
+            result->status = CC_LIMIT_MEMORY;
+            snprintf(result->message, sizeof result->message,
+                     "the first frame (%dx%d) needs about %zu bytes to decode", config.input.width,
+                     config.input.height, needed);
+            return;
+        }
+        memset(out, 0, out_size);  // WebPAnimDecoder's zero-filled canvas, alpha dropped
+        config.output.colorspace = MODE_RGB;
+        config.output.is_external_memory = 1;
+        config.output.u.RGBA.rgba = out + ((size_t)frame.y_offset * width + (size_t)frame.x_offset) * 3;
+        config.output.u.RGBA.stride = (int)(width * 3);
+        config.output.u.RGBA.size = out_size - ((size_t)frame.y_offset * width + (size_t)frame.x_offset) * 3;
+        code = WebPDecode(frame.fragment.bytes, frame.fragment.size, &config);
+        WebPFreeDecBuffer(&config.output);
+    }
+    WebPDemuxReleaseIterator(&frame);
+    WebPDemuxDelete(demux);
+    if (code != VP8_STATUS_OK) {
+        cc_webp_status(code, result);
+        if (result->status == CC_OK) result->status = CC_CORRUPT;
+        return;
+    }
     result->status = CC_OK;
     result->message[0] = 0;
 }

@@ -350,7 +350,7 @@ public struct IngestPipeline: Sendable {
     /// The skip reason of a decoding failure.
     static func reason(for error: ImageDecodingError) -> SkipReason {
         switch error {
-        case .tooManyPixels: return .tooLarge
+        case .tooManyPixels, .limitExceeded: return .tooLarge
         case .unknownFormat, .unsupported: return .unsupportedFormat
         case .empty, .truncated, .corrupt, .zeroSize: return .undecodable
         case .unreadable: return .downloadFailed

@@ -9,6 +9,11 @@
 //                the caller can refuse decompression bombs before anything big is allocated.
 //   cc_*_decode  decodes into a caller-provided buffer of exactly width*height*3 bytes, 8-bit RGB, rows top to
 //                bottom, with the same pixel values Pillow 13's `Image.open(f).convert("RGB")` produces.
+//
+// Hostile files can cost far more than their size (ancillary PNG chunks that inflate to gigabytes, progressive
+// JPEGs with thousands of scans, huge animation canvases), so decoding runs under cc_limits: the library's own
+// working memory (beyond the caller's buffer) and the number of JPEG scans are capped, and a file over a cap
+// fails with CC_LIMIT_MEMORY or CC_LIMIT_SCANS instead of costing seconds or gigabytes.
 #pragma once
 
 #include <stddef.h>
@@ -35,7 +40,29 @@ typedef enum {
     CC_NO_MEMORY = 6,
     /// The caller's buffer does not match the image (programmer error or a header that changed between calls).
     CC_BAD_BUFFER = 7,
+    /// The decoder would need more working memory than cc_limits.max_memory allows.
+    CC_LIMIT_MEMORY = 8,
+    /// A progressive JPEG has more scans than cc_limits.max_scans.
+    CC_LIMIT_SCANS = 9,
+    /// A JPEG's scans cover the image more than cc_limits.max_scan_passes times.
+    CC_LIMIT_SCAN_PASSES = 10,
 } cc_status;
+
+/// What one decode may cost. Zero in a field means "no limit" (only for tests that measure the uncapped cost).
+typedef struct {
+    /// Bytes the codec library may hold at once besides the caller's output buffer (libpng: every allocation,
+    /// through a counting allocator; libjpeg: its memory manager's max_memory_to_use, which bounds the
+    /// whole-image coefficient buffer of progressive files; libwebp: the first frame's decode buffers, estimated
+    /// from its header before decoding since libwebp has no allocator hook).
+    size_t max_memory;
+    /// Largest number of JPEG scans (SOS markers) read before the file is refused.
+    uint32_t max_scans;
+    /// Largest total of the JPEG scans' coverage, in whole-image passes: each scan adds the blocks of its components
+    /// divided by the blocks of the image (a scan of every component adds 1, of one component of three about 1/3).
+    /// Decoding time grows with this, not with the scan count alone: 400 near-empty scans over a 4 MP image cost
+    /// 1.5 s under a 500-scan cap. Real progressive files total under 6.
+    uint32_t max_scan_passes;
+} cc_limits;
 
 typedef struct {
     /// One of cc_status.
@@ -45,16 +72,24 @@ typedef struct {
     uint32_t height;
     /// Human-readable detail from the library (NUL-terminated, possibly empty).
     char message[200];
+    /// What the decode cost, for tests and logs: JPEG scans started (SOS markers read).
+    uint32_t scans;
+    /// The most bytes the codec library held at once (libpng: measured by the counting allocator; libjpeg: the
+    /// coefficient buffer it asked for; libwebp: the estimate checked against max_memory).
+    size_t peak_memory;
 } cc_result;
 
 void cc_jpeg_info(const uint8_t *data, size_t size, cc_result *result);
-void cc_jpeg_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, cc_result *result);
+void cc_jpeg_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, const cc_limits *limits,
+                  cc_result *result);
 
 void cc_png_info(const uint8_t *data, size_t size, cc_result *result);
-void cc_png_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, cc_result *result);
+void cc_png_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, const cc_limits *limits,
+                  cc_result *result);
 
 void cc_webp_info(const uint8_t *data, size_t size, cc_result *result);
-void cc_webp_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, cc_result *result);
+void cc_webp_decode(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, const cc_limits *limits,
+                  cc_result *result);
 
 #ifdef __cplusplus
 }

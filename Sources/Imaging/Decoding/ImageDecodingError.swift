@@ -18,9 +18,12 @@ public enum ImageDecodingError: Error, Equatable, CustomStringConvertible {
     case unsupported(ImageFormat, String)
     /// The file could not be read from disk.
     case unreadable(path: String, reason: String)
+    /// A cost limit (`DecodingLimits`) refused the image: an extreme shape (from the header, before anything is
+    /// allocated), too many progressive scans, or more decoder memory than the budget.
+    case limitExceeded(ImageFormat, DecodingLimitViolation)
 
     /// The manifest name of this error: `empty`, `unknownFormat`, `truncated`, `corrupt`, `tooManyPixels`,
-    /// `zeroSize`, plus `unsupported` and `unreadable` which the fixtures do not use.
+    /// `zeroSize`, plus `unsupported`, `unreadable` and `limitExceeded` which the fixtures do not use.
     public var kind: String {
         switch self {
         case .empty: "empty"
@@ -31,6 +34,7 @@ public enum ImageDecodingError: Error, Equatable, CustomStringConvertible {
         case .zeroSize: "zeroSize"
         case .unsupported: "unsupported"
         case .unreadable: "unreadable"
+        case .limitExceeded: "limitExceeded"
         }
     }
 
@@ -52,6 +56,8 @@ public enum ImageDecodingError: Error, Equatable, CustomStringConvertible {
             "unsupported \(format.rawValue) image" + (detail.isEmpty ? "" : ": \(detail)")
         case .unreadable(let path, let reason):
             "cannot read \(path): \(reason)"
+        case .limitExceeded(let format, let violation):
+            "\(format.rawValue) image refused by a decoding limit: \(violation)"
         }
     }
 }

@@ -11,15 +11,21 @@ import Foundation
 ///   its limit and warns in between).
 /// - Any input either decodes or throws an `ImageDecodingError`; no input traps.
 /// - Truncated data is an error (Pillow's default, without `LOAD_TRUNCATED_IMAGES`).
+/// - Cost is bounded by `limits` as well as by `maxPixels`: extreme shapes are refused from the header, and the
+///   codecs run with a scan limit and a working-memory budget (`DecodingLimits` says why each exists). The server
+///   and ingest both decode through this type, so both apply them.
 public struct PosterDecoder: Sendable {
     /// Pillow's `Image.MAX_IMAGE_PIXELS`.
     public static let defaultMaxPixels = 89_478_485
 
     /// The largest `width * height` accepted.
     public var maxPixels: Int
+    /// Caps on shape, progressive scans and decoder memory.
+    public var limits: DecodingLimits
 
-    public init(maxPixels: Int = PosterDecoder.defaultMaxPixels) {
+    public init(maxPixels: Int = PosterDecoder.defaultMaxPixels, limits: DecodingLimits = DecodingLimits()) {
         self.maxPixels = maxPixels
+        self.limits = limits
     }
 
     /// The format announced by the leading magic bytes, or nil. Mirrors Pillow's `_accept` checks:
@@ -45,18 +51,29 @@ public struct PosterDecoder: Sendable {
 
     /// Decodes encoded JPEG, PNG or WebP bytes to RGB.
     public func decode(_ data: [UInt8]) throws(ImageDecodingError) -> RGBImage {
+        var statistics = DecodingStatistics()
+        return try decode(data, statistics: &statistics)
+    }
+
+    /// Decodes and reports what the codec library spent, also when decoding fails.
+    public func decode(_ data: [UInt8], statistics: inout DecodingStatistics) throws(ImageDecodingError) -> RGBImage {
         let format = try Self.format(of: data)
         let (dimensions, byteCount) = try checkedDimensions(data, format)
         var result = cc_result()
+        var codecLimits = cc_limits(max_memory: max(0, limits.maxWorkingMemory),
+                                    max_scans: UInt32(clamping: max(0, limits.maxScans)),
+                                    max_scan_passes: UInt32(clamping: max(0, limits.maxScanPasses)))
         let pixels = [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, initialized in
             data.withUnsafeBufferPointer { input in
                 let codec = Self.codec(for: format)
-                codec.decode(input.baseAddress!, input.count, buffer.baseAddress!, byteCount, &result)
+                codec.decode(input.baseAddress!, input.count, buffer.baseAddress!, byteCount, &codecLimits, &result)
             }
             // On failure the contents are garbage but the array is discarded below.
             initialized = byteCount
         }
-        if let error = Self.error(from: result, format: format, limit: maxPixels) { throw error }
+        statistics.scans = Int(result.scans)
+        statistics.peakWorkingMemory = Int(result.peak_memory)
+        if let error = error(from: result, format: format) { throw error }
         guard Int(result.width) == dimensions.width, Int(result.height) == dimensions.height else {
             throw .corrupt(format, "image size changed between header and decode")
         }
@@ -78,14 +95,15 @@ public struct PosterDecoder: Sendable {
 
     private struct Codec {
         var info: (UnsafePointer<UInt8>, Int, UnsafeMutablePointer<cc_result>) -> Void
-        var decode: (UnsafePointer<UInt8>, Int, UnsafeMutablePointer<UInt8>, Int, UnsafeMutablePointer<cc_result>) -> Void
+        var decode: (UnsafePointer<UInt8>, Int, UnsafeMutablePointer<UInt8>, Int, UnsafePointer<cc_limits>,
+                     UnsafeMutablePointer<cc_result>) -> Void
     }
 
     private static func codec(for format: ImageFormat) -> Codec {
         switch format {
-        case .jpeg: Codec(info: { cc_jpeg_info($0, $1, $2) }, decode: { cc_jpeg_decode($0, $1, $2, $3, $4) })
-        case .png: Codec(info: { cc_png_info($0, $1, $2) }, decode: { cc_png_decode($0, $1, $2, $3, $4) })
-        case .webp: Codec(info: { cc_webp_info($0, $1, $2) }, decode: { cc_webp_decode($0, $1, $2, $3, $4) })
+        case .jpeg: Codec(info: { cc_jpeg_info($0, $1, $2) }, decode: { cc_jpeg_decode($0, $1, $2, $3, $4, $5) })
+        case .png: Codec(info: { cc_png_info($0, $1, $2) }, decode: { cc_png_decode($0, $1, $2, $3, $4, $5) })
+        case .webp: Codec(info: { cc_webp_info($0, $1, $2) }, decode: { cc_webp_decode($0, $1, $2, $3, $4, $5) })
         }
     }
 
@@ -103,19 +121,23 @@ public struct PosterDecoder: Sendable {
         data.withUnsafeBufferPointer { input in
             Self.codec(for: format).info(input.baseAddress!, input.count, &info)
         }
-        if let error = Self.error(from: info, format: format, limit: maxPixels) { throw error }
+        if let error = error(from: info, format: format) { throw error }
         let width = Int(info.width), height = Int(info.height)
         if width == 0 || height == 0 { throw .zeroSize(format) }
         let (pixelCount, overflow) = width.multipliedReportingOverflow(by: height)
         if overflow || pixelCount > maxPixels {
             throw .tooManyPixels(width: width, height: height, limit: maxPixels)
         }
+        if let violation = limits.shapeViolation(width: width, height: height) {
+            throw .limitExceeded(format, violation)
+        }
         let (byteCount, overflow3) = pixelCount.multipliedReportingOverflow(by: 3)
         if overflow3 { throw .tooManyPixels(width: width, height: height, limit: maxPixels) }
         return ((width, height), byteCount)
     }
 
-    private static func error(from result: cc_result, format: ImageFormat, limit: Int) -> ImageDecodingError? {
+    private func error(from result: cc_result, format: ImageFormat) -> ImageDecodingError? {
+        let limit = maxPixels
         let message = withUnsafeBytes(of: result.message) { raw in
             String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
         }
@@ -137,6 +159,12 @@ public struct PosterDecoder: Sendable {
             return .unsupported(format, message)
         case CC_NO_MEMORY:
             return .unsupported(format, "out of memory: " + message)
+        case CC_LIMIT_SCANS:
+            return .limitExceeded(format, .scans(limit: limits.maxScans))
+        case CC_LIMIT_SCAN_PASSES:
+            return .limitExceeded(format, .scanPasses(limit: limits.maxScanPasses))
+        case CC_LIMIT_MEMORY:
+            return .limitExceeded(format, .workingMemory(limit: limits.maxWorkingMemory, detail: message))
         default:
             return .corrupt(format, message)
         }

@@ -17,8 +17,9 @@ public struct ImageTensor: Sendable, Equatable {
 public struct ImagePreprocessor: Sendable {
     public let config: PreprocessingConfig
 
-    /// Largest intermediate image (in pixels) the preprocessor will build; extreme aspect ratios resized by
-    /// shortest edge could otherwise ask for gigabytes.
+    /// Largest image (in pixels) `resize(_:)` will build; extreme aspect ratios resized by shortest edge could
+    /// otherwise ask for gigabytes. `resizeAndCrop` and `tensor` build only the crop, so with a convolution filter
+    /// they take any size.
     public static let maxIntermediatePixels = 1 << 27
 
     public init(config: PreprocessingConfig) {
@@ -30,8 +31,18 @@ public struct ImagePreprocessor: Sendable {
         ImagePreprocessor(config: try PreprocessingConfig.load(modelDirectory: modelDirectory))
     }
 
-    /// The size `resize(_:)` produces for a `width` x `height` input.
+    /// The size `resize(_:)` produces for a `width` x `height` input (at most `maxIntermediatePixels`).
     public func resizedSize(width: Int, height: Int) throws -> (width: Int, height: Int) {
+        let size = try targetSize(width: width, height: height)
+        guard size.width * size.height <= Self.maxIntermediatePixels else {
+            throw PreprocessingError.imageTooLarge(width: size.width, height: size.height)
+        }
+        return size
+    }
+
+    /// The reference resize's size, whatever its area, as long as its byte count fits in an Int: `resizeAndCrop`
+    /// computes only the cropped part of it.
+    private func targetSize(width: Int, height: Int) throws -> (width: Int, height: Int) {
         guard width > 0, height > 0 else { throw PreprocessingError.emptyImage(width: width, height: height) }
         let size: (width: Int, height: Int)
         switch config.resize {
@@ -47,7 +58,7 @@ public struct ImagePreprocessor: Sendable {
             size = width <= height ? (edge, newLong) : (newLong, edge)
         }
         let (pixels, overflow) = size.width.multipliedReportingOverflow(by: size.height)
-        guard size.width > 0, size.height > 0, !overflow, pixels <= Self.maxIntermediatePixels else {
+        guard size.width > 0, size.height > 0, !overflow, !pixels.multipliedReportingOverflow(by: 3).overflow else {
             throw PreprocessingError.imageTooLarge(width: size.width, height: size.height)
         }
         return size
@@ -60,13 +71,34 @@ public struct ImagePreprocessor: Sendable {
         return image.resized(width: size.width, height: size.height, filter: config.filter)
     }
 
-    /// The image after resize and center crop(s), still uint8.
+    /// The image after resize and center crop(s), still uint8: the same bytes as cropping the result of `resize(_:)`,
+    /// but only the pixels inside the first crop are resized (see `RGBImage.resized(width:height:filter:columns:rows:)`),
+    /// so an extreme aspect ratio costs no more than a poster.
     public func resizeAndCrop(_ image: RGBImage) throws -> RGBImage {
-        var current = try resize(image)
-        for crop in config.centerCrops {
+        guard let firstCrop = config.centerCrops.first else { return try resize(image) }
+        // Nearest neighbour walks its source position from index 0 (as Pillow does), so its cost grows with the full
+        // size: it keeps the size cap.
+        let size = config.filter == .nearest
+            ? try resizedSize(width: image.width, height: image.height)
+            : try targetSize(width: image.width, height: image.height)
+        let (x, y) = Self.centerCropOrigin(width: size.width, height: size.height, firstCrop)
+        let columns = Self.clamped(x, firstCrop.width, to: size.width)
+        let rows = Self.clamped(y, firstCrop.height, to: size.height)
+        let kept = image.resized(width: size.width, height: size.height, filter: config.filter, columns: columns, rows: rows)
+        // Where the window leaves the resized image, the crop pads with zeros.
+        var current = kept.width == firstCrop.width && kept.height == firstCrop.height ? kept
+            : kept.cropped(x: x - columns.lowerBound, y: y - rows.lowerBound, width: firstCrop.width,
+                           height: firstCrop.height)
+        for crop in config.centerCrops.dropFirst() {
             current = Self.centerCrop(current, crop)
         }
         return current
+    }
+
+    /// The part of `start ..< start + length` inside `0 ..< size` (empty, at a bound, when they do not meet).
+    private static func clamped(_ start: Int, _ length: Int, to size: Int) -> Range<Int> {
+        let lower = min(max(start, 0), size)
+        return lower..<max(lower, min(start + length, size))
     }
 
     /// The model input for one image: float32, shape [3, height, width] (channels first).
@@ -114,18 +146,20 @@ public struct ImagePreprocessor: Sendable {
     /// image (both references pad with 0).
     static func centerCrop(_ image: RGBImage, _ crop: PreprocessingConfig.CenterCrop) -> RGBImage {
         if image.width == crop.width && image.height == crop.height { return image }
-        let x: Int, y: Int
+        let (x, y) = centerCropOrigin(width: image.width, height: image.height, crop)
+        return image.cropped(x: x, y: y, width: crop.width, height: crop.height)
+    }
+
+    /// Top-left corner of the crop window in a `width` x `height` image (negative where the window pads).
+    static func centerCropOrigin(width: Int, height: Int, _ crop: PreprocessingConfig.CenterCrop) -> (x: Int, y: Int) {
         switch crop.rounding {
         case .transformers:
             // transformers image_transforms.center_crop: top = (h - ch) // 2 (floor division); when the image is
             // smaller it pads by ceil(d / 2) first, which lands on the same window.
-            x = floorHalf(image.width - crop.width)
-            y = floorHalf(image.height - crop.height)
+            (floorHalf(width - crop.width), floorHalf(height - crop.height))
         case .torchvision:
-            x = torchvisionOffset(size: image.width, crop: crop.width)
-            y = torchvisionOffset(size: image.height, crop: crop.height)
+            (torchvisionOffset(size: width, crop: crop.width), torchvisionOffset(size: height, crop: crop.height))
         }
-        return image.cropped(x: x, y: y, width: crop.width, height: crop.height)
     }
 
     private static func floorHalf(_ d: Int) -> Int {

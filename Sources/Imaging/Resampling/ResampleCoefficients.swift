@@ -7,7 +7,9 @@
 /// - the window's weights are divided by their sum, then converted to Int32 with 22 fractional bits, rounding half
 ///   away from zero.
 ///
-/// Computed once per resize call and axis, not per row.
+/// Computed once per resize call and axis, not per row. Each output sample's weights depend only on its index, so
+/// they can be computed for a sub-range of the outputs (`outputs`) with the same values: a resize followed by a
+/// crop computes only the samples that survive the crop.
 struct ResampleCoefficients: Sendable {
     /// Bits after the binary point: 32 bits minus 8 for the sample value minus 2 spare bits for kernels whose
     /// partial sums overshoot (Pillow's PRECISION_BITS).
@@ -17,21 +19,26 @@ struct ResampleCoefficients: Sendable {
 
     let inSize: Int
     let outSize: Int
+    /// The output samples these coefficients are for; entry `k` of the arrays is output `outputs.lowerBound + k`.
+    let outputs: Range<Int>
     /// Stride between the weight rows of consecutive output samples (Pillow's `ksize`).
     let stride: Int
     /// First input sample used by each output sample.
     let first: [Int]
     /// Number of input samples used by each output sample (may be 0 when the input is empty).
     let count: [Int]
-    /// `outSize * stride` fixed-point weights; entries past `count[i]` are zero.
+    /// `outputs.count * stride` fixed-point weights; entries past `count[i]` are zero.
     let weights: [Int32]
 
-    /// - Precondition: `outSize > 0`, `inSize >= 0`, `filter != .nearest`.
-    init(inSize: Int, outSize: Int, filter: ResampleFilter) {
+    /// - Precondition: `outSize > 0`, `inSize >= 0`, `filter != .nearest`, `outputs` inside `0..<outSize`.
+    init(inSize: Int, outSize: Int, filter: ResampleFilter, outputs: Range<Int>? = nil) {
         precondition(outSize > 0 && inSize >= 0, "ResampleCoefficients: bad sizes \(inSize) -> \(outSize)")
         precondition(filter != .nearest, "ResampleCoefficients: nearest has no convolution kernel")
+        let outputs = outputs ?? 0..<outSize
+        precondition(outputs.lowerBound >= 0 && outputs.upperBound <= outSize, "ResampleCoefficients: bad outputs")
         self.inSize = inSize
         self.outSize = outSize
+        self.outputs = outputs
 
         // Pillow takes the source extent from a `float` box; (in1 - in0) is computed in float, then widened.
         let scale = Double(Float(inSize) - Float(0)) / Double(outSize)
@@ -40,14 +47,14 @@ struct ResampleCoefficients: Sendable {
         let stride = Int(support.rounded(.up)) * 2 + 1
         self.stride = stride
 
-        var first = [Int](repeating: 0, count: outSize)
-        var count = [Int](repeating: 0, count: outSize)
-        var weights = [Int32](repeating: 0, count: outSize * stride)
+        var first = [Int](repeating: 0, count: outputs.count)
+        var count = [Int](repeating: 0, count: outputs.count)
+        var weights = [Int32](repeating: 0, count: outputs.count * stride)
         var window = [Double](repeating: 0, count: stride)
         let inverseFilterScale = 1.0 / filterScale
         let fixedOne = Double(Int32(1) << Self.precisionBits)
 
-        for i in 0..<outSize {
+        for (k, i) in outputs.enumerated() {
             let center = Double(Float(0)) + (Double(i) + 0.5) * scale
             // C's (int) cast truncates toward zero; values here are far inside Int's range.
             var lo = Int(center - support + 0.5)
@@ -61,14 +68,14 @@ struct ResampleCoefficients: Sendable {
                 window[j] = w
                 sum += w
             }
-            let base = i * stride
+            let base = k * stride
             for j in 0..<n {
                 let w = sum != 0.0 ? window[j] / sum : window[j]
                 // Round half away from zero, then truncate (Pillow: (int)(±0.5 + w * 2^22)).
                 weights[base + j] = Self.toFixed(w < 0 ? -0.5 + w * fixedOne : 0.5 + w * fixedOne)
             }
-            first[i] = lo
-            count[i] = n
+            first[k] = lo
+            count[k] = n
         }
         self.first = first
         self.count = count

@@ -17,14 +17,39 @@ extension RGBImage {
         let (area, overflow1) = outWidth.multipliedReportingOverflow(by: outHeight)
         let (_, overflow2) = area.multipliedReportingOverflow(by: 3)
         precondition(!overflow1 && !overflow2, "resized: target size \(outWidth)x\(outHeight) overflows")
-
         if outWidth == width && outHeight == height { return self }
-        if filter == .nearest { return resizedNearest(width: outWidth, height: outHeight) }
+        return resized(width: outWidth, height: outHeight, filter: filter, columns: 0..<outWidth, rows: 0..<outHeight)
+    }
+
+    /// Columns `columns` and rows `rows` of `resized(width:height:filter:)`, byte for byte, computed without the rest
+    /// of it. Every output pixel of each pass depends only on its own window of the pass's input, so a resize followed
+    /// by a crop need only compute the pixels that survive the crop, and read only the source rows and columns their
+    /// windows touch: a 15 x 40,000 strip resized to 224 x 597,333 and cropped to 224 x 224 costs a 224 x 224 image
+    /// and a few source rows, not 400 MB.
+    /// - Precondition: `width > 0`, `height > 0`, and the ranges inside the resized size.
+    public func resized(width outWidth: Int, height outHeight: Int, filter: ResampleFilter,
+                        columns: Range<Int>, rows: Range<Int>) -> RGBImage {
+        precondition(outWidth > 0 && outHeight > 0, "resized: target size must be positive, got \(outWidth)x\(outHeight)")
+        precondition(columns.lowerBound >= 0 && columns.upperBound <= outWidth && rows.lowerBound >= 0
+                     && rows.upperBound <= outHeight, "resized: region outside the \(outWidth)x\(outHeight) result")
+        if columns.isEmpty || rows.isEmpty { return RGBImage(width: columns.count, height: rows.count, pixels: []) }
+        if outWidth == width && outHeight == height {
+            return cropped(x: columns.lowerBound, y: rows.lowerBound, width: columns.count, height: rows.count)
+        }
+        if filter == .nearest { return resizedNearest(width: outWidth, height: outHeight, columns: columns, rows: rows) }
 
         let needHorizontal = outWidth != width
         let needVertical = outHeight != height
-        let vertical = ResampleCoefficients(inSize: height, outSize: outHeight, filter: filter)
-        let horizontal = needHorizontal ? ResampleCoefficients(inSize: width, outSize: outWidth, filter: filter) : nil
+        let vertical = needVertical
+            ? ResampleCoefficients(inSize: height, outSize: outHeight, filter: filter, outputs: rows) : nil
+        let horizontal = needHorizontal
+            ? ResampleCoefficients(inSize: width, outSize: outWidth, filter: filter, outputs: columns) : nil
+        // The source rows and columns the kept outputs read (windows grow monotonically with the output index).
+        let sourceRows = vertical.map { $0.first[0]..<($0.first[$0.outputs.count - 1] + $0.count[$0.outputs.count - 1]) }
+            ?? rows
+        let sourceColumns = horizontal.map {
+            $0.first[0]..<($0.first[$0.outputs.count - 1] + $0.count[$0.outputs.count - 1])
+        } ?? columns
 
         // Pillow 13 runs the vertical pass first when the height shrinks by more than twice as many pixels as
         // the width does (so the horizontal pass has fewer rows). The order changes the bytes: the intermediate
@@ -32,27 +57,28 @@ extension RGBImage {
         let heightLoss = height - outHeight
         let horizontalFirst = !(heightLoss > 0 && heightLoss > (width - outWidth) * 2)
 
-        var current = self
+        var current: RGBImage
         if horizontalFirst {
-            // Only source rows [firstRow, lastRow) feed any output row, so the horizontal pass skips the rest.
-            var firstRow = 0
             if let horizontal {
-                let last = outHeight - 1
-                firstRow = vertical.first[0]
-                let lastRow = vertical.first[last] + vertical.count[last]
-                current = Self.horizontalPass(source: current, rowOffset: firstRow, rows: max(0, lastRow - firstRow),
-                                              coefficients: horizontal)
+                current = Self.horizontalPass(source: self, rowOffset: sourceRows.lowerBound, rows: sourceRows.count,
+                                              columnShift: 0, coefficients: horizontal)
+            } else {
+                current = cropped(x: columns.lowerBound, y: sourceRows.lowerBound, width: columns.count,
+                                  height: sourceRows.count)
             }
-            if needVertical {
-                current = Self.verticalPass(source: current, rowShift: firstRow, coefficients: vertical)
+            if let vertical {
+                current = Self.verticalPass(source: current, rowShift: sourceRows.lowerBound, coefficients: vertical)
             }
         } else {
-            if needVertical {
+            // Only reached when the height shrinks, so there is a vertical pass.
+            current = sourceColumns.count == width
+                ? self : cropped(x: sourceColumns.lowerBound, y: 0, width: sourceColumns.count, height: height)
+            if let vertical {
                 current = Self.verticalPass(source: current, rowShift: 0, coefficients: vertical)
             }
             if let horizontal {
                 current = Self.horizontalPass(source: current, rowOffset: 0, rows: current.height,
-                                              coefficients: horizontal)
+                                              columnShift: sourceColumns.lowerBound, coefficients: horizontal)
             }
         }
         return current
@@ -86,11 +112,11 @@ extension RGBImage {
     /// Work (multiply-adds) above which a pass is split across two threads.
     private static let parallelThreshold = 2_000_000
 
-    /// Horizontal convolution of source rows `rowOffset ..< rowOffset + rows` into a `coefficients.outSize` x `rows`
-    /// image.
-    private static func horizontalPass(source: RGBImage, rowOffset: Int, rows: Int,
+    /// Horizontal convolution of source rows `rowOffset ..< rowOffset + rows` into a `coefficients.outputs.count` x
+    /// `rows` image; the source's column 0 is column `columnShift` of the image the coefficients were made for.
+    private static func horizontalPass(source: RGBImage, rowOffset: Int, rows: Int, columnShift: Int,
                                        coefficients c: ResampleCoefficients) -> RGBImage {
-        let outWidth = c.outSize
+        let outWidth = c.outputs.count
         var out = [UInt8](repeating: 0, count: outWidth * rows * 3)
         let inRowBytes = source.width * 3
         let outRowBytes = outWidth * 3
@@ -113,7 +139,7 @@ extension RGBImage {
                                     let inRow = src + (y + rowOffset) * inRowBytes
                                     var outPixel = dst + y * outRowBytes
                                     for xx in 0..<outWidth {
-                                        var p = inRow + first[xx] * 3
+                                        var p = inRow + (first[xx] - columnShift) * 3
                                         var k = weights + xx * stride
                                         var s0 = ResampleCoefficients.roundingBias
                                         var s1 = s0, s2 = s0
@@ -143,7 +169,7 @@ extension RGBImage {
     /// Vertical convolution; source row `first[i] - rowShift + j` feeds output row `i` (the source may hold only the
     /// rows the windows touch, starting at original row `rowShift`).
     private static func verticalPass(source: RGBImage, rowShift: Int, coefficients c: ResampleCoefficients) -> RGBImage {
-        let outHeight = c.outSize
+        let outHeight = c.outputs.count
         let rowBytes = source.width * 3
         var out = [UInt8](repeating: 0, count: rowBytes * outHeight)
         guard rowBytes > 0 else { return RGBImage(width: source.width, height: outHeight, pixels: out) }
@@ -186,18 +212,19 @@ extension RGBImage {
 
     /// Nearest neighbour as Pillow's `ImagingScaleAffine`: the source coordinate starts at half a step and advances
     /// by `inSize / outSize` in double precision (accumulated, not multiplied), truncated toward zero.
-    private func resizedNearest(width outWidth: Int, height outHeight: Int) -> RGBImage {
-        var out = [UInt8](repeating: 0, count: outWidth * outHeight * 3)
-        let xs = Self.nearestIndices(inSize: width, outSize: outWidth)
-        let ys = Self.nearestIndices(inSize: height, outSize: outHeight)
+    private func resizedNearest(width outWidth: Int, height outHeight: Int, columns: Range<Int>,
+                                rows: Range<Int>) -> RGBImage {
+        var out = [UInt8](repeating: 0, count: columns.count * rows.count * 3)
+        let xs = Self.nearestIndices(inSize: width, outSize: outWidth, outputs: columns)
+        let ys = Self.nearestIndices(inSize: height, outSize: outHeight, outputs: rows)
         pixels.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
-                for yy in 0..<outHeight {
+                for yy in 0..<rows.count {
                     let sy = ys[yy]
                     if sy < 0 { continue }  // outside the source: Pillow fills with zeros
                     let inRow = sy * width * 3
-                    let outRow = yy * outWidth * 3
-                    for xx in 0..<outWidth {
+                    let outRow = yy * columns.count * 3
+                    for xx in 0..<columns.count {
                         let sx = xs[xx]
                         if sx < 0 { continue }
                         dst[outRow + xx * 3] = src[inRow + sx * 3]
@@ -207,17 +234,20 @@ extension RGBImage {
                 }
             }
         }
-        return RGBImage(width: outWidth, height: outHeight, pixels: out)
+        return RGBImage(width: columns.count, height: rows.count, pixels: out)
     }
 
-    /// Source index for each output index, or -1 when it falls outside the source.
-    private static func nearestIndices(inSize: Int, outSize: Int) -> [Int] {
+    /// Source index for each output index in `outputs`, or -1 when it falls outside the source. The position is
+    /// accumulated from index 0 as Pillow does, so the doubles are the same whatever range is asked for.
+    private static func nearestIndices(inSize: Int, outSize: Int, outputs: Range<Int>) -> [Int] {
         let step = Double(Float(inSize) - Float(0)) / Double(outSize)
         var position = Double(Float(0)) + step * 0.5
-        var indices = [Int](repeating: -1, count: outSize)
-        for i in 0..<outSize {
-            let index = position < 0 ? -1 : Int(position)
-            if index >= 0 && index < inSize { indices[i] = index }
+        var indices = [Int](repeating: -1, count: outputs.count)
+        for i in 0..<outputs.upperBound {
+            if i >= outputs.lowerBound {
+                let index = position < 0 ? -1 : Int(position)
+                if index >= 0 && index < inSize { indices[i - outputs.lowerBound] = index }
+            }
             position += step
         }
         return indices
