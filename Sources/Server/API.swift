@@ -73,12 +73,12 @@ struct API: Sendable {
     func cached(_ key: String, alias: String? = nil, _ compute: () async throws -> ByteBuffer) async throws -> Response {
         let revision = try await store.revision()
         if let hit = cache.lookup(key, revision: revision) {
-            if let alias { cache.insert(alias, body: hit, revision: revision) }
+            if let alias { cache.insertAlias(alias, for: key, revision: revision) }
             return JSONBody.response(hit)
         }
         let body = try await compute()
         cache.insert(key, body: body, revision: revision)
-        if let alias { cache.insert(alias, body: body, revision: revision) }
+        if let alias { cache.insertAlias(alias, for: key, revision: revision) }
         return JSONBody.response(body)
     }
 }

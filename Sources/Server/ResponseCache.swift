@@ -2,22 +2,37 @@ import NIOCore
 import Synchronization
 
 /// Encoded responses by request key, valid for one store revision and at most `ttl`; bounded in entries and bytes
-/// (the oldest entries go first). When the store's revision changes every entry is dropped at the next lookup.
+/// (keys count as well as bodies; the oldest entries go first). When the store's revision changes every entry is
+/// dropped at the next lookup. A second key for the same answer (`insertAlias`) refers to the entry instead of
+/// holding its body again.
 public final class ResponseCache: Sendable {
     public let ttl: Duration
     public let maxEntries: Int
     public let maxBytes: Int
+    private let now: @Sendable () -> ContinuousClock.Instant
+
+    private enum Value {
+        case body(ByteBuffer)
+        /// Another key's entry.
+        case alias(String)
+    }
 
     private struct Entry {
-        var body: ByteBuffer
+        var value: Value
         var expires: ContinuousClock.Instant
+        /// Which insertion made it: the eviction order lists (key, serial) pairs, and a pair whose serial is no longer
+        /// its key's (the entry was replaced, expired or evicted) is skipped, so a key re-inserted after it expired
+        /// is evicted in its new place, not its old one.
+        var serial: UInt64
+        var size: Int
     }
 
     private struct State {
         var revision: UInt64?
         var entries: [String: Entry] = [:]
-        var order: [String] = []
+        var order: [(key: String, serial: UInt64)] = []
         var head = 0
+        var nextSerial: UInt64 = 0
         var bytes = 0
         var hits = 0
         var misses = 0
@@ -28,67 +43,97 @@ public final class ResponseCache: Sendable {
             head = 0
             bytes = 0
         }
+
+        mutating func remove(_ key: String) {
+            if let gone = entries.removeValue(forKey: key) { bytes -= gone.size }
+        }
+
+        /// The live entry for `key` (an expired one is removed).
+        mutating func live(_ key: String, at now: ContinuousClock.Instant) -> Entry? {
+            guard let entry = entries[key] else { return nil }
+            guard entry.expires > now else {
+                remove(key)
+                return nil
+            }
+            return entry
+        }
     }
 
     private let state = Mutex(State())
 
-    public init(ttl: Duration, maxEntries: Int, maxBytes: Int) {
+    /// `now` is the clock expiry is measured on (tests pass their own).
+    public init(
+        ttl: Duration, maxEntries: Int, maxBytes: Int,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
+    ) {
         self.ttl = ttl
         self.maxEntries = max(0, maxEntries)
         self.maxBytes = max(0, maxBytes)
+        self.now = now
     }
 
     /// The cached body for `key` under `revision`, or nil.
     public func lookup(_ key: String, revision: UInt64) -> ByteBuffer? {
-        let now = ContinuousClock.now
+        let now = now()
         return state.withLock { s in
             if s.revision != revision {
                 s.clear()
                 s.revision = revision
             }
-            guard let entry = s.entries[key] else {
-                s.misses += 1
-                return nil
+            var body: ByteBuffer?
+            switch s.live(key, at: now)?.value {
+            case .body(let found): body = found
+            case .alias(let target):
+                if case .body(let found) = s.live(target, at: now)?.value { body = found } else { s.remove(key) }
+            case nil: break
             }
-            guard entry.expires > now else {
-                s.entries[key] = nil
-                s.bytes -= entry.body.readableBytes
-                s.misses += 1
-                return nil
-            }
-            s.hits += 1
-            return entry.body
+            if body == nil { s.misses += 1 } else { s.hits += 1 }
+            return body
         }
     }
 
     /// Keeps `body` for `key`, if the cache is still at `revision` (a response computed before a write is not kept
     /// after it).
     public func insert(_ key: String, body: ByteBuffer, revision: UInt64) {
-        let size = body.readableBytes + key.utf8.count
+        put(key, .body(body), size: key.utf8.count + body.readableBytes, revision: revision)
+    }
+
+    /// Makes `alias` answer with `key`'s entry while both are kept; costs the two keys, not a second body.
+    public func insertAlias(_ alias: String, for key: String, revision: UInt64) {
+        guard alias != key else { return }
+        put(alias, .alias(key), size: alias.utf8.count + key.utf8.count, revision: revision)
+    }
+
+    private func put(_ key: String, _ value: Value, size: Int, revision: UInt64) {
         guard maxEntries > 0, size <= maxBytes else { return }
-        let expires = ContinuousClock.now + ttl
+        let now = now()
+        let expires = now + ttl
         state.withLock { s in
             if s.revision != revision {
                 guard s.revision == nil else { return }
                 s.revision = revision
             }
-            if let old = s.entries[key] {
-                s.bytes -= old.body.readableBytes
-            } else {
-                s.order.append(key)
+            if case .alias(let target) = value, case .alias(let current)? = s.live(key, at: now)?.value,
+                current == target
+            {
+                return  // already there: re-inserting on every hit would only churn the order
             }
-            s.entries[key] = Entry(body: body, expires: expires)
-            s.bytes += body.readableBytes
+            s.remove(key)
+            s.nextSerial += 1
+            s.entries[key] = Entry(value: value, expires: expires, serial: s.nextSerial, size: size)
+            s.order.append((key, s.nextSerial))
+            s.bytes += size
             while s.entries.count > maxEntries || s.bytes > maxBytes, s.head < s.order.count {
                 let oldest = s.order[s.head]
                 s.head += 1
-                if let gone = s.entries.removeValue(forKey: oldest) { s.bytes -= gone.body.readableBytes }
+                if s.entries[oldest.key]?.serial == oldest.serial { s.remove(oldest.key) }
             }
-            // Keys of expired or replaced entries may linger in `order`; compact once half of it is consumed.
-            if s.head > 1024, s.head * 2 > s.order.count {
-                s.order.removeFirst(s.head)
+            // Pairs of replaced, expired or evicted entries linger in `order`; drop them once they outnumber the
+            // live ones, so the list stays proportional to the cache.
+            if s.order.count > 2 * s.entries.count + 1024 {
+                let entries = s.entries
+                s.order = s.order[s.head...].filter { entries[$0.key]?.serial == $0.serial }
                 s.head = 0
-                s.order.removeAll { s.entries[$0] == nil }
             }
         }
     }
