@@ -150,15 +150,22 @@ struct CORSOriginsMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// Refuses query strings longer than the limit (414) before any handler parses them.
+/// Refuses query strings longer than the limit (414), and those that are not text (400): malformed percent-escapes,
+/// bytes that are not UTF-8, NUL and the other control characters, before any handler parses them. Handlers (and the
+/// stores behind them: SQLite's C API ends text at a NUL) then only ever see valid text.
 struct QueryLimitMiddleware<Context: RequestContext>: RouterMiddleware {
     let maxQueryBytes: Int
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
-        if let query = request.uri.query, query.utf8.count > maxQueryBytes {
-            throw APIError(.uriTooLong, "query string is longer than \(maxQueryBytes) bytes")
+        if let query = request.uri.query {
+            if query.utf8.count > maxQueryBytes {
+                throw APIError(.uriTooLong, "query string is longer than \(maxQueryBytes) bytes")
+            }
+            if let problem = QueryParameters.invalidText(in: query) {
+                throw APIError(.badRequest, "invalid query string: \(problem)")
+            }
         }
         return try await next(request, context)
     }

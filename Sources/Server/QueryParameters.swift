@@ -23,22 +23,14 @@ struct QueryParameters {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(utf8.count)
         var i = utf8.startIndex
-        func hex(_ b: UInt8) -> UInt8? {
-            switch b {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-        }
         while i != utf8.endIndex {
             let b = utf8[i]
             if b == UInt8(ascii: "+") {
                 bytes.append(UInt8(ascii: " "))
             } else if b == UInt8(ascii: "%") {
                 let h1 = utf8.index(after: i)
-                guard h1 != utf8.endIndex, utf8.index(after: h1) != utf8.endIndex, let hi = hex(utf8[h1]),
-                    let lo = hex(utf8[utf8.index(after: h1)])
+                guard h1 != utf8.endIndex, utf8.index(after: h1) != utf8.endIndex, let hi = hexValue(utf8[h1]),
+                    let lo = hexValue(utf8[utf8.index(after: h1)])
                 else { return String(raw) }
                 bytes.append(hi << 4 | lo)
                 i = utf8.index(after: utf8.index(after: h1))
@@ -49,6 +41,44 @@ struct QueryParameters {
             i = utf8.index(after: i)
         }
         return String(validating: bytes, as: UTF8.self) ?? String(raw)
+    }
+
+    /// Why `query` is not text once decoded, or nil when it is: every `%` starts a two-digit hex escape, the decoded
+    /// bytes are UTF-8, and there is no control character except tab, CR and LF (a pasted description may hold them).
+    static func invalidText(in query: String) -> String? {
+        let utf8 = query.utf8
+        // Without escapes the text is the String's own, valid UTF-8: only control characters can be wrong.
+        guard utf8.contains(UInt8(ascii: "%")) else { return controlCharacter(in: utf8) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(utf8.count)
+        var iterator = utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                return "malformed percent-encoding"
+            }
+            bytes.append(high << 4 | low)
+        }
+        guard String(validating: bytes, as: UTF8.self) != nil else { return "not UTF-8 text" }
+        return controlCharacter(in: bytes)
+    }
+
+    private static func controlCharacter(in bytes: some Sequence<UInt8>) -> String? {
+        guard let control = bytes.first(where: { ($0 < 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D) || $0 == 0x7F })
+        else { return nil }
+        return control == 0 ? "NUL character" : "control character"
+    }
+
+    static func hexValue(_ b: UInt8) -> UInt8? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
+        default: return nil
+        }
     }
 
     subscript(_ key: String) -> String? { values[key] }
