@@ -18,8 +18,9 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Serve the HTTP API and the web page.",
         discussion: """
             Every option also reads an environment variable (the flag wins): POSTERSIM_HOST, POSTERSIM_PORT, \
-            POSTERSIM_CORS_ORIGIN (comma-separated), POSTERSIM_PUBLIC_DIR, POSTERSIM_MODELS, TMDB_IMAGE_BASE_URL, \
-            POSTERSIM_POSTER_CACHE, LOG_LEVEL. Stops gracefully on SIGINT or SIGTERM (requests in flight finish).
+            POSTERSIM_CORS_ORIGIN and POSTERSIM_ALLOWED_HOST (comma-separated), POSTERSIM_PUBLIC_DIR, POSTERSIM_MODELS, \
+            TMDB_IMAGE_BASE_URL, POSTERSIM_POSTER_CACHE, LOG_LEVEL. Stops gracefully on SIGINT or SIGTERM (requests in \
+            flight finish).
             """)
 
     @Option(help: "Address to listen on (POSTERSIM_HOST; default 127.0.0.1).") var host: String?
@@ -38,6 +39,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Embedding requests that may wait; beyond, 503 with Retry-After (default: twice the cores).")
     var embedQueue: Int?
     @Option(help: "Seconds a cached response stays valid.") var cacheTTL = 600
+    @Option(help: """
+        A name the Host header may give (repeatable; POSTERSIM_ALLOWED_HOST): NAME (any port), NAME:PORT, *.DOMAIN, \
+        or * for any. Default: localhost, 127.0.0.1 and [::1], plus --host when it is a name or a single address.
+        """)
+    var allowedHost: [String] = []
+    @Option(help: "Seconds a connection may sit without a request before it is closed; 0: never.") var idleTimeout = 60
+    @Option(help: "Seconds a request's headers may take to arrive after its first byte (else 408).") var headerTimeout = 10
+    @Option(help: "Seconds a request's body may take to arrive after its headers (else 408).") var bodyTimeout = 60
+    @Option(help: "Connections open at once; those beyond get 503 and are closed.") var maxConnections = 1024
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (LOG_LEVEL; default info).")
     var logLevel: String?
     @Flag(help: .hidden) var benchRoutes = false
@@ -77,8 +87,33 @@ struct ServeCommand: AsyncParsableCommand {
         if let embedConcurrency { c.embedConcurrency = max(1, embedConcurrency) }
         if let embedQueue { c.embedQueueLimit = max(0, embedQueue) }
         c.cacheTTL = .seconds(max(0, cacheTTL))
+        c.allowedHosts = allowedHosts(bindHost: c.host)
+        guard idleTimeout >= 0 else { throw ValidationError("--idle-timeout must not be negative") }
+        c.idleTimeout = idleTimeout == 0 ? nil : .seconds(idleTimeout)
+        guard headerTimeout > 0, bodyTimeout > 0 else {
+            throw ValidationError("--header-timeout and --body-timeout must be positive")
+        }
+        c.headTimeout = .seconds(headerTimeout)
+        c.bodyTimeout = .seconds(bodyTimeout)
+        guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        c.maxConnections = maxConnections
         c.benchRoutes = benchRoutes
         return c
+    }
+
+    /// The `Host` allow-list: the flags, else POSTERSIM_ALLOWED_HOST, else the loopback names and the bound address
+    /// itself when that names one interface (so `--host 192.168.1.5` answers to `192.168.1.5`, and `0.0.0.0` to no
+    /// extra name: a server on every interface must name the hosts it serves).
+    func allowedHosts(bindHost: String) -> [String] {
+        if !allowedHost.isEmpty { return allowedHost }
+        if let env = Self.env("POSTERSIM_ALLOWED_HOST") {
+            return env.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        var hosts = ServerConfiguration.loopbackHosts
+        if !["0.0.0.0", "::", "[::]", ""].contains(bindHost) {
+            hosts.append(bindHost.contains(":") && !bindHost.hasPrefix("[") ? "[\(bindHost)]" : bindHost)
+        }
+        return hosts
     }
 
     func modelNames() throws -> [ModelName] {

@@ -11,7 +11,8 @@ public var bundledPublicDirectory: String? {
 }
 
 /// Builds the PosterSim HTTP server: the API routes over `store` and `models`, the web page's static files, CORS,
-/// size limits, JSON errors, request logs and Prometheus metrics. The `serve` command runs it with
+/// size limits, JSON errors, request logs and Prometheus metrics, behind the connection guards (idle, head and body
+/// timeouts, the connection cap, security headers, the `Host` allow-list). The `serve` command runs it with
 /// `runService()` (graceful shutdown on SIGINT/SIGTERM); the tests run it on port 0.
 ///
 /// `store` is any `VectorStore` (the SQLite file, or a server store); `models` are the models loaded once and shared
@@ -31,7 +32,9 @@ public func buildApplication(
     }
     router.middlewares.add(ObservabilityMiddleware(metrics: metrics))
     router.middlewares.add(JSONErrorMiddleware(maxBodyBytes: configuration.maxBodyBytes))
+    router.middlewares.add(HostAllowListMiddleware(allowList: HostAllowList(configuration.allowedHosts)))
     router.middlewares.add(QueryLimitMiddleware(maxQueryBytes: configuration.maxQueryBytes))
+    router.middlewares.add(HiddenPathMiddleware())
     if let publicDirectory = configuration.publicDirectory ?? bundledPublicDirectory {
         router.middlewares.add(
             FileMiddleware(publicDirectory, searchForIndexHtml: true, logger: logger))
@@ -40,6 +43,7 @@ public func buildApplication(
     let host = configuration.host
     return Application(
         router: router,
+        server: .guardedHTTP1(configuration),
         configuration: .init(address: .hostname(host, port: configuration.port), serverName: configuration.serverName),
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 import Store
 
 /// An error answered as `{"error": message}` with `status` (and extra headers, e.g. Retry-After).
@@ -62,6 +63,10 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return JSONBody.error(APIError(error.status, message, headers: error.headers))
         } catch let error as any HTTPResponseError {
             return JSONBody.error(APIError(error.status, error.status.reasonPhrase))
+        } catch let error as HTTPParserError {
+            // A malformed request (a broken chunked body, say): Hummingbird answers 400 and closes the connection,
+            // which is all that can be done with a stream that has lost its framing.
+            throw error
         } catch let error as any ServerStoreError where error.isTemporary {
             context.logger.warning("store unavailable", metadata: ["error": "\(error)"])
             return JSONBody.error(APIError(.serviceUnavailable, "the store is unavailable for now; try again shortly",
@@ -87,7 +92,8 @@ struct ObservabilityMiddleware<Context: RequestContext>: RouterMiddleware {
             response = try await next(request, context)
         } catch {
             // Only reached for errors the JSON middleware outside did not see yet; it answers them.
-            let status = (error as? any HTTPResponseError)?.status.code ?? (error as? APIError)?.status.code ?? 500
+            let status = (error as? any HTTPResponseError)?.status.code ?? (error as? APIError)?.status.code
+                ?? (error is HTTPParserError ? 400 : 500)
             finish(request, context: context, status: status, start: start)
             throw error
         }

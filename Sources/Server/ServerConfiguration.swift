@@ -37,6 +37,18 @@ public struct ServerConfiguration: Sendable {
     public var maxTopK = 100
     /// Largest `limit` of the title autocomplete.
     public var maxTitleLimit = 100
+    /// A connection with no request for this long is closed (also one whose request's parts stop coming); nil: never.
+    public var idleTimeout: Duration? = .seconds(60)
+    /// Once a request's first byte is in, its head (request line and headers) must follow within this (else 408).
+    public var headTimeout: Duration = .seconds(10)
+    /// Once a request's head is in, its whole body must follow within this (else 408 and the connection is closed).
+    public var bodyTimeout: Duration = .seconds(60)
+    /// Connections open at once; those beyond get 503 with Retry-After and are closed.
+    public var maxConnections = 1024
+    /// Names the `Host` header may give (any port; `name:port` for one port, `*.domain` for its subdomains, `*` for
+    /// any), so a web page whose name was rebound to this server's address (DNS rebinding) cannot talk to it.
+    public var allowedHosts = ServerConfiguration.loopbackHosts
+    public static let loopbackHosts = ["localhost", "127.0.0.1", "[::1]"]
     /// Adds `GET /bench/bare`, a fixed small JSON answer, for `make bench-server`'s baseline.
     public var benchRoutes = false
     /// Server name in the `Server` header.
