@@ -22,11 +22,14 @@ struct API: Sendable {
 
     static let movieAndModelRequired = "Movie ID and valid model type are required"
 
-    init(configuration: ServerConfiguration, store: any VectorStore, models: [any EmbeddingModel], metrics: ServerMetrics) {
+    init(
+        configuration: ServerConfiguration, store: any VectorStore, models: [any EmbeddingModel], metrics: ServerMetrics,
+        pool: EmbeddingPool? = nil
+    ) {
         self.configuration = configuration
         self.store = store
         self.models = Dictionary(models.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        pool = EmbeddingPool(maxConcurrent: configuration.embedConcurrency, maxQueued: configuration.embedQueueLimit)
+        self.pool = pool ?? EmbeddingPool(maxConcurrent: configuration.embedConcurrency, maxQueued: configuration.embedQueueLimit)
         cache = ResponseCache(
             ttl: configuration.cacheTTL, maxEntries: configuration.cacheMaxEntries, maxBytes: configuration.cacheMaxBytes)
         self.metrics = metrics

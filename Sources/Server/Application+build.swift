@@ -16,17 +16,19 @@ public var bundledPublicDirectory: String? {
 /// `runService()` (graceful shutdown on SIGINT/SIGTERM); the tests run it on port 0.
 ///
 /// `store` is any `VectorStore` (the SQLite file, or a server store); `models` are the models loaded once and shared
-/// by every request (any subset: routes that need a missing model answer 503).
+/// by every request (any subset: routes that need a missing model answer 503). `embeddingPool` replaces the one made
+/// from the configuration (tests hold its slots to fill the queue).
 public func buildApplication(
     configuration: ServerConfiguration,
     store: any VectorStore,
     models: [any EmbeddingModel],
     logger: Logger = Logger(label: "postersim.server"),
+    embeddingPool: EmbeddingPool? = nil,
     onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let metrics = ServerMetrics()
-    let api = API(configuration: configuration, store: store, models: models, metrics: metrics)
-    let router = Router(context: BasicRequestContext.self)
+    let api = API(configuration: configuration, store: store, models: models, metrics: metrics, pool: embeddingPool)
+    let router = Router(context: ServerRequestContext.self)
     if !configuration.corsOrigins.isEmpty {
         router.middlewares.add(CORSOriginsMiddleware(origins: configuration.corsOrigins))
     }
@@ -39,6 +41,7 @@ public func buildApplication(
         router.middlewares.add(
             FileMiddleware(publicDirectory, searchForIndexHtml: true, logger: logger))
     }
+    router.middlewares.add(CancelOnDisconnectMiddleware())
     api.addRoutes(to: router)
     let host = configuration.host
     return Application(

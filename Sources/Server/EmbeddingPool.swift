@@ -7,15 +7,22 @@ public struct EmbeddingPoolBusy: Error, Sendable {}
 /// A bounded pool for CPU-heavy work (decoding and embedding): at most `maxConcurrent` jobs run at once, each on a
 /// Dispatch worker thread (never on Swift's cooperative pool, so HTTP handling stays responsive); at most `maxQueued`
 /// more wait, in arrival order; beyond that `run` throws `EmbeddingPoolBusy` at once instead of letting latency grow.
+/// A waiting caller whose task is cancelled (its client went away) leaves the queue at once with `CancellationError`,
+/// so abandoned requests never hold places in it; a job already running finishes (a forward pass cannot be stopped).
 public final class EmbeddingPool: Sendable {
     public let maxConcurrent: Int
     public let maxQueued: Int
 
+    private struct Waiter {
+        let id: UInt64
+        let continuation: CheckedContinuation<Void, any Error>
+    }
+
     private struct State {
         var running = 0
-        var waiters: [CheckedContinuation<Void, any Error>] = []
-        var head = 0
-        var queued: Int { waiters.count - head }
+        /// In arrival order; short (at most `maxQueued`), so removing from the middle is cheap.
+        var waiters: [Waiter] = []
+        var nextID: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -27,9 +34,10 @@ public final class EmbeddingPool: Sendable {
     }
 
     /// Jobs running and waiting now.
-    public var load: (running: Int, queued: Int) { state.withLock { ($0.running, $0.queued) } }
+    public var load: (running: Int, queued: Int) { state.withLock { ($0.running, $0.waiters.count) } }
 
-    /// Runs `body` on a worker thread once a slot is free; throws `EmbeddingPoolBusy` when the queue is full.
+    /// Runs `body` on a worker thread once a slot is free; throws `EmbeddingPoolBusy` when the queue is full, and
+    /// `CancellationError` when the calling task is cancelled before its turn.
     public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await acquire()
         defer { release() }
@@ -39,38 +47,47 @@ public final class EmbeddingPool: Sendable {
     }
 
     private func acquire() async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            enum Decision { case run, wait, reject }
-            let decision: Decision = state.withLock { s in
-                if s.running < maxConcurrent {
-                    s.running += 1
-                    return .run
+        let id = state.withLock { s in
+            s.nextID += 1
+            return s.nextID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                enum Decision { case run, wait, reject, cancelled }
+                let decision: Decision = state.withLock { s in
+                    // Checked under the lock: a cancellation after this finds the waiter below in `onCancel`.
+                    if Task.isCancelled { return .cancelled }
+                    if s.running < maxConcurrent {
+                        s.running += 1
+                        return .run
+                    }
+                    guard s.waiters.count < maxQueued else { return .reject }
+                    s.waiters.append(Waiter(id: id, continuation: continuation))
+                    return .wait
                 }
-                guard s.queued < maxQueued else { return .reject }
-                s.waiters.append(continuation)
-                return .wait
+                switch decision {
+                case .run: continuation.resume()
+                case .reject: continuation.resume(throwing: EmbeddingPoolBusy())
+                case .cancelled: continuation.resume(throwing: CancellationError())
+                case .wait: break
+                }
             }
-            switch decision {
-            case .run: continuation.resume()
-            case .reject: continuation.resume(throwing: EmbeddingPoolBusy())
-            case .wait: break
+        } onCancel: {
+            let abandoned: CheckedContinuation<Void, any Error>? = state.withLock { s in
+                guard let index = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return s.waiters.remove(at: index).continuation
             }
+            abandoned?.resume(throwing: CancellationError())
         }
     }
 
     private func release() {
         let next: CheckedContinuation<Void, any Error>? = state.withLock { s in
-            guard s.queued > 0 else {
+            guard !s.waiters.isEmpty else {
                 s.running -= 1
                 return nil
             }
-            let waiter = s.waiters[s.head]
-            s.head += 1
-            if s.head > 64, s.head * 2 > s.waiters.count {
-                s.waiters.removeFirst(s.head)
-                s.head = 0
-            }
-            return waiter  // the slot passes to the waiter: `running` is unchanged
+            return s.waiters.removeFirst().continuation  // the slot passes to the waiter: `running` is unchanged
         }
         next?.resume()
     }

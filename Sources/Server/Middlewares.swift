@@ -40,6 +40,11 @@ enum JSONBody {
     }
 }
 
+extension HTTPResponse.Status {
+    /// nginx's code for a request whose client went away before the answer.
+    static let clientClosedRequest = HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request")
+}
+
 /// Outermost: turns every error into a JSON `{"error": …}` response. Known errors keep their status and message;
 /// anything else is logged and answered as a generic 500 without details (no paths, no stack).
 struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
@@ -67,6 +72,9 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             // A malformed request (a broken chunked body, say): Hummingbird answers 400 and closes the connection,
             // which is all that can be done with a stream that has lost its framing.
             throw error
+        } catch is ClientClosedRequest, is CancellationError {
+            // Nobody reads this answer; it is only logged and counted.
+            return JSONBody.error(APIError(.clientClosedRequest, "the client closed the connection"))
         } catch let error as any ServerStoreError where error.isTemporary {
             context.logger.warning("store unavailable", metadata: ["error": "\(error)"])
             return JSONBody.error(APIError(.serviceUnavailable, "the store is unavailable for now; try again shortly",

@@ -197,7 +197,7 @@ struct TestServer: Sendable {
 /// Runs the server for `body`, then shuts it down gracefully.
 func withServer<T: Sendable>(
     _ configuration: ServerConfiguration = Fixtures.testConfiguration, store: any VectorStore,
-    models: [(any EmbeddingModel)]? = nil, _ body: @Sendable (TestServer) async throws -> T
+    models: [(any EmbeddingModel)]? = nil, embeddingPool: EmbeddingPool? = nil, _ body: @Sendable (TestServer) async throws -> T
 ) async throws -> T {
     // Tests that bring their own (fake) models never load the fixture checkpoints.
     let served: [any EmbeddingModel]
@@ -208,7 +208,7 @@ func withServer<T: Sendable>(
     configuration.port = 0
     let (ports, continuation) = AsyncStream<Int>.makeStream()
     let app = buildApplication(
-        configuration: configuration, store: store, models: served, logger: logger,
+        configuration: configuration, store: store, models: served, logger: logger, embeddingPool: embeddingPool,
         onServerRunning: { continuation.yield($0) })
     let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
     var clientConfiguration = HTTPClient.Configuration()
