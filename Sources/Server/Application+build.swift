@@ -41,6 +41,9 @@ public func buildApplication(
         router.middlewares.add(
             FileMiddleware(publicDirectory, searchForIndexHtml: true, logger: logger))
     }
+    router.middlewares.add(
+        BlockingWorkMiddleware(
+            executor: BlockingExecutor(), pathPrefixes: ["/api/get-similar-movies", "/api/search/", "/posters/"]))
     router.middlewares.add(CancelOnDisconnectMiddleware())
     api.addRoutes(to: router)
     let host = configuration.host
