@@ -73,15 +73,7 @@ public final class TMDBClient: Sendable {
         settings: TMDBSettings, logger: Logger = Logger(label: "postersim.tmdb"),
         clock: any HTTPClock = SystemHTTPClock(), _ body: (TMDBClient) async throws -> Result
     ) async throws -> Result {
-        let client = try TMDBClient(settings: settings, logger: logger, clock: clock)
-        do {
-            let result = try await body(client)
-            try await client.shutdown()
-            return result
-        } catch {
-            try? await client.shutdown()
-            throw error
-        }
+        try await withShutdown(try TMDBClient(settings: settings, logger: logger, clock: clock), shutdown: { try await $0.shutdown() }, body)
     }
 
     public func shutdown() async throws {

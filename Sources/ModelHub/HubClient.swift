@@ -145,15 +145,7 @@ public final class HubClient: Sendable {
     public static func withClient<Result: Sendable>(
         settings: HubSettings, _ body: (HubClient) async throws -> Result
     ) async throws -> Result {
-        let client = HubClient(settings: settings)
-        do {
-            let result = try await body(client)
-            try await client.shutdown()
-            return result
-        } catch {
-            try? await client.shutdown()
-            throw error
-        }
+        try await withShutdown(HubClient(settings: settings), shutdown: { try await $0.shutdown() }, body)
     }
 
     static func timeAmount(_ seconds: Double) -> TimeAmount {
