@@ -15,6 +15,8 @@ struct API: Sendable {
     let store: any VectorStore
     let models: [ModelName: any EmbeddingModel]
     let pool: EmbeddingPool
+    /// Where work that may block a thread runs (exact scans, poster file reads): see `BlockingExecutor`.
+    let blockingExecutor = BlockingExecutor()
     let cache: ResponseCache
     let metrics: ServerMetrics
     let decoder: PosterDecoder

@@ -43,8 +43,8 @@ public func buildApplication(
     }
     router.middlewares.add(
         BlockingWorkMiddleware(
-            executor: BlockingExecutor(), pathPrefixes: ["/api/get-similar-movies", "/api/search/", "/posters/"]))
-    router.middlewares.add(CancelOnDisconnectMiddleware())
+            executor: api.blockingExecutor, pathPrefixes: ["/api/search/", "/posters/"]))
+    router.middlewares.add(CancelOnDisconnectMiddleware(pathPrefixes: ["/api/search/"]))
     api.addRoutes(to: router)
     let host = configuration.host
     return Application(

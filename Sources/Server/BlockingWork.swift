@@ -16,7 +16,8 @@ final class BlockingExecutor: TaskExecutor {
 }
 
 /// Runs the handlers of the routes that may block a thread (by path prefix) on the `BlockingExecutor`: the exact
-/// scans of similarity and search requests, and the poster files read from the cache. Everything else (health,
+/// scans of search requests, and the poster files read from the cache. (Similar-movies moves there only on a cache
+/// miss, in its handler: a hop per cached answer cost it half its throughput in `make bench-server`.) Everything else (health,
 /// metrics, cached-page files, which Hummingbird reads without blocking) stays on the cooperative pool.
 struct BlockingWorkMiddleware<Context: RequestContext>: RouterMiddleware {
     let executor: BlockingExecutor

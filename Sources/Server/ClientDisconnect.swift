@@ -26,12 +26,19 @@ struct ClientClosedRequest: Error {}
 /// `SlowClientHandler` makes happen as soon as the client's side ends); whichever finishes first cancels the other.
 /// Cancelled, a search waiting for an embedding slot leaves the queue at once (`EmbeddingPool` honours cancellation)
 /// rather than occupying it until its turn comes to compute an answer nobody reads.
+///
+/// Only the routes given by path prefix are watched: the watch costs a task group and two child tasks per request,
+/// which halved the throughput of the cached similar-movies answer and of a bare route (`make bench-server`), while
+/// only work that waits (a search queued for an embedding slot) has anything to gain from being cancelled.
 struct CancelOnDisconnectMiddleware: RouterMiddleware {
     typealias Context = ServerRequestContext
+    let pathPrefixes: [String]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
+        let path = request.uri.path
+        guard pathPrefixes.contains(where: { path.hasPrefix($0) }) else { return try await next(request, context) }
         let channel = context.channel
         guard channel.isActive else { throw ClientClosedRequest() }
         return try await withoutActuallyEscaping(next) { next in

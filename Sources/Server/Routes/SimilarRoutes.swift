@@ -29,7 +29,11 @@ extension API {
         return try await cached(key, alias: rawKey) {
             let matches: [SearchMatch]
             do {
-                matches = try await store.query(space: model.rawValue, movieID: id, k: k, filter: filter, excludeSelf: false)
+                // Only a miss scans (and may block its thread), so only a miss moves to the blocking executor: a
+                // cached answer stays on the cooperative pool, where it costs no thread hop.
+                matches = try await withTaskExecutorPreference(blockingExecutor) {
+                    try await store.query(space: model.rawValue, movieID: id, k: k, filter: filter, excludeSelf: false)
+                }
             } catch StoreError.unknownMovie {
                 throw APIError(.notFound, "Movie \(id) not found")
             } catch StoreError.noEmbedding {
