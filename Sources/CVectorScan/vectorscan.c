@@ -184,6 +184,64 @@ __attribute__((target("avx512f"))) static void avx512_scan(const float *m, size_
     }
 }
 
+// MARK: many queries (AVX-512F)
+
+// One row against Q <= 4 queries, each pair with exactly the per-row arithmetic of avx512_rows: the same two
+// accumulators fed with the same chunks in the same order, the same masked tail and the same final reduction. So
+// every pair's result is bit-identical to what the one-query scan gives for it; only the row's loads are shared.
+__attribute__((target("avx512f"))) static inline void avx512_row_queries(const float *a, size_t dim,
+                                                                         const float *const *qs, size_t Q,
+                                                                         float *const *outs, size_t r, int l2) {
+    __m512 a0[4], a1[4];
+    for (size_t j = 0; j < Q; j++) { a0[j] = _mm512_setzero_ps(); a1[j] = _mm512_setzero_ps(); }
+    size_t i = 0;
+    for (; i + 32 <= dim; i += 32) {
+        __m512 x0 = _mm512_loadu_ps(a + i), x1 = _mm512_loadu_ps(a + i + 16);
+        for (size_t j = 0; j < Q; j++) {
+            AVX512_STEP(a0[j], x0, _mm512_loadu_ps(qs[j] + i), l2);
+            AVX512_STEP(a1[j], x1, _mm512_loadu_ps(qs[j] + i + 16), l2);
+        }
+    }
+    if (i + 16 <= dim) {
+        __m512 x0 = _mm512_loadu_ps(a + i);
+        for (size_t j = 0; j < Q; j++) AVX512_STEP(a0[j], x0, _mm512_loadu_ps(qs[j] + i), l2);
+        i += 16;
+    }
+    if (i < dim) {
+        __mmask16 mask = (__mmask16)((1u << (dim - i)) - 1u);
+        __m512 x0 = _mm512_maskz_loadu_ps(mask, a + i);
+        for (size_t j = 0; j < Q; j++) AVX512_STEP(a1[j], x0, _mm512_maskz_loadu_ps(mask, qs[j] + i), l2);
+    }
+    for (size_t j = 0; j < Q; j++) outs[j][r] = _mm512_reduce_add_ps(_mm512_add_ps(a0[j], a1[j]));
+}
+
+// As avx2_rows for one row, against Q <= 4 queries (see avx512_row_queries).
+__attribute__((target("avx2,fma"))) static inline void avx2_row_queries(const float *a, size_t dim,
+                                                                        const float *const *qs, size_t Q,
+                                                                        float *const *outs, size_t r, int l2) {
+    __m256 a0[4], a1[4];
+    for (size_t j = 0; j < Q; j++) { a0[j] = _mm256_setzero_ps(); a1[j] = _mm256_setzero_ps(); }
+    size_t i = 0;
+    for (; i + 16 <= dim; i += 16) {
+        __m256 x0 = _mm256_loadu_ps(a + i), x1 = _mm256_loadu_ps(a + i + 8);
+        for (size_t j = 0; j < Q; j++) {
+            AVX2_STEP(a0[j], x0, _mm256_loadu_ps(qs[j] + i), l2);
+            AVX2_STEP(a1[j], x1, _mm256_loadu_ps(qs[j] + i + 8), l2);
+        }
+    }
+    if (i + 8 <= dim) {
+        __m256 x0 = _mm256_loadu_ps(a + i);
+        for (size_t j = 0; j < Q; j++) AVX2_STEP(a0[j], x0, _mm256_loadu_ps(qs[j] + i), l2);
+        i += 8;
+    }
+    if (i < dim) {
+        __m256i mask = avx2_tail_mask(dim - i);
+        __m256 x0 = _mm256_maskload_ps(a + i, mask);
+        for (size_t j = 0; j < Q; j++) AVX2_STEP(a1[j], x0, _mm256_maskload_ps(qs[j] + i, mask), l2);
+    }
+    for (size_t j = 0; j < Q; j++) outs[j][r] = avx2_hsum(_mm256_add_ps(a0[j], a1[j]));
+}
+
 #endif  // VS_X86
 
 // MARK: dispatch
@@ -286,3 +344,40 @@ void *vs_matrix_alloc(size_t bytes) {
 }
 
 void vs_matrix_free(void *matrix) { free(matrix); }
+
+// MARK: many queries
+
+// Rows per block: a block is read from memory once and then served from the core's L2 cache to every query, which
+// turns a memory-bound scan into a compute-bound one (the point of scoring a batch of new vectors together).
+#define VS_MULTI_BLOCK_BYTES ((size_t)192 << 10)
+
+static void multi_scan(const float *m, size_t rows, size_t dim, const float *queries, size_t nq, float *out, int l2) {
+    vs_isa isa = vs_selected_isa();
+    size_t block = VS_MULTI_BLOCK_BYTES / (dim * sizeof(float));
+    if (block < 4) block = 4;
+    for (size_t start = 0; start < rows; start += block) {
+        size_t end = start + block < rows ? start + block : rows;
+        for (size_t q0 = 0; q0 < nq; q0 += 4) {
+            size_t Q = nq - q0 < 4 ? nq - q0 : 4;
+            const float *qs[4];
+            float *outs[4];
+            for (size_t j = 0; j < Q; j++) { qs[j] = queries + (q0 + j) * dim; outs[j] = out + (q0 + j) * rows; }
+            for (size_t r = start; r < end; r++) {
+                const float *a = m + r * dim;
+#ifdef VS_X86
+                if (isa == VS_ISA_AVX512F) { avx512_row_queries(a, dim, qs, Q, outs, r, l2); continue; }
+                if (isa == VS_ISA_AVX2_FMA) { avx2_row_queries(a, dim, qs, Q, outs, r, l2); continue; }
+#endif
+                for (size_t j = 0; j < Q; j++) outs[j][r] = scalar_row(a, qs[j], dim, l2);
+            }
+        }
+    }
+}
+
+void vs_dot_rows_multi(const float *m, size_t rows, size_t dim, const float *queries, size_t nq, float *out) {
+    multi_scan(m, rows, dim, queries, nq, out, 0);
+}
+
+void vs_l2sq_rows_multi(const float *m, size_t rows, size_t dim, const float *queries, size_t nq, float *out) {
+    multi_scan(m, rows, dim, queries, nq, out, 1);
+}

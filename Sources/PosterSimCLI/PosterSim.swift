@@ -7,6 +7,7 @@ struct PosterSim: AsyncParsableCommand {
         abstract: "Find movie posters that look alike.",
         subcommands: [
             IngestCommand.self, SimilarCommand.self, SearchCommand.self, StatsCommand.self, SkippedCommand.self,
+            CheckCommand.self,
             ServeCommand.self,
             DatabaseCommand.self, ExportCommand.self,
             EmbedCommand.self, EmbedTextCommand.self, PreprocessCommand.self, ModelsCommand.self,

@@ -36,10 +36,10 @@ public final class SQLiteVectorStore: VectorStore {
     /// How often, at most, reads look at the file for other processes' commits.
     public let externalCheckInterval: Duration
 
-    private let pool: DatabasePool
-    private let current: Locked<StoreSnapshot>
+    let pool: DatabasePool
+    let current: Locked<StoreSnapshot>
     /// The revision `current` reflects. Set after `current`, so a reader that sees a revision sees its snapshot.
-    private let loadedRevision: Locked<UInt64>
+    let loadedRevision: Locked<UInt64>
     private let checks: Locked<ExternalCheckState>
 
     struct ExternalCheckState: Sendable {
@@ -145,6 +145,7 @@ public final class SQLiteVectorStore: VectorStore {
                     CREATE INDEX poster_skip_by_reason ON poster_skip(reason);
                     """)
         }
+        m.registerMigration("v6: neighbour lists") { db in try Self.createNeighbourListTable(db) }
         return m
     }
 
@@ -173,6 +174,8 @@ public final class SQLiteVectorStore: VectorStore {
                         try db.execute(
                             sql: "UPDATE vector_space SET identity = ? WHERE name = ?",
                             arguments: [identity.storedForm, space.name])
+                        // The lists ranked the old model's vectors; the new model's get theirs as they are stored.
+                        try db.execute(sql: "DELETE FROM neighbour_list WHERE space = ?", arguments: [space.name])
                         loaded = try Self.loadSpace(db, space: space, identity: identity)
                     }
                 } else {
@@ -242,8 +245,11 @@ public final class SQLiteVectorStore: VectorStore {
         guard let index = snapshot.spaces[name] else { throw StoreError.unknownSpace(name) }
         for e in embeddings { try index.space.validate(e.vector) }
         try await write { db in
-            let (packed, revision) = try db.inTransactionReturning {
+            let (next, revision) = try db.inTransactionReturning {
                 let revision = try Self.bumpRevision(db)
+                // The lists are derived from the space as it is in the file just before this write, so the snapshot
+                // they start from must be that state: reload it when someone else has committed since ours.
+                let base = revision.before == self.loadedRevision.value ? self.current.value : try Self.loadSnapshot(db)
                 // Re-read the space inside the transaction: another process may have switched its identity.
                 guard let row = try Row.fetchOne(
                     db, sql: "SELECT dimension, metric, identity FROM vector_space WHERE name = ?", arguments: [name])
@@ -276,9 +282,10 @@ public final class SQLiteVectorStore: VectorStore {
                     try settle.execute(arguments: [e.movieID, name, SkipKey.posterSpaceColumn])
                     out.append((e.movieID, e.vector, Self.filterFields(id: e.movieID, row: m)))
                 }
-                return (out, revision)
+                return (try self.storingNeighbours(db, base: base, upserting: out, space: name), revision)
             }
-            self.publish(db, revision: revision) { self.current.value.upserting(packed, space: name) }
+            self.current.set(next)
+            self.loadedRevision.set(revision.after)
         }
     }
 
@@ -286,17 +293,19 @@ public final class SQLiteVectorStore: VectorStore {
     public func deleteMovies(ids: [MovieID]) async throws -> Int {
         guard !ids.isEmpty else { return 0 }
         return try await write { db in
-            let (deleted, revision) = try db.inTransactionReturning {
+            let (deleted, next, revision) = try db.inTransactionReturning {
                 let revision = try Self.bumpRevision(db)
+                let base = revision.before == self.loadedRevision.value ? self.current.value : try Self.loadSnapshot(db)
                 var n = 0
                 let stmt = try db.cachedStatement(sql: "DELETE FROM movie WHERE id = ?")
                 for id in ids {
                     try stmt.execute(arguments: [id])
                     n += db.changesCount
                 }
-                return (n, revision)
+                return (n, try self.storingNeighbours(db, base: base, deleting: ids), revision)
             }
-            self.publish(db, revision: revision) { self.current.value.removing(ids) }
+            self.current.set(next)
+            self.loadedRevision.set(revision.after)
             return deleted
         }
     }
@@ -466,6 +475,8 @@ public final class SQLiteVectorStore: VectorStore {
     {
         try StoreError.validate(k: k)
         try await refreshIfChanged()
+        // Revision first: `publish` sets the snapshot before the revision, so this snapshot is at least as new.
+        let revision = loadedRevision.value
         let snapshot = current.value
         guard let index = snapshot.spaces[name] else { throw StoreError.unknownSpace(name) }
         guard let row = index.rowOfMovie[id], let vector = index.vector(of: id) else {
@@ -484,7 +495,14 @@ public final class SQLiteVectorStore: VectorStore {
             remaining -= 1
         }
         if remaining > 0 {
-            result += index.search(vector, k: remaining, filter: compiled, excludedRow: row, maxThreads: searchThreads)
+            if let listed = try await listedNeighbours(
+                of: id, in: index, revision: revision, count: remaining, filter: compiled)
+            {
+                result += listed
+            } else {
+                result += index.search(
+                    vector, k: remaining, filter: compiled, excludedRow: row, maxThreads: searchThreads)
+            }
         }
         return result
     }
@@ -599,7 +617,7 @@ public final class SQLiteVectorStore: VectorStore {
     /// Looks at the file's revision (at most once per `externalCheckInterval` unless `force`) and reloads when another
     /// instance has committed.
     @discardableResult
-    private func refreshIfChanged(force: Bool = false) async throws -> Bool {
+    func refreshIfChanged(force: Bool = false) async throws -> Bool {
         let now = ContinuousClock.now
         let due: Bool = checks.update { state in
             guard force || now >= state.nextCheck else { return false }
@@ -634,7 +652,7 @@ public final class SQLiteVectorStore: VectorStore {
         return (before, before + 1)
     }
 
-    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await pool.writeWithoutTransaction(body)
         } catch let error as StoreError {
@@ -644,7 +662,7 @@ public final class SQLiteVectorStore: VectorStore {
         }
     }
 
-    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await pool.read(body)
         } catch let error as StoreError {
@@ -731,7 +749,9 @@ public final class SQLiteVectorStore: VectorStore {
             ids.append(id)
             fields.append(filterFields(id: id, row: row))
         }
-        return PendingSpace(space: space, identity: identity, storage: storage, ids: ids, fields: fields)
+        var pending = PendingSpace(space: space, identity: identity, storage: storage, ids: ids, fields: fields)
+        pending.neighbourBounds = try loadNeighbourBounds(db, space: space.name)
+        return pending
     }
 
     static func loadSnapshot(_ db: Database) throws -> StoreSnapshot {

@@ -40,6 +40,8 @@ struct PendingSpace: Sendable {
     let storage: MatrixStorage
     let ids: [MovieID]
     let fields: [MovieFilterFields]
+    /// Bounds of the space's stored neighbour lists (empty for a new space or a switched identity).
+    var neighbourBounds: [MovieID: NeighbourBound] = [:]
 }
 
 /// Everything queries read: one immutable `SpaceIndex` per space and the interner their packed filter fields use.
@@ -47,13 +49,24 @@ struct PendingSpace: Sendable {
 final class StoreSnapshot: Sendable {
     let spaces: [String: SpaceIndex]
     let interner: MetaInterner
+    /// Per space, the bounds of the stored neighbour lists (see `NeighbourBound`), by owner. The writer derives the
+    /// next write's list changes from them; queries read the lists themselves from the database.
+    let neighbourBounds: [String: [MovieID: NeighbourBound]]
 
-    init(spaces: [String: SpaceIndex], interner: MetaInterner) {
+    init(spaces: [String: SpaceIndex], interner: MetaInterner, neighbourBounds: [String: [MovieID: NeighbourBound]]) {
         self.spaces = spaces
         self.interner = interner
+        self.neighbourBounds = neighbourBounds
     }
 
-    static let empty = StoreSnapshot(spaces: [:], interner: MetaInterner())
+    static let empty = StoreSnapshot(spaces: [:], interner: MetaInterner(), neighbourBounds: [:])
+
+    /// The same snapshot with a space's list bounds replaced.
+    func withNeighbourBounds(_ bounds: [MovieID: NeighbourBound], space: String) -> StoreSnapshot {
+        var all = neighbourBounds
+        all[space] = bounds
+        return StoreSnapshot(spaces: spaces, interner: interner, neighbourBounds: all)
+    }
 
     /// Installs a freshly loaded space (new, or switched to another identity), replacing any index of that name.
     func installing(_ pending: PendingSpace) -> StoreSnapshot {
@@ -79,7 +92,9 @@ final class StoreSnapshot: Sendable {
             rowIDs: rowIDs, inverseNorms: norms, rowMeta: metas, rowOfMovie: rowOf)
         var spaces = self.spaces
         spaces[pending.space.name] = index
-        return StoreSnapshot(spaces: spaces, interner: interner)
+        var bounds = neighbourBounds
+        bounds[pending.space.name] = pending.neighbourBounds
+        return StoreSnapshot(spaces: spaces, interner: interner, neighbourBounds: bounds)
     }
 
     /// New filter fields for movies (rows keep their vectors).
@@ -88,7 +103,7 @@ final class StoreSnapshot: Sendable {
         var metas: [MovieID: RowMeta] = [:]
         for m in movies { metas[m.id] = interner.pack(m) }
         let spaces = self.spaces.mapValues { $0.updatingMeta(metas) }
-        return StoreSnapshot(spaces: spaces, interner: interner)
+        return StoreSnapshot(spaces: spaces, interner: interner, neighbourBounds: neighbourBounds)
     }
 
     func upserting(_ items: [(id: MovieID, vector: [Float], fields: MovieFilterFields)], space name: String)
@@ -99,13 +114,14 @@ final class StoreSnapshot: Sendable {
         let packed = items.map { (id: $0.id, vector: $0.vector, meta: interner.pack($0.fields)) }
         var spaces = self.spaces
         spaces[name] = index.upserting(packed)
-        return StoreSnapshot(spaces: spaces, interner: interner)
+        return StoreSnapshot(spaces: spaces, interner: interner, neighbourBounds: neighbourBounds)
     }
 
     func removing(_ ids: [MovieID]) -> StoreSnapshot {
         var interner = self.interner
         for id in ids { interner.forget(id) }
-        return StoreSnapshot(spaces: spaces.mapValues { $0.removing(ids) }, interner: interner)
+        return StoreSnapshot(
+            spaces: spaces.mapValues { $0.removing(ids) }, interner: interner, neighbourBounds: neighbourBounds)
     }
 }
 

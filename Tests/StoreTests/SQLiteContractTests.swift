@@ -1,3 +1,5 @@
+import PosterSimCore
+import TestSupport
 import Foundation
 import Testing
 
@@ -39,4 +41,43 @@ enum TempStore {
     @Test func revisionChangesOnWrite() async throws { try await contract.revisionChangesOnWrite() }
     @Test func skipRecordsLifecycle() async throws { try await contract.skipRecordsLifecycle() }
     @Test func importedSkipRecordsAreKeptAsGiven() async throws { try await contract.importedSkipRecordsAreKeptAsGiven() }
+}
+
+/// The neighbour-list contract on `SQLiteVectorStore`, plus a check that queries by id really come from the lists.
+@Suite struct SQLiteNeighbourListTests {
+    static let factory: NeighbourListContract.Factory = {
+        let path = try TempStore.newPath()
+        let store = try SQLiteVectorStore(path: path)
+        return (store, { try SQLiteVectorStore(path: path) })
+    }
+    let contract = NeighbourListContract(makeStore: SQLiteNeighbourListTests.factory)
+
+    @Test func listsFollowInsertsReplacementsAndDeletes() async throws {
+        try await contract.listsFollowInsertsReplacementsAndDeletes()
+    }
+    @Test func identityChangeStartsNewLists() async throws { try await contract.identityChangeStartsNewLists() }
+    @Test func missingListsAreBuilt() async throws { try await contract.missingListsAreBuilt() }
+
+    @Test func queriesByIDAreAnsweredFromTheList() async throws {
+        let store = try SQLiteVectorStore(path: try TempStore.newPath())
+        let space = NeighbourListContract.cosine
+        try await store.registerSpace(space, identity: NeighbourListContract.idA)
+        var rng = SplitMix64(seed: 19)
+        try await store.upsertMovies((1...200).map(NeighbourListContract.movie))
+        try await store.upsertEmbeddings(
+            (1...200).map { EmbeddingInput(movieID: $0, vector: NeighbourListContract.vector(&rng, dimension: 8)) },
+            space: space.name, identity: NeighbourListContract.idA)
+        let revision = store.loadedRevision.value
+        let index = try #require(store.current.value.spaces[space.name])
+        for id in 1...200 {
+            let listed = try await store.listedNeighbours(of: id, in: index, revision: revision, count: 10, filter: nil)
+            let v = try #require(index.vector(of: id))
+            let scan = index.search(v, k: 10, filter: nil, excludedRow: index.rowOfMovie[id], maxThreads: 1)
+            #expect(listed == scan)
+        }
+        // A stale revision makes the caller scan rather than mix a newer list with an older snapshot.
+        #expect(try await store.listedNeighbours(of: 1, in: index, revision: revision - 1, count: 10, filter: nil) == nil)
+        // Beyond the list's length: scan.
+        #expect(try await store.listedNeighbours(of: 1, in: index, revision: revision, count: 101, filter: nil) == nil)
+    }
 }

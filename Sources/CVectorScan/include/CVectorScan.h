@@ -36,6 +36,11 @@ void vs_dot_rows(const float *matrix, size_t rows, size_t dim, const float *quer
 /// out[r] = sum_i (matrix[r*dim + i] - query[i])^2 for r in 0..<rows (squared euclidean distance).
 void vs_l2sq_rows(const float *matrix, size_t rows, size_t dim, const float *query, float *out);
 
+/// Many queries at once: out[j*rows + r] = the result of `vs_dot_rows` (or `vs_l2sq_rows`) for row r and query j
+/// (queries: nq rows of dim floats). Bit-identical to the one-query kernels pair by pair; reads each matrix row from
+/// memory once for all the queries, so it is compute-bound where the one-query scan is memory-bound.
+void vs_dot_rows_multi(const float *matrix, size_t rows, size_t dim, const float *queries, size_t nq, float *out);
+void vs_l2sq_rows_multi(const float *matrix, size_t rows, size_t dim, const float *queries, size_t nq, float *out);
 /// The same kernels with an explicit ISA, for benchmarks and tests; an ISA the CPU lacks falls back to the
 /// selected one.
 void vs_dot_rows_isa(vs_isa isa, const float *matrix, size_t rows, size_t dim, const float *query, float *out);

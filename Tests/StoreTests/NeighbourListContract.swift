@@ -1,0 +1,160 @@
+import PosterSimCore
+import TestSupport
+import Foundation
+import Testing
+
+@testable import Store
+
+/// The behaviour of every `NeighbourListStore`: after any sequence of writes, a query by id gives what an exact scan
+/// by the movie's vector gives, and the store's own check finds every list consistent. Run on each implementation
+/// with its factory (see `SQLiteContractTests`).
+struct NeighbourListContract: Sendable {
+    typealias Store = any VectorStore & NeighbourListStore
+    typealias Factory = @Sendable () async throws -> (store: Store, reopen: @Sendable () async throws -> Store)
+
+    let makeStore: Factory
+
+    // More movies than a list holds, so lists are truncated and their bounds decide who enters.
+    static let cosine = VectorSpace(name: "clip", dimension: 8, metric: .cosine)
+    static let euclidean = VectorSpace(name: "vgg16", dimension: 6, metric: .euclidean)
+    static let idA = VectorStoreContract.idA
+    static let idB = VectorStoreContract.idB
+    static let idV = ModelIdentity(repo: "timm/vgg16.tv_in1k", weightsSHA256: String(repeating: "d", count: 64))
+
+    /// Small integer components: many exact ties and duplicate vectors, so tie order is exercised too.
+    static func vector(_ rng: inout SplitMix64, dimension: Int) -> [Float] {
+        var v = (0..<dimension).map { _ in Float(Int.random(in: -2...2, using: &rng)) }
+        if v.allSatisfy({ $0 == 0 }) { v[0] = 1 }
+        return v
+    }
+
+    static func movie(_ id: Int) -> Movie {
+        VectorStoreContract.movie(id, year: 1990 + id % 30, genres: [id % 3 == 0 ? 18 : 35], votes: id % 7)
+    }
+
+    /// For every movie of both spaces: by id (from the list) equals the scan by its vector without the movie itself,
+    /// for several k and filters.
+    func expectQueriesMatchScans(_ store: Store, ids: [MovieID], note: String) async throws {
+        let filters = [SearchFilter(), SearchFilter(minYear: 2000, maxYear: 2010), SearchFilter(genreID: 18)]
+        for space in [Self.cosine.name, Self.euclidean.name] {
+            let vectors = try await store.fetchVectors(ids: ids, space: space)
+            for id in ids {
+                guard let v = vectors[id] else { continue }
+                for (k, filter) in [(10, filters[0]), (100, filters[0]), (10, filters[1]), (5, filters[2])] {
+                    let byID = try await store.query(space: space, movieID: id, k: k, filter: filter, excludeSelf: true)
+                    let scan = try await store.query(space: space, vector: v, k: k + 1, filter: filter)
+                    let expected = Array(scan.filter { $0.movieID != id }.prefix(k))
+                    #expect(byID == expected, "\(note): movie \(id) in \(space), k \(k), filter \(filter)")
+                }
+            }
+            let check = try await store.checkNeighbourLists(space: space, sample: nil)
+            #expect(check.isConsistent, "\(note): \(check)")
+            #expect(check.lists == check.vectors, "\(note): \(check)")
+        }
+    }
+
+    func listsFollowInsertsReplacementsAndDeletes() async throws {
+        let (store, reopen) = try await makeStore()
+        try await store.registerSpace(Self.cosine, identity: Self.idA)
+        try await store.registerSpace(Self.euclidean, identity: Self.idV)
+        var rng = SplitMix64(seed: 16)
+        let ids = Array(1...260)
+        try await store.upsertMovies(ids.map(Self.movie))
+        // Batches of different sizes, the first one alone (lists complete while the space is small).
+        for batch in [Array(ids[0..<1]), Array(ids[1..<40]), Array(ids[40..<41]), Array(ids[41..<260])] {
+            for space in [Self.cosine, Self.euclidean] {
+                let inputs = batch.map { EmbeddingInput(movieID: $0, vector: Self.vector(&rng, dimension: space.dimension)) }
+                try await store.upsertEmbeddings(
+                    inputs, space: space.name, identity: space == Self.cosine ? Self.idA : Self.idV)
+            }
+        }
+        try await expectQueriesMatchScans(store, ids: ids, note: "after inserts")
+
+        // New posters for some movies (a batch that also repeats one movie: the last vector wins).
+        let replaced = stride(from: 3, to: 260, by: 7).map { $0 }
+        for space in [Self.cosine, Self.euclidean] {
+            var inputs = replaced.map { EmbeddingInput(movieID: $0, vector: Self.vector(&rng, dimension: space.dimension)) }
+            inputs.append(EmbeddingInput(movieID: 3, vector: Self.vector(&rng, dimension: space.dimension)))
+            try await store.upsertEmbeddings(
+                inputs, space: space.name, identity: space == Self.cosine ? Self.idA : Self.idV)
+        }
+        try await expectQueriesMatchScans(store, ids: ids, note: "after replacements")
+
+        // Deletions, enough to make lists refill.
+        let deleted = Array(stride(from: 2, to: 260, by: 2))
+        #expect(try await store.deleteMovies(ids: deleted) == deleted.count)
+        let left = ids.filter { !deleted.contains($0) }
+        try await expectQueriesMatchScans(store, ids: left, note: "after deletions")
+
+        // The lists are in the store: another instance answers the same.
+        let again = try await reopen()
+        try await expectQueriesMatchScans(again, ids: left, note: "reopened")
+    }
+
+    func identityChangeStartsNewLists() async throws {
+        let (store, _) = try await makeStore()
+        try await store.registerSpace(Self.cosine, identity: Self.idA)
+        try await store.registerSpace(Self.euclidean, identity: Self.idV)
+        var rng = SplitMix64(seed: 17)
+        let ids = Array(1...150)
+        try await store.upsertMovies(ids.map(Self.movie))
+        for space in [Self.cosine, Self.euclidean] {
+            let inputs = ids.map { EmbeddingInput(movieID: $0, vector: Self.vector(&rng, dimension: space.dimension)) }
+            try await store.upsertEmbeddings(inputs, space: space.name, identity: space == Self.cosine ? Self.idA : Self.idV)
+        }
+        // Another model for clip: its old vectors and lists stop counting; the new model's vectors get new lists.
+        try await store.registerSpace(Self.cosine, identity: Self.idB)
+        let first = try await store.checkNeighbourLists(space: Self.cosine.name, sample: nil)
+        #expect(first.vectors == 0 && first.lists == 0 && first.isConsistent)
+        let renewed = Array(ids[0..<120])
+        try await store.upsertEmbeddings(
+            renewed.map { EmbeddingInput(movieID: $0, vector: Self.vector(&rng, dimension: Self.cosine.dimension)) },
+            space: Self.cosine.name, identity: Self.idB)
+        try await expectQueriesMatchScans(store, ids: ids, note: "after switching clip's model")
+    }
+
+    func missingListsAreBuilt() async throws {
+        let (store, _) = try await makeStore()
+        try await store.registerSpace(Self.cosine, identity: Self.idA)
+        try await store.registerSpace(Self.euclidean, identity: Self.idV)
+        var rng = SplitMix64(seed: 18)
+        let ids = Array(1...140)
+        try await store.upsertMovies(ids.map(Self.movie))
+        for space in [Self.cosine, Self.euclidean] {
+            let inputs = ids.map { EmbeddingInput(movieID: $0, vector: Self.vector(&rng, dimension: space.dimension)) }
+            try await store.upsertEmbeddings(inputs, space: space.name, identity: space == Self.cosine ? Self.idA : Self.idV)
+        }
+        // Switching clip away and back leaves its vectors current again but without lists (as in a store written
+        // before lists existed); then new vectors arrive, which get lists and enter nobody's (there are none).
+        try await store.registerSpace(Self.cosine, identity: Self.idB)
+        try await store.registerSpace(Self.cosine, identity: Self.idA)
+        let more = Array(141...170)
+        try await store.upsertMovies(more.map(Self.movie))
+        try await store.upsertEmbeddings(
+            more.map { EmbeddingInput(movieID: $0, vector: Self.vector(&rng, dimension: Self.cosine.dimension)) },
+            space: Self.cosine.name, identity: Self.idA)
+        let before = try await store.checkNeighbourLists(space: Self.cosine.name, sample: nil)
+        #expect(before.vectors == 170 && before.lists == 30 && before.isConsistent)
+        // Queries by id are exact with or without a list.
+        try await expectQueriesMatchScansIgnoringCount(store, ids: ids + more)
+
+        let progress = Locked<[Int]>([])
+        let built = try await store.buildMissingNeighbourLists(space: Self.cosine.name, batch: 64) { done, _ in
+            progress.update { $0.append(done) }
+        }
+        #expect(built == 140)
+        #expect(progress.value == [0, 64, 128, 140])
+        try await expectQueriesMatchScans(store, ids: ids + more, note: "after building the missing lists")
+        #expect(try await store.buildMissingNeighbourLists(space: Self.cosine.name, batch: 64, progress: nil) == 0)
+    }
+
+    private func expectQueriesMatchScansIgnoringCount(_ store: Store, ids: [MovieID]) async throws {
+        let vectors = try await store.fetchVectors(ids: ids, space: Self.cosine.name)
+        for id in ids {
+            guard let v = vectors[id] else { continue }
+            let byID = try await store.query(space: Self.cosine.name, movieID: id, k: 10, filter: .none, excludeSelf: true)
+            let scan = try await store.query(space: Self.cosine.name, vector: v, k: 11, filter: .none)
+            #expect(byID == Array(scan.filter { $0.movieID != id }.prefix(10)))
+        }
+    }
+}
