@@ -152,7 +152,7 @@ let package = Package(
         .executableTarget(
             name: "PosterSimBench",
             dependencies: [
-                "PosterSimCore", "CommandSupport", "Imaging", "Models", "Store",
+                "PosterSimCore", "CommandSupport", "Imaging", "Models", "Store", "TestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/PosterSimBench"),

@@ -7,5 +7,5 @@ struct PosterSimBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "postersim-bench",
         abstract: "Benchmarks of PosterSim's engine and server (see Benchmarks/README.md).",
-        subcommands: [EmbedBench.self, ServerStoreBench.self])
+        subcommands: [EmbedBench.self, ServerStoreBench.self, ScaleBench.self])
 }

@@ -71,6 +71,19 @@ extension SQLiteVectorStore: NeighbourListStore {
         for owner in dropped { try delete.execute(arguments: [space, owner]) }
     }
 
+    /// Seconds this instance has spent keeping neighbour lists in its writes (scoring and writing them).
+    public var neighbourListSeconds: Double {
+        let d = neighbourTime.value
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    /// Adds the time `body` takes to `neighbourTime`.
+    private func timingLists<T>(_ body: () throws -> T) rethrows -> T {
+        let started = ContinuousClock.now
+        defer { let took = ContinuousClock.now - started; neighbourTime.update { $0 += took } }
+        return try body()
+    }
+
     /// Inside `upsertEmbeddings`' transaction: the snapshot after storing `items` in `space`, with the space's lists
     /// brought up to date in the file.
     func storingNeighbours(
@@ -84,10 +97,13 @@ extension SQLiteVectorStore: NeighbourListStore {
         let replaced = added.filter { before.rowOfMovie[$0] != nil }
         let maintenance = NeighbourMaintenance(
             before: before, after: after, bounds: base.neighbourBounds[space] ?? [:], threads: searchThreads)
-        let result = try maintenance.apply(added: Array(added), removed: replaced) {
-            try Self.readNeighbourList(db, space: space, owner: $0)
+        let result = try timingLists {
+            let result = try maintenance.apply(added: Array(added), removed: replaced) {
+                try Self.readNeighbourList(db, space: space, owner: $0)
+            }
+            try Self.writeNeighbourLists(db, space: space, lists: result.lists, dropped: result.dropped)
+            return result
         }
-        try Self.writeNeighbourLists(db, space: space, lists: result.lists, dropped: result.dropped)
         return next.withNeighbourBounds(result.bounds, space: space)
     }
 
@@ -100,10 +116,13 @@ extension SQLiteVectorStore: NeighbourListStore {
             guard !removed.isEmpty, let after = next.spaces[name] else { continue }
             let maintenance = NeighbourMaintenance(
                 before: before, after: after, bounds: base.neighbourBounds[name] ?? [:], threads: searchThreads)
-            let result = try maintenance.apply(added: [], removed: removed) {
-                try Self.readNeighbourList(db, space: name, owner: $0)
+            let result = try timingLists {
+                let result = try maintenance.apply(added: [], removed: removed) {
+                    try Self.readNeighbourList(db, space: name, owner: $0)
+                }
+                try Self.writeNeighbourLists(db, space: name, lists: result.lists, dropped: result.dropped)
+                return result
             }
-            try Self.writeNeighbourLists(db, space: name, lists: result.lists, dropped: result.dropped)
             next = next.withNeighbourBounds(result.bounds, space: name)
         }
         return next

@@ -41,6 +41,8 @@ public final class SQLiteVectorStore: VectorStore {
     /// The revision `current` reflects. Set after `current`, so a reader that sees a revision sees its snapshot.
     let loadedRevision: Locked<UInt64>
     private let checks: Locked<ExternalCheckState>
+    /// Time this instance spent keeping neighbour lists (scoring and writing them), for benchmarks.
+    let neighbourTime = Locked<Duration>(.zero)
 
     struct ExternalCheckState: Sendable {
         var nextCheck: ContinuousClock.Instant

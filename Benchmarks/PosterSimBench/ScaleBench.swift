@@ -1,0 +1,219 @@
+// `postersim-bench scale`, run by `make bench-scale` once per size: a seeded synthetic catalogue written straight into a
+// store (neighbour lists maintained as vectors arrive), then what a user of that store sees: build cost, size on disk,
+// `postersim serve` start-up and memory, queries by id and by vector, filtered queries; faiss-cpu (flat and HNSW) on
+// the same vectors in the same run. Prints one JSON object (see Benchmarks/README.md for the fields).
+import ArgumentParser
+import CommandSupport
+import Foundation
+import PosterSimCore
+import Store
+import TestSupport
+
+struct ScaleBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scale", abstract: "Synthetic catalogue of N films: build, start-up, memory and query latency.")
+
+    @Option(help: "Films in the catalogue.") var movies = 10_000
+    @Option(help: "Models (spaces), comma-separated.") var models = "clip,resnet50,vgg16"
+    @Option(help: "Films per write transaction.") var batch = 500
+    @Option(help: "Queries sampled for each latency figure.") var queries = 500
+    @Option(help: "Seed of the synthetic catalogue.") var seed: UInt64 = 16
+    @Option(help: "The postersim binary whose `serve` start-up and memory are measured (default: beside this one).")
+    var postersim: String?
+    @Option(help: "Python with faiss-cpu and numpy for the comparison; none to skip it.") var python = "python3"
+    @Option(help: "The faiss script.") var faissScript = "Benchmarks/scripts/faiss_scale.py"
+    @Option(help: "Folder for the store (when --store/--db is not given) and the vectors handed to faiss.")
+    var workDir: String?
+    @Flag(help: "Print only the JSON object.") var json = false
+    @OptionGroup var store: StoreOptions
+
+    func log(_ text: String) {
+        if !json { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+    }
+
+    func run() async throws {
+        let work = workDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("postersim-scale-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let given = store.store != nil || store.db != nil
+        let location = given ? store.location : .sqlite(path: work + "/scale-\(movies).sqlite")
+        if case .sqlite(let path) = location, !given {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        }
+        let names = try ModelName.parseList(models)
+        var catalogue = SyntheticCatalogue(seed: seed, movies: movies)
+        let opened = try await location.open()
+        guard let sqlite = opened as? SQLiteVectorStore else {
+            throw ValidationError("bench-scale measures the SQLite store; the PostgreSQL store keeps no lists yet")
+        }
+        var report = ScaleReport(movies: movies)
+
+        // Build: movies, then each space's vectors, batch by batch (the lists are maintained in the same writes).
+        let started = ContinuousClock.now
+        var spaces: [VectorSpace] = []
+        for name in names {
+            let space = VectorSpace(name: name.rawValue, dimension: name.embeddingDimension, metric: name.metric)
+            try await sqlite.registerSpace(space, identity: catalogue.identity(space))
+            spaces.append(space)
+        }
+        for start in stride(from: 0, to: movies, by: batch) {
+            let ids = Array(start..<min(movies, start + batch)).map { $0 + 1 }
+            try await sqlite.upsertMovies(ids.map { catalogue.movie($0) })
+            for space in spaces {
+                let inputs = ids.map { EmbeddingInput(movieID: $0, vector: catalogue.vector($0, in: space)) }
+                try await sqlite.upsertEmbeddings(inputs, space: space.name, identity: catalogue.identity(space))
+            }
+            if (start / batch) % 10 == 0 { log("built \(ids.last!) / \(movies) films") }
+        }
+        report.buildSeconds = (ContinuousClock.now - started).seconds
+        report.listsSeconds = sqlite.neighbourListSeconds
+        report.listsMsPerInsert = report.listsSeconds * 1000 / Double(movies)
+        report.diskBytes = try await sqlite.stats().bytesOnDisk ?? 0
+        log("built in \(report.buildSeconds) s, lists \(report.listsSeconds) s")
+
+        // Queries: sampled films, by id (from the lists), by vector (exact scan), filtered by id.
+        var sampler = SplitMix64(seed: seed ^ 0x5ca1e)
+        let sample = (0..<queries).map { _ in MovieID(Int.random(in: 1...movies, using: &sampler)) }
+        var byID: [Double] = []
+        var byVector: [Double] = []
+        var exactMatches = 0
+        var checked = 0
+        var filtered: [String: [Double]] = ["1%": [], "50%": []]
+        let filters = catalogue.voteFilters()
+        for space in spaces {
+            let vectors = try await sqlite.fetchVectors(ids: sample, space: space.name)
+            for id in sample {
+                let t0 = ContinuousClock.now
+                let listed = try await sqlite.query(space: space.name, movieID: id, k: 10, filter: .none, excludeSelf: false)
+                byID.append((ContinuousClock.now - t0).milliseconds)
+                // The exact answer: the film itself first, then the scan by its vector without it.
+                let v = vectors[id]!
+                let scan = try await sqlite.query(space: space.name, vector: v, k: 11, filter: .none)
+                let expected = [id] + scan.map(\.movieID).filter { $0 != id }.prefix(9)
+                checked += 1
+                if listed.map(\.movieID) == expected { exactMatches += 1 }
+                for (label, filter) in filters {
+                    let t1 = ContinuousClock.now
+                    _ = try await sqlite.query(space: space.name, movieID: id, k: 10, filter: filter, excludeSelf: false)
+                    filtered[label]!.append((ContinuousClock.now - t1).milliseconds)
+                }
+            }
+            for id in sample.prefix(max(1, queries / 2)) {
+                let q = catalogue.perturbed(vectors[id]!)
+                let t0 = ContinuousClock.now
+                _ = try await sqlite.query(space: space.name, vector: q, k: 10, filter: .none)
+                byVector.append((ContinuousClock.now - t0).milliseconds)
+            }
+        }
+        report.byIDp50 = percentile(byID, 0.5)
+        report.byIDp99 = percentile(byID, 0.99)
+        report.byIDExactMatch = Double(exactMatches) / Double(max(1, checked))
+        report.byVectorp50 = percentile(byVector, 0.5)
+        report.byVectorp99 = percentile(byVector, 0.99)
+        // By vector, the store scans: its answers are the exact ones by construction; faiss's flat index checks that
+        // independently below (`faiss.flat_agrees_with_postersim`).
+        report.recallAt10 = 1
+        report.filteredp99 = percentile(filtered["1%"]! + filtered["50%"]!, 0.99)
+        report.filteredp99By = filtered.mapValues { percentile($0, 0.99) }
+        report.listChecks = try await spaces.asyncMap { try await sqlite.checkNeighbourLists(space: $0.name, sample: 200) }
+
+        // Start-up and memory of `postersim serve` on this store (no models: the store's part of the figure).
+        if case .sqlite(let path) = location {
+            let binary = postersim ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+                .appendingPathComponent("postersim").path
+            let serve = try ServeProbe.measure(binary: binary, store: path)
+            report.startupSeconds = serve.startup
+            report.serveRSSBytes = serve.rss
+            log("serve ready in \(serve.startup) s, \(serve.rss / (1 << 20)) MiB resident")
+        }
+
+        if python != "none" {
+            report.faiss = try await runFaiss(spaces: spaces, catalogue: &catalogue, sample: sample, store: sqlite, work: work)
+        }
+        print(try encodeJSON(report))
+    }
+
+    /// Writes each space's vectors and the sampled queries as .npy, runs the faiss script, returns its JSON.
+    func runFaiss(
+        spaces: [VectorSpace], catalogue: inout SyntheticCatalogue, sample: [MovieID], store: SQLiteVectorStore,
+        work: String
+    ) async throws -> [String: JSONValue] {
+        var out: [String: JSONValue] = [:]
+        for space in spaces {
+            let base = work + "/\(space.name)-base.npy"
+            let queriesPath = work + "/\(space.name)-queries.npy"
+            let ours = work + "/\(space.name)-ours.json"
+            try NPYWriter.write(rows: movies, dimension: space.dimension, to: base) { row in
+                catalogue.vector(MovieID(row + 1), in: space)
+            }
+            let qs = sample.prefix(max(1, queries / 2)).map { catalogue.perturbed(catalogue.vector($0, in: space)) }
+            try NPYWriter.write(rows: qs.count, dimension: space.dimension, to: queriesPath) { qs[$0] }
+            // Our top-10 row ids (movie id - 1) for the same queries, for faiss to compare.
+            var ids: [[Int]] = []
+            for q in qs { ids.append(try await store.query(space: space.name, vector: q, k: 10).map { $0.movieID - 1 }) }
+            try JSONEncoder().encode(ids).write(to: URL(fileURLWithPath: ours))
+            let result = work + "/\(space.name)-faiss.json"
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [
+                python, faissScript, "--base", base, "--queries", queriesPath, "--metric", space.metric.rawValue,
+                "--ours", ours, "--out", result,
+            ]
+            try process.run()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { throw ValidationError("faiss script failed for \(space.name)") }
+            out[space.name] = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: URL(fileURLWithPath: result)))
+            for p in [base, queriesPath] { try? FileManager.default.removeItem(atPath: p) }
+        }
+        return out
+    }
+}
+
+/// The figures `make bench-scale` collects for one size (field names as the issue lists them).
+struct ScaleReport: Encodable {
+    var movies: Int
+    var buildSeconds = 0.0
+    var listsSeconds = 0.0
+    var listsMsPerInsert = 0.0
+    var diskBytes = 0
+    var serveRSSBytes = 0
+    var startupSeconds = 0.0
+    var byIDp50 = 0.0
+    var byIDp99 = 0.0
+    var byIDExactMatch = 0.0
+    var byVectorp50 = 0.0
+    var byVectorp99 = 0.0
+    var recallAt10 = 0.0
+    var filteredp99 = 0.0
+    var filteredp99By: [String: Double] = [:]
+    var listChecks: [NeighbourListCheck] = []
+    var faiss: [String: JSONValue] = [:]
+
+    enum CodingKeys: String, CodingKey {
+        case movies, faiss
+        case buildSeconds = "build_s", listsSeconds = "lists_s", listsMsPerInsert = "lists_ms_per_insert"
+        case diskBytes = "disk_bytes", serveRSSBytes = "serve_rss_bytes", startupSeconds = "startup_s"
+        case byIDp50 = "by_id_p50_ms", byIDp99 = "by_id_p99_ms", byIDExactMatch = "by_id_exact_match"
+        case byVectorp50 = "by_vector_p50_ms", byVectorp99 = "by_vector_p99_ms", recallAt10 = "recall_at_10"
+        case filteredp99 = "filtered_p99_ms", filteredp99By = "filtered_p99_ms_by_selectivity"
+        case listChecks = "list_checks"
+    }
+}
+
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    guard !values.isEmpty else { return 0 }
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))]
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var milliseconds: Double { seconds * 1000 }
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for e in self { out.append(try await transform(e)) }
+        return out
+    }
+}
