@@ -89,6 +89,26 @@ public struct PostgresMigrations: Sendable {
                 """,
                 "CREATE INDEX poster_skip_by_reason ON poster_skip (reason)",
             ]),
+        Migration(
+            version: 5, name: "neighbour lists",
+            statements: [
+                // Each current vector's nearest neighbours (NeighbourList), best first; worst_* repeat the last entry
+                // so a write can tell in SQL which lists a new vector enters. The GIN index finds the lists that hold
+                // a movie whose vector is replaced or deleted.
+                """
+                CREATE TABLE neighbour_list (
+                    space text NOT NULL REFERENCES vector_space(name) ON DELETE CASCADE,
+                    movie_id bigint NOT NULL REFERENCES movie(id) ON DELETE CASCADE,
+                    complete boolean NOT NULL,
+                    ids bigint[] NOT NULL,
+                    scores real[] NOT NULL,
+                    worst_score real,
+                    worst_id bigint,
+                    PRIMARY KEY (space, movie_id)
+                )
+                """,
+                "CREATE INDEX neighbour_list_members ON neighbour_list USING gin (ids)",
+            ]),
     ]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }

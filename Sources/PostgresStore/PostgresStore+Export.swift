@@ -139,6 +139,7 @@ extension PostgresVectorStore {
         try await write { conn in
             try await Self.requireIdentity(identity, space: name, conn)
             try await Self.lockMovies(of: embeddings, conn)
+            let replaced = try await Self.currentVectors(conn, info, among: unique.map(\.movieID))
             try await Self.run(conn, SQL("""
                 CREATE TEMP TABLE IF NOT EXISTS postersim_load (movie_id bigint, embedding vector) ON COMMIT DELETE ROWS
                 """))
@@ -166,6 +167,7 @@ extension PostgresVectorStore {
             ins.append("::text, embedding::vector(\(info.space.dimension)) FROM postersim_load")
             ins.append(" ON CONFLICT (movie_id) DO UPDATE SET identity = EXCLUDED.identity, embedding = EXCLUDED.embedding")
             try await Self.run(conn, ins)
+            try await Self.maintainNeighbours(conn, info: info, added: unique.map(\.movieID), removed: replaced)
             try await Self.settleSkips(of: unique, space: name, conn)
         }
     }

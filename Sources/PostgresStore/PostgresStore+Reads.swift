@@ -55,6 +55,9 @@ extension PostgresVectorStore {
     {
         try StoreError.validate(k: k)
         let info = try await spaceInfo(name)
+        if let listed = try await listedQuery(info, movieID: id, k: k, filter: filter, excludeSelf: excludeSelf) {
+            return listed
+        }
         let approximate = try await useApproximate(info, filter: filter)
         // One statement: a status row (does the movie exist, does it have a current embedding), the movie itself if
         // it passes the filter, then the k nearest others.

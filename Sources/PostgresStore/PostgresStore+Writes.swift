@@ -34,6 +34,10 @@ extension PostgresVectorStore {
                     u.append(" WHERE name = ")
                     u.bind(space.name)
                     try await Self.run(conn, u)
+                    // The lists ranked the old model's vectors; the new model's get theirs as they are stored.
+                    var d = SQL("DELETE FROM neighbour_list WHERE space = ")
+                    d.bind(space.name)
+                    try await Self.run(conn, d)
                 }
             } else {
                 let table = Self.tableName(for: space.name)
@@ -92,6 +96,7 @@ extension PostgresVectorStore {
         try await write { conn in
             try await Self.requireIdentity(identity, space: name, conn)
             try await Self.lockMovies(of: embeddings, conn)
+            let replaced = try await Self.currentVectors(conn, info, among: unique.map(\.movieID))
             let rowsPerStatement = max(1, min(1000, 16_000_000 / (info.space.dimension * 4)))
             for start in stride(from: 0, to: unique.count, by: rowsPerStatement) {
                 var ins = SQL("INSERT INTO \(info.table) (movie_id, identity, embedding) VALUES ")
@@ -108,6 +113,7 @@ extension PostgresVectorStore {
                     " ON CONFLICT (movie_id) DO UPDATE SET identity = EXCLUDED.identity, embedding = EXCLUDED.embedding")
                 try await Self.run(conn, ins)
             }
+            try await Self.maintainNeighbours(conn, info: info, added: unique.map(\.movieID), removed: replaced)
             try await Self.settleSkips(of: unique, space: name, conn)
         }
     }
@@ -116,10 +122,16 @@ extension PostgresVectorStore {
     public func deleteMovies(ids: [MovieID]) async throws -> Int {
         guard !ids.isEmpty else { return 0 }
         return try await write { conn in
+            var vectors: [(SpaceInfo, [MovieID])] = []
+            for info in try await Self.spaceInfos(conn) { vectors.append((info, try await Self.currentVectors(conn, info, among: ids))) }
             var q = SQL("DELETE FROM movie WHERE id = ANY(")
             q.bind(ids)
             q.append("::int8[]) RETURNING id")
-            return try await Self.all(conn, q).count
+            let deleted = try await Self.all(conn, q).count
+            for (info, removed) in vectors where !removed.isEmpty {
+                try await Self.maintainNeighbours(conn, info: info, added: [], removed: removed)
+            }
+            return deleted
         }
     }
 

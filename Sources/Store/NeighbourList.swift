@@ -48,7 +48,7 @@ public struct NeighbourList: Sendable, Equatable {
     /// Removes `ids` from the list (an exact prefix minus some members is still an exact prefix of what remains).
     /// Returns whether anything was removed.
     @discardableResult
-    mutating func remove(_ ids: Set<MovieID>) -> Bool {
+    public mutating func remove(_ ids: Set<MovieID>) -> Bool {
         let before = entries.count
         entries.removeAll { ids.contains($0.id) }
         return entries.count != before
@@ -56,7 +56,7 @@ public struct NeighbourList: Sendable, Equatable {
 
     /// Adds candidates that the bound admitted, keeping the best `capacity`. Candidates must be new vectors (not in
     /// the list). A complete list that overflows is no longer complete.
-    mutating func insert(_ candidates: [Entry]) {
+    public mutating func insert(_ candidates: [Entry]) {
         guard !candidates.isEmpty else { return }
         let limit = bound
         let admitted = candidates.filter { limit.admits($0) }
@@ -70,7 +70,7 @@ public struct NeighbourList: Sendable, Equatable {
     }
 
     /// Whether deletions left the list too short to keep answering without a refill.
-    var needsRefill: Bool { !complete && entries.count < Self.refillBelow }
+    public var needsRefill: Bool { !complete && entries.count < Self.refillBelow }
 
     /// Converts entries to the matches a query returns (euclidean keys are negated distances).
     func matches(metric: DistanceMetric) -> [SearchMatch] {

@@ -148,6 +148,38 @@ struct NeighbourListContract: Sendable {
         #expect(try await store.buildMissingNeighbourLists(space: Self.cosine.name, batch: 64, progress: nil) == 0)
     }
 
+    /// Real-valued vectors in a model's dimension (the integer vectors above make every dot product exact, which would
+    /// hide a change in the order of operations), batches larger than a list, replacements and deletions; every list
+    /// checked against the scan.
+    func listsStayExactWithRealValuedVectors() async throws {
+        for (dim, n, batch, metric) in [(512, 300, 70, DistanceMetric.cosine), (515, 260, 130, .euclidean)] {
+            let (store, _) = try await makeStore()
+            let space = VectorSpace(name: "space\(dim)", dimension: dim, metric: metric)
+            try await store.registerSpace(space, identity: Self.idA)
+            var rng = SplitMix64(seed: UInt64(dim))
+            func vector() -> [Float] { (0..<dim).map { _ in Float.random(in: -1...1, using: &rng) } }
+            try await store.upsertMovies((1...n).map(Self.movie))
+            for start in stride(from: 1, through: n, by: batch) {
+                let ids = Array(start..<min(n + 1, start + batch))
+                try await store.upsertEmbeddings(
+                    ids.map { EmbeddingInput(movieID: $0, vector: vector()) }, space: space.name, identity: Self.idA)
+            }
+            try await store.upsertEmbeddings(
+                stride(from: 1, through: n, by: 9).map { EmbeddingInput(movieID: $0, vector: vector()) },
+                space: space.name, identity: Self.idA)
+            try await store.deleteMovies(ids: Array(stride(from: 2, through: n, by: 3)))
+            let check = try await store.checkNeighbourLists(space: space.name, sample: nil)
+            #expect(check.isConsistent && check.lists == check.vectors, "\(space): \(check)")
+            let left = (1...n).filter { $0 % 3 != 2 }
+            let vectors = try await store.fetchVectors(ids: left, space: space.name)
+            for id in left.prefix(40) {
+                let byID = try await store.query(space: space.name, movieID: id, k: 10, filter: .none, excludeSelf: true)
+                let scan = try await store.query(space: space.name, vector: vectors[id]!, k: 11, filter: .none)
+                #expect(byID == Array(scan.filter { $0.movieID != id }.prefix(10)), "\(space): movie \(id)")
+            }
+        }
+    }
+
     private func expectQueriesMatchScansIgnoringCount(_ store: Store, ids: [MovieID]) async throws {
         let vectors = try await store.fetchVectors(ids: ids, space: Self.cosine.name)
         for id in ids {

@@ -37,3 +37,25 @@ struct PostgresContractTests {
     @Test func skipRecordsLifecycle() async throws { try await contract.skipRecordsLifecycle() }
     @Test func importedSkipRecordsAreKeptAsGiven() async throws { try await contract.importedSkipRecordsAreKeptAsGiven() }
 }
+
+/// The neighbour-list contract on `PostgresVectorStore`.
+@Suite(.enabled(if: TestPostgres.shouldRun, Comment(rawValue: TestPostgres.skipMessage)))
+struct PostgresNeighbourListTests {
+    static let factory: NeighbourListContract.Factory = {
+        var config = try PostgresStoreConfiguration(url: try TestPostgres.requireURL())
+        config.schema = TestPostgres.freshSchema()
+        let opened = config
+        let store = try await PostgresVectorStore.open(configuration: opened)
+        return (store, { try await PostgresVectorStore.open(configuration: opened) })
+    }
+    let contract = NeighbourListContract(makeStore: PostgresNeighbourListTests.factory)
+
+    @Test func listsFollowInsertsReplacementsAndDeletes() async throws {
+        try await contract.listsFollowInsertsReplacementsAndDeletes()
+    }
+    @Test func identityChangeStartsNewLists() async throws { try await contract.identityChangeStartsNewLists() }
+    @Test func missingListsAreBuilt() async throws { try await contract.missingListsAreBuilt() }
+    @Test func listsStayExactWithRealValuedVectors() async throws {
+        try await contract.listsStayExactWithRealValuedVectors()
+    }
+}

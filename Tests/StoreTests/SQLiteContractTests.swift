@@ -57,6 +57,9 @@ enum TempStore {
     }
     @Test func identityChangeStartsNewLists() async throws { try await contract.identityChangeStartsNewLists() }
     @Test func missingListsAreBuilt() async throws { try await contract.missingListsAreBuilt() }
+    @Test func listsStayExactWithRealValuedVectors() async throws {
+        try await contract.listsStayExactWithRealValuedVectors()
+    }
 
     @Test func queriesByIDAreAnsweredFromTheList() async throws {
         let store = try SQLiteVectorStore(path: try TempStore.newPath())
