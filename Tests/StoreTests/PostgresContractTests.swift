@@ -1,5 +1,6 @@
 import Foundation
-import PostgresStore
+@testable import PostgresStore
+import PosterSimCore
 import Store
 import TestSupport
 import Testing
@@ -57,5 +58,27 @@ struct PostgresNeighbourListTests {
     @Test func missingListsAreBuilt() async throws { try await contract.missingListsAreBuilt() }
     @Test func listsStayExactWithRealValuedVectors() async throws {
         try await contract.listsStayExactWithRealValuedVectors()
+    }
+
+    /// Queries by id really come from the lists: the list path answers, and answers what the scan answers.
+    @Test func queriesByIDAreAnsweredFromTheList() async throws {
+        let (made, _) = try await Self.factory()
+        let store = try #require(made as? PostgresVectorStore)
+        let space = NeighbourListContract.cosine
+        try await store.registerSpace(space, identity: NeighbourListContract.idA)
+        var rng = SplitMix64(seed: 19)
+        try await store.upsertMovies((1...150).map(NeighbourListContract.movie))
+        try await store.upsertEmbeddings(
+            (1...150).map { EmbeddingInput(movieID: $0, vector: NeighbourListContract.vector(&rng, dimension: 8)) },
+            space: space.name, identity: NeighbourListContract.idA)
+        let info = try await store.spaceInfo(space.name)
+        let vectors = try await store.fetchVectors(ids: Array(1...150), space: space.name)
+        for id in stride(from: 1, through: 150, by: 7) {
+            let listed = try await store.listedQuery(info, movieID: id, k: 10, filter: .none, excludeSelf: true)
+            let scan = try await store.query(space: space.name, vector: vectors[id]!, k: 11, filter: .none)
+            #expect(listed == Array(scan.filter { $0.movieID != id }.prefix(10)))
+        }
+        // Beyond the list's length: the caller scans.
+        #expect(try await store.listedQuery(info, movieID: 1, k: 101, filter: .none, excludeSelf: true) == nil)
     }
 }
