@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release/postersim
 DEMO_OUT = .build/demo
 
-.PHONY: all build release bench-bin soak test browser-test demo bootstrap clean reference-env reference-data parity interop bench-embed bench-ingest fixtures bench-store serve bench-server bench-pg pgserver
+.PHONY: all build release bench-bin bench-scale soak test browser-test demo bootstrap clean reference-env reference-data parity interop bench-embed bench-ingest fixtures bench-store serve bench-server bench-pg pgserver
 
 all: build
 
@@ -63,6 +63,12 @@ serve: release
 # the engine's own speed (see Benchmarks/scripts/bench-server for the settings).
 bench-server: bench-bin
 	Benchmarks/scripts/bench-server
+# A synthetic catalogue of 10k, 100k and 1M films straight into a store: build and list-keeping cost, disk, serve
+# start-up and memory, queries by id / by vector / filtered, next to faiss-cpu flat and HNSW on the same vectors.
+# BENCH_SCALE_SIZES="10000" for one size; see Benchmarks/scripts/bench-scale.
+bench-scale: bench-bin
+	Benchmarks/scripts/bench-scale
+
 # The embedded store next to PostgreSQL + pgvector on the same vectors: ingest rate, p50/p99, recall@10 per model.
 # BENCH_PG_ARGS="--sizes 10000" for the small size only.
 BENCH_PG_ARGS ?=

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """faiss-cpu on the synthetic catalogue of `postersim-bench scale` (make bench-scale), same vectors, same queries.
 
-Flat (exact) and HNSW indexes, one query at a time (nq = 1, as a web request), both cores: build time, p50/p99 per
-query, HNSW's recall@10 against flat, and how often PosterSim's exact top-10 (--ours, row ids) equals faiss flat's.
+Flat (exact) and HNSW indexes, one query at a time (nq = 1, as a web request), with one and with two OpenMP threads
+(the better of the two is faiss's figure; one is often better for a single query): build time, p50/p99 per query, HNSW's recall@10 against flat, and how often PosterSim's exact top-10 (--ours, row ids) equals faiss flat's.
 Cosine spaces are searched as inner product over L2-normalised rows, as faiss documents.
 """
 import argparse
@@ -26,6 +26,20 @@ def timed_search(index, xq, k):
     times.sort()
     n = len(times)
     return {"p50_ms": times[n // 2], "p99_ms": times[min(n - 1, int(np.ceil(0.99 * n)) - 1)]}, ids
+
+
+def best_of_threads(index, xq, k):
+    """Times the search with 1 and 2 OpenMP threads; returns the faster (by p50), with both in 'by_threads'."""
+    runs = {}
+    for t in (1, 2):
+        faiss.omp_set_num_threads(t)
+        runs[t] = timed_search(index, xq, k)
+    best = min(runs, key=lambda t: runs[t][0]["p50_ms"])
+    figures = dict(runs[best][0])
+    figures["threads"] = best
+    figures["by_threads"] = {str(t): r[0] for t, r in runs.items()}
+    faiss.omp_set_num_threads(2)
+    return figures, runs[best][1]
 
 
 def main():
@@ -57,7 +71,7 @@ def main():
     t0 = time.perf_counter()
     flat.add(xb)
     out["flat_build_s"] = time.perf_counter() - t0
-    out["flat"], flat_ids = timed_search(flat, xq, args.k)
+    out["flat"], flat_ids = best_of_threads(flat, xq, args.k)
     del flat
 
     if args.ours:
@@ -72,7 +86,7 @@ def main():
     hnsw.add(xb)
     out["hnsw_build_s"] = time.perf_counter() - t0
     hnsw.hnsw.efSearch = args.ef_search
-    out["hnsw"], hnsw_ids = timed_search(hnsw, xq, args.k)
+    out["hnsw"], hnsw_ids = best_of_threads(hnsw, xq, args.k)
     out["hnsw"]["params"] = {"M": args.hnsw_m, "efConstruction": args.ef_construction, "efSearch": args.ef_search}
     hits = sum(len(set(a) & set(b)) for a, b in zip(hnsw_ids, flat_ids))
     out["hnsw"]["recall_at_10"] = hits / (args.k * len(flat_ids))

@@ -38,23 +38,37 @@ struct NeighbourMaintenance {
             result.dropped.append(id)
             result.bounds[id] = nil
         }
-        // Per-row bounds of lists that survive the write (rows of new vectors get fresh lists instead).
-        var rowBounds = [NeighbourBound?](repeating: nil, count: after.rowCount)
-        for (id, row) in after.rowOfMovie where !addedSet.contains(id) { rowBounds[row] = bounds[id] }
+        // Per-row bounds of the lists that survive the write (rows of new vectors get fresh lists instead), as two
+        // flat arrays so the loops below are a compare per row: an entry (key, id) enters a list when it ranks before
+        // (worstKey, worstID). A list that holds everything has (-inf, max) and takes any finite key; a row without a
+        // list has (+inf, min) and takes none.
+        var worstKey = [Float](repeating: .infinity, count: after.rowCount)
+        var worstID = [Int64](repeating: .min, count: after.rowCount)
+        for (id, row) in after.rowOfMovie where !addedSet.contains(id) {
+            guard let b = bounds[id] else { continue }
+            if b.complete {
+                worstKey[row] = -.infinity
+                worstID[row] = .max
+            } else if let w = b.worst {
+                worstKey[row] = w.key
+                worstID[row] = Int64(w.id)
+            }
+        }
 
         var removals: [Int: Set<MovieID>] = [:]
         var insertions: [Int: [NeighbourList.Entry]] = [:]
+        let cosine = after.space.metric == .cosine
 
-        // Old vectors: which surviving lists may hold them.
+        // Old vectors: which surviving lists may hold them (their entry ranks no worse than the list's worst).
         let oldRows = removed.compactMap { id in before.rowOfMovie[id].map { (id: id, row: $0) } }
         if !oldRows.isEmpty {
             scoreAgainstAfter(queries: oldRows.map { before.storage.row($0.row) }) { j, dots in
-                let oldID = oldRows[j].id
-                let oldInv = before.space.metric == .cosine ? before.inverseNorms[oldRows[j].row] : 0
-                for row in 0..<after.rowCount {
-                    guard let b = rowBounds[row] else { continue }
-                    let e = NeighbourList.Entry(id: oldID, key: key(dot: dots[row], queryRow: row, otherInverse: oldInv))
-                    if b.mayHold(e) { removals[row, default: []].insert(oldID) }
+                let oldID = Int64(oldRows[j].id)
+                let oldInv = cosine ? before.inverseNorms[oldRows[j].row] : 0
+                forEachRow(dots, otherInverse: oldInv, worstKey: worstKey) { row, key in
+                    if key > worstKey[row] || (key == worstKey[row] && oldID <= worstID[row]) {
+                        removals[row, default: []].insert(MovieID(oldID))
+                    }
                 }
             }
         }
@@ -67,11 +81,12 @@ struct NeighbourMaintenance {
                 let list = ownList(row: newRow, dots: dots)
                 result.lists[newID] = list
                 result.bounds[newID] = list.bound
-                let newInv = after.space.metric == .cosine ? after.inverseNorms[newRow] : 0
-                for row in 0..<after.rowCount {
-                    guard let b = rowBounds[row] else { continue }
-                    let e = NeighbourList.Entry(id: newID, key: key(dot: dots[row], queryRow: row, otherInverse: newInv))
-                    if b.admits(e) { insertions[row, default: []].append(e) }
+                let id = Int64(newID)
+                let newInv = cosine ? after.inverseNorms[newRow] : 0
+                forEachRow(dots, otherInverse: newInv, worstKey: worstKey) { row, key in
+                    if key > worstKey[row] || (key == worstKey[row] && id < worstID[row]) {
+                        insertions[row, default: []].append(NeighbourList.Entry(id: newID, key: key))
+                    }
                 }
             }
         }
@@ -103,11 +118,19 @@ struct NeighbourMaintenance {
     /// The list of the vector in `row`, from its scores against every row (`dots`, as the scan kernels give them).
     private func ownList(row newRow: Int, dots: UnsafeBufferPointer<Float>) -> NeighbourList {
         let newInv = after.space.metric == .cosine ? after.inverseNorms[newRow] : 0
+        let cosine = after.space.metric == .cosine
         var heap = TopKHeap(capacity: NeighbourList.capacity)
-        for row in 0..<after.rowCount where row != newRow {
-            let id = after.rowIDs[row]
-            if id < 0 { continue }
-            heap.offer(key: ownKey(dot: dots[row], queryInverse: newInv, row: row), id: id)
+        after.rowIDs.withUnsafeBufferPointer { ids in
+            after.inverseNorms.withUnsafeBufferPointer { inv in
+                var threshold = -Float.infinity
+                for row in 0..<after.rowCount where row != newRow {
+                    let key = cosine ? dots[row] * newInv * inv[row] : -dots[row]
+                    // Keys below the heap's worst cannot enter (equal ones may, on id).
+                    if key < threshold || ids[row] < 0 { continue }
+                    heap.offer(key: key, id: ids[row])
+                    threshold = heap.threshold
+                }
+            }
         }
         // `.cosine` so that `finish` hands the keys back unchanged (it negates euclidean ones).
         let entries = ExactSearch.finish([heap], k: NeighbourList.capacity, metric: .cosine).map {
@@ -126,22 +149,21 @@ struct NeighbourMaintenance {
         return NeighbourList(entries: entries, complete: after.liveCount - 1 <= NeighbourList.capacity)
     }
 
-    /// The scan's key for row `queryRow` as the query and another vector (inverse norm `otherInverse`) as the row.
+    /// Calls `body(row, key)` for the rows whose key, with the row's vector as the query and another vector (inverse
+    /// norm `otherInverse`) as the row, could pass a list bound: key ≥ `worstKey[row]`. The key is computed as the
+    /// scan computes it, (dot × query's inverse norm) × row's inverse norm, or the negated squared distance.
     @inline(__always)
-    private func key(dot: Float, queryRow: Int, otherInverse: Float) -> Float {
-        switch after.space.metric {
-        // ExactSearch's order of operations: (dot * query scale) * row's inverse norm.
-        case .cosine: return dot * after.inverseNorms[queryRow] * otherInverse
-        case .euclidean: return -dot
-        }
-    }
-
-    /// The scan's key for a new vector (inverse norm `queryInverse`) as the query and `row` as the row.
-    @inline(__always)
-    private func ownKey(dot: Float, queryInverse: Float, row: Int) -> Float {
-        switch after.space.metric {
-        case .cosine: return dot * queryInverse * after.inverseNorms[row]
-        case .euclidean: return -dot
+    private func forEachRow(
+        _ dots: UnsafeBufferPointer<Float>, otherInverse: Float, worstKey: [Float], _ body: (Int, Float) -> Void
+    ) {
+        let cosine = after.space.metric == .cosine
+        worstKey.withUnsafeBufferPointer { worst in
+            after.inverseNorms.withUnsafeBufferPointer { inv in
+                for row in 0..<after.rowCount {
+                    let key = cosine ? dots[row] * inv[row] * otherInverse : -dots[row]
+                    if key >= worst[row] { body(row, key) }
+                }
+            }
         }
     }
 
