@@ -32,9 +32,10 @@ struct NeighbourListContract: Sendable {
         VectorStoreContract.movie(id, year: 1990 + id % 30, genres: [id % 3 == 0 ? 18 : 35], votes: id % 7)
     }
 
-    /// For every movie of both spaces: by id (from the list) equals the scan by its vector without the movie itself,
-    /// for several k and filters.
-    func expectQueriesMatchScans(_ store: Store, ids: [MovieID], note: String) async throws {
+    /// For every fourth movie of both spaces: by id (from the list) equals the scan by its vector without the movie
+    /// itself, for several k and filters; and the store's check compares every list with a scan.
+    func expectQueriesMatchScans(_ store: Store, ids allIDs: [MovieID], note: String) async throws {
+        let ids = allIDs.enumerated().filter { $0.offset % 4 == 0 }.map(\.element)
         let filters = [SearchFilter(), SearchFilter(minYear: 2000, maxYear: 2010), SearchFilter(genreID: 18)]
         for space in [Self.cosine.name, Self.euclidean.name] {
             let vectors = try await store.fetchVectors(ids: ids, space: space)
