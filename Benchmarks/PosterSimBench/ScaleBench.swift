@@ -116,13 +116,17 @@ struct ScaleBench: AsyncParsableCommand {
         report.filteredp99By = filtered.mapValues { percentile($0, 0.99) }
         report.listChecks = try await spaces.asyncMap { try await sqlite.checkNeighbourLists(space: $0.name, sample: 200) }
 
-        // Start-up and memory of `postersim serve` on this store (no models: the store's part of the figure).
+        // Start-up, memory and whole-request latency of `postersim serve` on this store (no models: the store's part
+        // of the figure).
         if case .sqlite(let path) = location {
             let binary = postersim ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
                 .appendingPathComponent("postersim").path
-            let serve = try ServeProbe.measure(binary: binary, store: path)
+            let serve = try ServeProbe.measure(
+                binary: binary, store: path, ids: sample, apiModel: names.first?.apiName ?? "CLIP")
             report.startupSeconds = serve.startup
             report.serveRSSBytes = serve.rss
+            report.httpByIDp50 = percentile(serve.similarMs, 0.5)
+            report.httpByIDp99 = percentile(serve.similarMs, 0.99)
             log("serve ready in \(serve.startup) s, \(serve.rss / (1 << 20)) MiB resident")
         }
 
@@ -180,6 +184,9 @@ struct ScaleReport: Encodable {
     var byIDp50 = 0.0
     var byIDp99 = 0.0
     var byIDExactMatch = 0.0
+    /// `/api/get-similar-movies` through `postersim serve` (response cache off), the first model.
+    var httpByIDp50 = 0.0
+    var httpByIDp99 = 0.0
     var byVectorp50 = 0.0
     var byVectorp99 = 0.0
     var recallAt10 = 0.0
@@ -193,6 +200,7 @@ struct ScaleReport: Encodable {
         case buildSeconds = "build_s", listsSeconds = "lists_s", listsMsPerInsert = "lists_ms_per_insert"
         case diskBytes = "disk_bytes", serveRSSBytes = "serve_rss_bytes", startupSeconds = "startup_s"
         case byIDp50 = "by_id_p50_ms", byIDp99 = "by_id_p99_ms", byIDExactMatch = "by_id_exact_match"
+        case httpByIDp50 = "http_by_id_p50_ms", httpByIDp99 = "http_by_id_p99_ms"
         case byVectorp50 = "by_vector_p50_ms", byVectorp99 = "by_vector_p99_ms", recallAt10 = "recall_at_10"
         case filteredp99 = "filtered_p99_ms", filteredp99By = "filtered_p99_ms_by_selectivity"
         case listChecks = "list_checks"

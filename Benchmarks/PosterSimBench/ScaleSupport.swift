@@ -92,14 +92,23 @@ struct SyntheticCatalogue {
     }
 }
 
-/// Starts `postersim serve --models none` on a store and measures how long it takes to answer /healthz and how much
-/// memory it then holds.
+/// Starts `postersim serve --models none --cache-ttl 0` on a store and measures how long it takes to answer /healthz,
+/// how much memory it then holds, and the whole-request time of `/api/get-similar-movies` for `ids` (one request at a
+/// time over loopback, a new connection each: what a client sees, not only the store).
 enum ServeProbe {
-    static func measure(binary: String, store: String) throws -> (startup: Double, rss: Int) {
+    struct Figures {
+        var startup: Double
+        var rss: Int
+        var similarMs: [Double]
+    }
+
+    static func measure(binary: String, store: String, ids: [MovieID], apiModel: String) throws -> Figures {
         let port = 20_000 + Int(getpid() % 20_000)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--db", store, "--models", "none", "--port", "\(port)", "--log-level", "warning"]
+        process.arguments = [
+            "serve", "--db", store, "--models", "none", "--port", "\(port)", "--log-level", "warning", "--cache-ttl", "0",
+        ]
         process.standardOutput = FileHandle.nullDevice
         let started = Date()
         try process.run()
@@ -110,26 +119,35 @@ enum ServeProbe {
         let url = URL(string: "http://127.0.0.1:\(port)/healthz")!
         while Date().timeIntervalSince(started) < 600 {
             if process.isRunning == false { throw CocoaError(.executableLoad) }
-            if healthy(url) {
+            if get(url) == 200 {
                 let startup = Date().timeIntervalSince(started)
-                return (startup, residentBytes(pid: process.processIdentifier))
+                let rss = residentBytes(pid: process.processIdentifier)
+                var times: [Double] = []
+                for id in ids {
+                    let similar = URL(string: "http://127.0.0.1:\(port)/api/get-similar-movies?movieId=\(id)&model=\(apiModel)")!
+                    let t0 = Date()
+                    guard get(similar) == 200 else { throw CocoaError(.fileReadUnknown) }
+                    times.append(Date().timeIntervalSince(t0) * 1000)
+                }
+                return Figures(startup: startup, rss: rss, similarMs: times)
             }
             usleep(20_000)
         }
         throw CocoaError(.executableLoad)
     }
 
-    static func healthy(_ url: URL) -> Bool {
+    /// The status of a GET (0 when it failed).
+    static func get(_ url: URL) -> Int {
         let done = DispatchSemaphore(value: 0)
-        let ok = LockedFlag()
+        let status = LockedStatus()
         var request = URLRequest(url: url)
-        request.timeoutInterval = 1
+        request.timeoutInterval = 5
         URLSession.shared.dataTask(with: request) { _, response, _ in
-            if (response as? HTTPURLResponse)?.statusCode == 200 { ok.set() }
+            status.set((response as? HTTPURLResponse)?.statusCode ?? 0)
             done.signal()
         }.resume()
         done.wait()
-        return ok.value
+        return status.value
     }
 
     static func residentBytes(pid: Int32) -> Int {
@@ -142,11 +160,11 @@ enum ServeProbe {
     }
 }
 
-final class LockedFlag: @unchecked Sendable {
+final class LockedStatus: @unchecked Sendable {
     private let lock = NSLock()
-    private var flag = false
-    func set() { lock.withLock { flag = true } }
-    var value: Bool { lock.withLock { flag } }
+    private var status = 0
+    func set(_ value: Int) { lock.withLock { status = value } }
+    var value: Int { lock.withLock { status } }
 }
 
 /// NumPy's .npy format (version 1.0), float32 little-endian, C order: what faiss's Python side loads.
