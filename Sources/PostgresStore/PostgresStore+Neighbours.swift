@@ -24,16 +24,8 @@ extension PostgresVectorStore: NeighbourListStore {
 
         // Lists that held a vector that is gone: found through the GIN index on their members.
         if !removed.isEmpty {
-            var q = SQL("SELECT movie_id, complete, ids, scores FROM neighbour_list WHERE space = ")
-            q.bind(name)
-            q.append(" AND ids && ")
-            q.bind(removed)
-            q.append("::int8[] AND NOT (movie_id = ANY(")
-            q.bind(touched)
-            q.append("::int8[]))")
             let gone = Set(removed)
-            for row in try await all(conn, q) {
-                let (owner, list) = try decodeList(row, info)
+            for (owner, list) in try await lists(conn, info, where: "ids && ", removed, andNotOwners: touched) {
                 var updated = list
                 updated.remove(gone)
                 changed[owner] = updated
@@ -67,13 +59,7 @@ extension PostgresVectorStore: NeighbourListStore {
             }
             let missing = entries.keys.filter { changed[$0] == nil }
             if !missing.isEmpty {
-                var l = SQL("SELECT movie_id, complete, ids, scores FROM neighbour_list WHERE space = ")
-                l.bind(name)
-                l.append(" AND movie_id = ANY(")
-                l.bind(missing)
-                l.append("::int8[])")
-                for row in try await all(conn, l) {
-                    let (owner, list) = try decodeList(row, info)
+                for (owner, list) in try await lists(conn, info, where: "movie_id = ANY(", missing, andNotOwners: nil) {
                     changed[owner] = list
                 }
             }
@@ -95,6 +81,25 @@ extension PostgresVectorStore: NeighbourListStore {
             d.append("::int8[])")
             try await run(conn, d)
         }
+    }
+
+    /// The space's lists selected by `condition` applied to `ids` (`"ids && "`: lists holding any of them;
+    /// `"movie_id = ANY("`: lists owned by them), leaving out lists owned by `andNotOwners`.
+    static func lists(
+        _ conn: PostgresConnection, _ info: SpaceInfo, where condition: String, _ ids: [MovieID],
+        andNotOwners excluded: [MovieID]?
+    ) async throws -> [(MovieID, NeighbourList)] {
+        var q = SQL("SELECT movie_id, complete, ids, scores FROM neighbour_list WHERE space = ")
+        q.bind(info.space.name)
+        q.append(" AND \(condition)")
+        q.bind(ids)
+        q.append(condition.hasSuffix("(") ? "::int8[])" : "::int8[]")
+        if let excluded {
+            q.append(" AND NOT (movie_id = ANY(")
+            q.bind(excluded)
+            q.append("::int8[]))")
+        }
+        return try await all(conn, q).map { try decodeList($0, info) }
     }
 
     /// The movies among `ids` that have a current vector in the space (read inside a write, before it changes them).

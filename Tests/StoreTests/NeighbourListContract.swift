@@ -14,6 +14,18 @@ struct NeighbourListContract: Sendable {
 
     let makeStore: Factory
 
+    /// A factory of this contract from a `VectorStoreContract` one, for a store that also keeps lists.
+    static func factory(from base: @escaping VectorStoreContract.Factory) -> Factory {
+        {
+            let (store, reopen) = try await base()
+            guard let lists = store as? Store else { throw StoreError.database("\(type(of: store)) keeps no lists") }
+            return (lists, {
+                guard let again = try await reopen() as? Store else { throw StoreError.database("keeps no lists") }
+                return again
+            })
+        }
+    }
+
     // More movies than a list holds, so lists are truncated and their bounds decide who enters.
     static let cosine = VectorSpace(name: "clip", dimension: 8, metric: .cosine)
     static let euclidean = VectorSpace(name: "vgg16", dimension: 6, metric: .euclidean)
@@ -92,17 +104,23 @@ struct NeighbourListContract: Sendable {
         try await expectQueriesMatchScans(again, ids: left, note: "reopened")
     }
 
-    func identityChangeStartsNewLists() async throws {
+    /// A new store with both spaces holding one vector for each of `ids` (one batch per space).
+    func filled(_ ids: [MovieID], rng: inout SplitMix64) async throws -> Store {
         let (store, _) = try await makeStore()
         try await store.registerSpace(Self.cosine, identity: Self.idA)
         try await store.registerSpace(Self.euclidean, identity: Self.idV)
-        var rng = SplitMix64(seed: 17)
-        let ids = Array(1...150)
         try await store.upsertMovies(ids.map(Self.movie))
         for space in [Self.cosine, Self.euclidean] {
             let inputs = ids.map { EmbeddingInput(movieID: $0, vector: Self.vector(&rng, dimension: space.dimension)) }
             try await store.upsertEmbeddings(inputs, space: space.name, identity: space == Self.cosine ? Self.idA : Self.idV)
         }
+        return store
+    }
+
+    func identityChangeStartsNewLists() async throws {
+        var rng = SplitMix64(seed: 17)
+        let ids = Array(1...150)
+        let store = try await filled(ids, rng: &rng)
         // Another model for clip: its old vectors and lists stop counting; the new model's vectors get new lists.
         try await store.registerSpace(Self.cosine, identity: Self.idB)
         let first = try await store.checkNeighbourLists(space: Self.cosine.name, sample: nil)
@@ -115,16 +133,9 @@ struct NeighbourListContract: Sendable {
     }
 
     func missingListsAreBuilt() async throws {
-        let (store, _) = try await makeStore()
-        try await store.registerSpace(Self.cosine, identity: Self.idA)
-        try await store.registerSpace(Self.euclidean, identity: Self.idV)
         var rng = SplitMix64(seed: 18)
         let ids = Array(1...140)
-        try await store.upsertMovies(ids.map(Self.movie))
-        for space in [Self.cosine, Self.euclidean] {
-            let inputs = ids.map { EmbeddingInput(movieID: $0, vector: Self.vector(&rng, dimension: space.dimension)) }
-            try await store.upsertEmbeddings(inputs, space: space.name, identity: space == Self.cosine ? Self.idA : Self.idV)
-        }
+        let store = try await filled(ids, rng: &rng)
         // Switching clip away and back leaves its vectors current again but without lists (as in a store written
         // before lists existed); then new vectors arrive, which get lists and enter nobody's (there are none).
         try await store.registerSpace(Self.cosine, identity: Self.idB)

@@ -42,13 +42,7 @@ struct PostgresContractTests {
 /// The neighbour-list contract on `PostgresVectorStore`.
 @Suite(.enabled(if: TestPostgres.shouldRun, Comment(rawValue: TestPostgres.skipMessage)))
 struct PostgresNeighbourListTests {
-    static let factory: NeighbourListContract.Factory = {
-        var config = try PostgresStoreConfiguration(url: try TestPostgres.requireURL())
-        config.schema = TestPostgres.freshSchema()
-        let opened = config
-        let store = try await PostgresVectorStore.open(configuration: opened)
-        return (store, { try await PostgresVectorStore.open(configuration: opened) })
-    }
+    static let factory = NeighbourListContract.factory(from: PostgresTestStore.factory)
     let contract = NeighbourListContract(makeStore: PostgresNeighbourListTests.factory)
 
     @Test func listsFollowInsertsReplacementsAndDeletes() async throws {

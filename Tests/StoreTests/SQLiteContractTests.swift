@@ -45,11 +45,7 @@ enum TempStore {
 
 /// The neighbour-list contract on `SQLiteVectorStore`, plus a check that queries by id really come from the lists.
 @Suite struct SQLiteNeighbourListTests {
-    static let factory: NeighbourListContract.Factory = {
-        let path = try TempStore.newPath()
-        let store = try SQLiteVectorStore(path: path)
-        return (store, { try SQLiteVectorStore(path: path) })
-    }
+    static let factory = NeighbourListContract.factory(from: TempStore.sqliteFactory)
     let contract = NeighbourListContract(makeStore: SQLiteNeighbourListTests.factory)
 
     @Test func listsFollowInsertsReplacementsAndDeletes() async throws {
