@@ -93,6 +93,14 @@ parity: release reference-data
 	@echo "again with --convolutions direct (no Winograd):"
 	HF_HUB_CACHE=$(FULL_SIZE) HF_HUB_OFFLINE=1 $(PY) Benchmarks/scripts/parity.py --cache $(FULL_SIZE) --models resnet50,vgg16 \
 		--swift-cmd "$(RELEASE_BIN) embed --convolutions direct"
+	@if grep -qw avx512_bf16 /proc/cpuinfo; then \
+		echo "bf16 against the reference (issue 17's bound, cosine >= 0.999):"; \
+		HF_HUB_CACHE=$(FULL_SIZE) HF_HUB_OFFLINE=1 $(PY) Benchmarks/scripts/parity.py --cache $(FULL_SIZE) --min-cosine 0.999 \
+			--swift-cmd "$(RELEASE_BIN) embed --precision bf16" && \
+		echo "bf16 against our fp32 vectors on generated posters (cosine and top-10 neighbours):" && \
+		HF_HUB_CACHE=$(FULL_SIZE) HF_HUB_OFFLINE=1 $(PY) Benchmarks/scripts/precision_fidelity.py --cache $(FULL_SIZE) \
+			--swift-cmd "$(RELEASE_BIN) embed"; \
+	else echo "bf16 parity skipped: this CPU has no avx512_bf16 (postersim refuses --precision bf16 here)"; fi
 
 # The hub cache shared both ways with the reference huggingface_hub: it downloads from a fake Hub and our resolver
 # reads its cache; our client downloads and it finds the files offline (Tests/ModelHubTests/InteropTests.swift, which

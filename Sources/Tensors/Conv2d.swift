@@ -1,4 +1,5 @@
 import CDNNL
+import PosterSimCore
 import Synchronization
 
 // Kernel choice for convolutions — measured, see the table in `KernelChoice.swift`.
@@ -57,6 +58,8 @@ public final class Conv2d: Sendable {
     public let activation: Activation
     /// Whether this convolution runs as Winograd (asked for with `.winograd` and available here).
     public let usesWinograd: Bool
+    /// The data type of weights, input and output (bias and sums are float32 either way).
+    public var precision: Precision { geometry.precision }
 
     private let weightShape: [Int]
     private let bias: Tensor
@@ -95,6 +98,7 @@ public final class Conv2d: Sendable {
         var weightShape: [Int]
         var stride: Int, padding: Int
         var activation: Activation
+        var precision: Precision
         var inChannels: Int { weightShape[1] }
         var outChannels: Int { weightShape[0] }
 
@@ -112,11 +116,15 @@ public final class Conv2d: Sendable {
     ///   - algorithm: `.winograd` is taken only where oneDNN implements it for this shape and CPU.
     ///   - weightSource: gives `weight` again (unfolded) when another input size needs a Winograd layout, e.g. a
     ///     read from the mapped checkpoint. Without it a Winograd layer keeps a plain copy of its weights.
+    ///   - precision: `.bf16` converts the (batch-norm-folded) weights to bfloat16 once here and reads and writes
+    ///     bfloat16 activations in the layout oneDNN picks, summing in float32 with a float32 bias; oneDNN has no
+    ///     bf16 Winograd, so such a layer always runs direct.
     public init(weight: [Float], weightShape: [Int], bias: [Float]?, stride: Int = 1, padding: Int = 0,
                 batchNorm: BatchNormParameters? = nil, activation: Activation = .identity,
                 expectedInput: (height: Int, width: Int) = (56, 56),
                 algorithm: ConvolutionAlgorithm = .direct,
-                weightSource: (@Sendable () throws -> [Float])? = nil) throws(EngineError) {
+                weightSource: (@Sendable () throws -> [Float])? = nil,
+                precision: Precision = .fp32) throws(EngineError) {
         guard weightShape.count == 4 else { throw .shapeMismatch("conv weight shape \(weightShape) is not OIHW") }
         guard stride >= 1, padding >= 0 else { throw .invalidArgument("conv stride \(stride), padding \(padding)") }
         let count = try checkedProduct(weightShape)
@@ -130,7 +138,8 @@ public final class Conv2d: Sendable {
         self.padding = padding
         self.activation = activation
         self.weightShape = weightShape
-        let geometry = Geometry(weightShape: weightShape, stride: stride, padding: padding, activation: activation)
+        let geometry = Geometry(weightShape: weightShape, stride: stride, padding: padding, activation: activation,
+                                precision: precision)
         self.geometry = geometry
         self.weightSource = weightSource
         self.batchNorm = batchNorm
@@ -147,7 +156,7 @@ public final class Conv2d: Sendable {
         var key = PlanKey(batch: 1, height: max(expectedInput.height, kernelSize.height),
                           width: max(expectedInput.width, kernelSize.width), residual: false)
         var plan: Plan?
-        if algorithm == .winograd, weightShape[2] == 3, weightShape[3] == 3, stride == 1 {
+        if algorithm == .winograd, precision == .fp32, weightShape[2] == 3, weightShape[3] == 3, stride == 1 {
             key.winograd = true
             // oneDNN answers "unimplemented" where it has no Winograd kernel (e.g. AVX2-only CPUs, odd widths).
             plan = try? Conv2d.createPlan(key, geometry)
@@ -198,15 +207,16 @@ public final class Conv2d: Sendable {
         }
         // Direct convolutions take the activation layout oneDNN prefers (`any`); Winograd needs nChw16c.
         let activations = key.winograd ? dnnl_nChw16c : dnnl_format_tag_any
+        let type = geometry.precision.dataType
         var src = dnnl_memory_desc_t(), wei = dnnl_memory_desc_t(), bia = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t()
         try check(dnnl_memory_desc_init_by_tag(&src, 4, [key.batch, geometry.inChannels, key.height, key.width].map(Int64.init),
-                                               dnnl_f32, activations), "dnnl_memory_desc_init_by_tag(src)")
-        try check(dnnl_memory_desc_init_by_tag(&wei, 4, geometry.weightShape.map(Int64.init), dnnl_f32, dnnl_format_tag_any),
+                                               type, activations), "dnnl_memory_desc_init_by_tag(src)")
+        try check(dnnl_memory_desc_init_by_tag(&wei, 4, geometry.weightShape.map(Int64.init), type, dnnl_format_tag_any),
                   "dnnl_memory_desc_init_by_tag(weights)")
         try check(dnnl_memory_desc_init_by_tag(&bia, 1, [Int64(geometry.outChannels)], dnnl_f32, dnnl_a),
                   "dnnl_memory_desc_init_by_tag(bias)")
         try check(dnnl_memory_desc_init_by_tag(&dst, 4, [key.batch, geometry.outChannels, output.height, output.width].map(Int64.init),
-                                               dnnl_f32, activations), "dnnl_memory_desc_init_by_tag(dst)")
+                                               type, activations), "dnnl_memory_desc_init_by_tag(dst)")
         var desc = dnnl_convolution_desc_t()
         let strides: [Int64] = [Int64(geometry.stride), Int64(geometry.stride)]
         let pads: [Int64] = [Int64(geometry.padding), Int64(geometry.padding)]
