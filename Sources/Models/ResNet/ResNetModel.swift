@@ -37,7 +37,7 @@ struct ResNetConvLayer: Sendable {
 
     init(_ store: some CheckpointReader, prefix: String, inChannels: Int, outChannels: Int, kernelSize: Int,
          stride: Int, relu: Bool, expectedInput: Int, algorithm: ConvolutionAlgorithm = .direct,
-         precision: Precision) throws {
+         precision: Precision, layout: ActivationLayout) throws {
         let shape = [outChannels, inChannels, kernelSize, kernelSize]
         let weight = try store.values("\(prefix).convolution.weight", shape: shape)
         let bn = try batchNorm(store, prefix: "\(prefix).normalization", channels: outChannels)
@@ -46,7 +46,16 @@ struct ResNetConvLayer: Sendable {
         conv = try Conv2d(weight: weight, weightShape: shape, bias: nil, stride: stride, padding: kernelSize / 2,
                           batchNorm: bn, activation: relu ? .relu : .identity,
                           expectedInput: (expectedInput, expectedInput), algorithm: algorithm,
-                          weightSource: { try store.values(name, shape: shape) }, precision: precision)
+                          weightSource: { try store.values(name, shape: shape) }, precision: precision,
+                          layout: layout)
+    }
+
+    /// With Winograd (fp32), every layer of the network works on nChw16c, the layout the Winograd layers need, so
+    /// no activation is reordered between a 3×3 layer and its 1×1 neighbours (they would otherwise run on
+    /// channels-last, with two reorders around each 3×3). `algorithm` is the network's choice. bf16 has no
+    /// Winograd: oneDNN's pick (channels-last) throughout.
+    static func activationLayout(_ algorithm: ConvolutionAlgorithm, _ precision: Precision) -> ActivationLayout {
+        algorithm == .winograd && precision == .fp32 ? .blocked16 : .any
     }
 }
 
@@ -55,12 +64,12 @@ struct ResNetShortCut: Sendable {
     let conv: Conv2d
 
     init(_ store: some CheckpointReader, prefix: String, inChannels: Int, outChannels: Int, stride: Int,
-         expectedInput: Int, precision: Precision) throws {
+         expectedInput: Int, precision: Precision, layout: ActivationLayout) throws {
         let shape = [outChannels, inChannels, 1, 1]
         conv = try Conv2d(weight: try store.values("\(prefix).convolution.weight", shape: shape), weightShape: shape,
                           bias: nil, stride: stride,
                           batchNorm: try batchNorm(store, prefix: "\(prefix).normalization", channels: outChannels),
-                          expectedInput: (expectedInput, expectedInput), precision: precision)
+                          expectedInput: (expectedInput, expectedInput), precision: precision, layout: layout)
     }
 }
 
@@ -80,10 +89,12 @@ struct ResNetResidualLayer: Sendable {
 
     init(_ store: some CheckpointReader, prefix: String, config: ResNetConfig, inChannels: Int, outChannels: Int,
          stride: Int, expectedInput: Int, convolutions: ConvolutionAlgorithm, precision: Precision) throws {
+        let layout = ResNetConvLayer.activationLayout(convolutions, precision)
         let projects = inChannels != outChannels || stride != 1
         shortcut = projects ? try ResNetShortCut(store, prefix: "\(prefix).shortcut", inChannels: inChannels,
                                                  outChannels: outChannels, stride: stride,
-                                                 expectedInput: expectedInput, precision: precision) : nil
+                                                 expectedInput: expectedInput, precision: precision,
+                                                 layout: layout) : nil
         let output = (expectedInput - 1) / stride + 1
         if config.layerType == .bottleneck {
             let reduced = outChannels / 4
@@ -92,23 +103,25 @@ struct ResNetResidualLayer: Sendable {
             layers = [
                 try ResNetConvLayer(store, prefix: "\(prefix).layer.0", inChannels: inChannels, outChannels: reduced,
                                     kernelSize: 1, stride: firstStride, relu: true, expectedInput: expectedInput,
-                                    precision: precision),
+                                    precision: precision, layout: layout),
                 try ResNetConvLayer(store, prefix: "\(prefix).layer.1", inChannels: reduced, outChannels: reduced,
                                     kernelSize: 3, stride: stride / firstStride, relu: true,
                                     expectedInput: (expectedInput - 1) / firstStride + 1, algorithm: convolutions,
-                                    precision: precision),
+                                    precision: precision, layout: layout),
                 // The block's ReLU comes after the residual sum; both are fused into this conv.
                 try ResNetConvLayer(store, prefix: "\(prefix).layer.2", inChannels: reduced, outChannels: outChannels,
-                                    kernelSize: 1, stride: 1, relu: true, expectedInput: output, precision: precision),
+                                    kernelSize: 1, stride: 1, relu: true, expectedInput: output, precision: precision,
+                                    layout: layout),
             ]
         } else {
             layers = [
                 try ResNetConvLayer(store, prefix: "\(prefix).layer.0", inChannels: inChannels, outChannels: outChannels,
                                     kernelSize: 3, stride: stride, relu: true, expectedInput: expectedInput,
-                                    algorithm: convolutions, precision: precision),
+                                    algorithm: convolutions, precision: precision, layout: layout),
                 try ResNetConvLayer(store, prefix: "\(prefix).layer.1", inChannels: outChannels,
                                     outChannels: outChannels, kernelSize: 3, stride: 1, relu: true,
-                                    expectedInput: output, algorithm: convolutions, precision: precision),
+                                    expectedInput: output, algorithm: convolutions, precision: precision,
+                                    layout: layout),
             ]
         }
     }
@@ -158,10 +171,10 @@ struct ResNetEmbeddings: Sendable {
     let pooler: MaxPool2d
 
     init(_ store: some CheckpointReader, prefix: String, config: ResNetConfig, imageSize: Int,
-         precision: Precision) throws {
+         precision: Precision, layout: ActivationLayout) throws {
         embedder = try ResNetConvLayer(store, prefix: "\(prefix).embedder", inChannels: config.numChannels,
                                        outChannels: config.embeddingSize, kernelSize: 7, stride: 2, relu: true,
-                                       expectedInput: imageSize, precision: precision)
+                                       expectedInput: imageSize, precision: precision, layout: layout)
         pooler = try MaxPool2d(kernelSize: 3, stride: 2, padding: 1)
     }
 
@@ -199,7 +212,8 @@ public final class ResNetModel: ImageNetwork {
         self.config = config
         let root = store.info("resnet.embedder.embedder.convolution.weight") != nil ? "resnet." : ""
         embedder = try ResNetEmbeddings(store, prefix: "\(root)embedder", config: config, imageSize: imageSize,
-                                        precision: precision)
+                                        precision: precision,
+                                        layout: ResNetConvLayer.activationLayout(convolutions, precision))
         var size = ((imageSize - 1) / 2 + 1 - 1) / 2 + 1
         var stages: [ResNetStage] = []
         var inChannels = config.embeddingSize
