@@ -8,7 +8,7 @@
 //                        the Pinecone-shaped match JSON, JSONValue. Imports nothing of ours.
 //   CCodecs -> Imaging   decode posters, Pillow-exact resize, per-model preprocessing
 //   TensorFiles          safetensors, PyTorch zip checkpoints (restricted unpickler), .npy/.npz
-//   Tensors              our tensor layer over oneDNN (CDNNL)
+//   Tensors              our tensor layer over oneDNN: fp32 and bf16 (Core for `Precision`, CDNNL)
 //   Tokenization         CLIP's BPE tokenizer
 //   Embedding            the EmbeddingModel protocol and ModelError (Core, Imaging)
 //   HTTPSupport          the one HTTP retry policy and the clock it waits on. Imports nothing of ours.
@@ -105,7 +105,7 @@ let package = Package(
         // Seeded test-data generation shared by the test targets and the benchmarks (not part of the product).
         .target(name: "TestSupport"),
         // Our tensor layer over oneDNN (convolutions, matmul, pooling) plus own loops for the rest.
-        .target(name: "Tensors", dependencies: ["CDNNL"]),
+        .target(name: "Tensors", dependencies: ["PosterSimCore", "CDNNL"]),
         // ResNet-50, VGG16 and CLIP built from checkpoints on top of Tensors.
         .target(name: "Models", dependencies: ["PosterSimCore", "Embedding", "Tensors", "TensorFiles", "Imaging", "Tokenization"]),
         // The one HTTP retry policy (retryable statuses, Retry-After, back-off with jitter) and the injectable clock

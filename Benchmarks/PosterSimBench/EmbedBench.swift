@@ -43,7 +43,7 @@ struct EmbedBench: ParsableCommand {
     @Option(help: "Minimum timed seconds per model and batch size.")
     var minSeconds = 5.0
 
-    @Flag(help: "Print JSON lines: {\"model\", \"batch\", \"ms_per_image\", \"runs\"} and one {\"memory\": …}.")
+    @Flag(help: "Print JSON lines: {\"model\", \"precision\", \"batch\", \"ms_per_image\", \"ms_per_image_min\", \"runs\"} and one {\"memory\": …}.")
     var json = false
 
     @Option(name: .customLong("decode"), parsing: .upToNextOption,
@@ -68,15 +68,16 @@ struct EmbedBench: ParsableCommand {
                     times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
                 }
                 times.sort()
-                let median = times[times.count / 2] / Double(batch)
+                let median = times[times.count / 2] / Double(batch), fastest = times[0] / Double(batch)
                 // Resident memory after the runs: what this model and batch size leave behind (workspaces, heap).
                 let resident = ProcessMemory.read().resident
                 if json {
-                    print(#"{"model": "\#(embedder.name.rawValue)", "batch": \#(batch), "ms_per_image": \#(median), "runs": \#(times.count), "rss_bytes": \#(resident)}"#)
+                    print(#"{"model": "\#(embedder.name.rawValue)", "precision": "\#(embedder.precision)", "batch": \#(batch), "ms_per_image": \#(median), "ms_per_image_min": \#(fastest), "runs": \#(times.count), "rss_bytes": \#(resident)}"#)
                 } else {
-                    print("\(embedder.name.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) batch \(batch): "
-                          + String(format: "%.1f ms/image (median of %d), %d MiB resident after",
-                                   median, times.count, resident / 1_048_576))
+                    print("\(embedder.name.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(embedder.precision) "
+                          + "batch \(batch): "
+                          + String(format: "%.1f ms/image (median of %d, fastest %.1f), %d MiB resident after",
+                                   median, times.count, fastest, resident / 1_048_576))
                 }
             }
         }

@@ -3,8 +3,8 @@
 
     python Benchmarks/scripts/bench_embed.py --cache .cache/full-size --onnx .cache/onnx \\
         [--threads 2] [--batches 1,8] [--models clip,resnet50,vgg16] [--runtimes pytorch,ort] \\
-        [--swift-cmd ".build/release/postersim bench-embed --json"] [--min-runs 10] [--min-seconds 5] \\
-        [--warmup 2] [--rounds 1] [--json]
+        [--swift-cmd ".build/release/postersim bench-embed --json"] [--precisions fp32,bf16] \\
+        [--min-runs 10] [--min-seconds 5] [--warmup 2] [--rounds 1] [--json]
 
 Each runtime runs in a process of its own (one process per runtime and round), which loads all the chosen models
 first (that is the "all models loaded" memory figure), then times every (model, batch) pair: `--warmup` batches,
@@ -15,10 +15,12 @@ batch); only the model forward is timed (no decoding, no preprocessing).
   pytorch  torch.set_num_threads(T), set_num_interop_threads(1), eval(), torch.inference_mode()
   ort      onnxruntime CPUExecutionProvider, intra_op_num_threads=T, inter_op_num_threads=1, sequential,
            ORT_ENABLE_ALL graph optimisations, on OUT/<model>.onnx from export_onnx.py
-  ours     the `--swift-cmd` command (see "Contract" below)
+  ours     the `--swift-cmd` command (see "Contract" below), once per `--precisions` entry with `--precision P`
+           appended (ours-fp32, ours-bf16); a precision the CPU cannot run shows as FAILED with the command's error
 
-With `--rounds R > 1` the runtimes run R times in turn (pytorch, ort, ours, pytorch, ...) and each figure is the best
-round's median: on a shared machine this keeps a burst of load from landing on one runtime only.
+With `--rounds R > 1` the runtimes run R times in turn (pytorch, ort, ours-fp32, ours-bf16, pytorch, ...) and each
+figure is the median over the rounds of each round's median (`--merge best` takes the best round instead): on a
+shared machine alternating keeps a burst of load from landing on one runtime only.
 
 Contract for `--swift-cmd` (the same one the Python workers of this script follow):
   The command is split with shlex and run with these options appended:
@@ -50,7 +52,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_models as bm  # noqa: E402
 
-RUNTIMES = ("pytorch", "ort", "ours")
+REFERENCE_RUNTIMES = ("pytorch", "ort")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -163,8 +165,8 @@ def common_options(args) -> list[str]:
 
 
 def command_for(runtime: str, args) -> list[str]:
-    if runtime == "ours":
-        return shlex.split(args.swift_cmd) + common_options(args)
+    if runtime.startswith("ours-"):
+        return shlex.split(args.swift_cmd) + ["--precision", runtime[len("ours-"):]] + common_options(args)
     return [sys.executable, str(Path(__file__).resolve()), "--worker", runtime, "--cache", str(args.cache),
             "--onnx", str(args.onnx)] + common_options(args)
 
@@ -221,14 +223,17 @@ def run_runtime(runtime: str, args) -> dict:
     return result
 
 
-def merge_rounds(rounds: list[dict]) -> dict:
-    """Best round per (model, batch) (lowest median); memory: the largest figure of any round."""
+def merge_rounds(rounds: list[dict], how: str = "median") -> dict:
+    """Per (model, batch): the round whose median is the median of the rounds' (`how="median"`; with an even
+    count the lower middle one) or the lowest (`how="best"`); memory: the largest figure of any round."""
     out = {"timings": {}, "memory": {}, "version": rounds[0]["version"], "rounds": len(rounds),
            "loadavg": [r["loadavg_before"] for r in rounds] + [rounds[-1]["loadavg_after"]]}
+    keys = {key for r in rounds for key in r["timings"]}
+    for key in keys:
+        rows = sorted((r["timings"][key] for r in rounds if key in r["timings"]), key=lambda row: row["ms_per_image"])
+        chosen = rows[0] if how == "best" else rows[(len(rows) - 1) // 2]
+        out["timings"][key] = dict(chosen, rounds_ms_per_image=[row["ms_per_image"] for row in rows])
     for r in rounds:
-        for key, row in r["timings"].items():
-            if key not in out["timings"] or row["ms_per_image"] < out["timings"][key]["ms_per_image"]:
-                out["timings"][key] = row
         for k, v in r["memory"].items():
             out["memory"][k] = max(v, out["memory"].get(k, v))
     return out
@@ -263,7 +268,7 @@ def machine_info() -> dict:
     except (OSError, IndexError):
         autogroup = None
     isa = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
-    return {"cpu": cpu, "isa": isa, "cpus": os.cpu_count(), "nice": os.nice(0), "autogroup_nice": autogroup,
+    return {"cpu": cpu, "isa": isa, "bf16": " avx512_bf16" in flags, "cpus": os.cpu_count(), "nice": os.nice(0), "autogroup_nice": autogroup,
             "python": platform.python_version(),
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
 
@@ -271,41 +276,49 @@ def machine_info() -> dict:
 def print_report(results: dict, args, machine: dict, weights: dict) -> None:
     models = bm.parse_models(args.models)
     batches = parse_batches(args.batches)
-    print(f"bench-embed: {machine['cpu']} ({machine['isa']}, {machine['cpus']} CPUs), {args.threads} threads, "
+    ours = [rt for rt in results if rt.startswith("ours-")]
+    print(f"bench-embed: {machine['cpu']} ({machine['isa']}{', bf16' if machine.get('bf16') else ''}, "
+          f"{machine['cpus']} CPUs), {args.threads} threads, "
           f"nice {machine['nice']} (autogroup {machine.get('autogroup_nice') or '-'}), warm-up {args.warmup}, median of >= {args.min_runs} batches and >= "
-          f"{args.min_seconds:g} s" + (f", best of {args.rounds} rounds" if args.rounds > 1 else ""))
+          f"{args.min_seconds:g} s" + (f", {args.merge} of {args.rounds} alternating rounds" if args.rounds > 1 else ""))
     for rt, res in results.items():
         if "error" in res:
             continue
         la = " -> ".join(f"{x[0]:.1f}" for x in res["loadavg"])
         print(f"  {rt}: {res['version'] or '?'}; 1-min load average {la}")
-    head = f"{'model':<9} {'batch':>5} {'PyTorch':>9} {'ORT':>9} {'ours':>9} {'ours/ORT':>9} {'ours/PyT':>9} {'PyT/ORT':>8}"
-    print("\nms per image (median)")
+    names = [rt[len("ours-"):] for rt in ours]
+    head = (f"{'model':<9} {'batch':>5} {'PyTorch':>9} {'ORT':>9} " + "".join(f"{n:>9}" for n in names)
+            + "".join(f"{n + '/ORT':>10} {n + '/PyT':>10}" for n in names)
+            + (f" {'fp32/bf16':>10}" if {"fp32", "bf16"} <= set(names) else "") + f" {'PyT/ORT':>8}")
+    print("\nms per image (median); ours at each precision, ratios < 1 mean ours is faster; fp32/bf16 is bf16's speed-up")
     print(head)
     print("-" * len(head))
     for m in models:
         for b in batches:
-            row = {rt: results.get(rt, {}).get("timings", {}).get((m, b)) for rt in RUNTIMES}
+            row = {rt: results.get(rt, {}).get("timings", {}).get((m, b)) for rt in ("pytorch", "ort", *ours)}
             v = {rt: (r["ms_per_image"] if r else None) for rt, r in row.items()}
-            print(f"{m:<9} {b:>5} {fmt_ms(row['pytorch']):>9} {fmt_ms(row['ort']):>9} {fmt_ms(row['ours']):>9} "
-                  f"{ratio(v['ours'], v['ort']):>9} {ratio(v['ours'], v['pytorch']):>9} "
-                  f"{ratio(v['pytorch'], v['ort']):>8}")
+            line = f"{m:<9} {b:>5} {fmt_ms(row['pytorch']):>9} {fmt_ms(row['ort']):>9} "
+            line += "".join(f"{fmt_ms(row[rt]):>9}" for rt in ours)
+            line += "".join(f"{ratio(v[rt], v['ort']):>10} {ratio(v[rt], v['pytorch']):>10}" for rt in ours)
+            if {"fp32", "bf16"} <= set(names):
+                line += f" {ratio(v['ours-fp32'], v['ours-bf16']):>10}"
+            print(line + f" {ratio(v['pytorch'], v['ort']):>8}")
     total_w = sum(weights.values())
     print(f"\nresident memory, all of {', '.join(models)} loaded; weights in the cache: {mb(total_w)} "
           f"({', '.join(f'{m} {mb(w)}' for m, w in weights.items())})")
-    head = f"{'runtime':<8} {'baseline':>10} {'loaded':>10} {'peak@load':>10} {'peak':>10} {'peak/weights':>13} {'(peak-base)/weights':>20}"
+    head = f"{'runtime':<9} {'baseline':>10} {'loaded':>10} {'peak@load':>10} {'peak':>10} {'peak/weights':>13} {'(peak-base)/weights':>20}"
     print(head)
     print("-" * len(head))
-    for rt in RUNTIMES:
+    for rt in ("pytorch", "ort", *ours):
         res = results.get(rt)
         if res is None:
             continue
         if "error" in res:
-            print(f"{rt:<8} FAILED")
+            print(f"{rt:<9} FAILED")
             continue
         mem = res["memory"]
         base, peak = mem.get("baseline_rss_bytes"), mem.get("peak_rss_bytes")
-        print(f"{rt:<8} {mb(base):>10} {mb(mem.get('loaded_rss_bytes')):>10} "
+        print(f"{rt:<9} {mb(base):>10} {mb(mem.get('loaded_rss_bytes')):>10} "
               f"{mb(mem.get('loaded_peak_rss_bytes')):>10} {mb(peak):>10} {ratio(peak, total_w):>13} "
               f"{ratio(None if base is None or peak is None else peak - base, total_w):>20}")
     print("baseline = resident set before loading any model (interpreter and libraries); peak = VmHWM at exit.")
@@ -323,6 +336,8 @@ def main() -> int:
     ap.add_argument("--models", default=",".join(bm.MODEL_NAMES))
     ap.add_argument("--runtimes", default="pytorch,ort", help="of pytorch,ort; `ours` is added by --swift-cmd")
     ap.add_argument("--swift-cmd", help="PosterSim's bench command, e.g. \".build/release/postersim bench-embed --json\"")
+    ap.add_argument("--precisions", default="fp32,bf16", help="the --precision values to run the --swift-cmd at")
+    ap.add_argument("--merge", choices=("median", "best"), default="median", help="how rounds combine")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--min-runs", type=int, default=10)
     ap.add_argument("--min-seconds", type=float, default=5.0)
@@ -340,10 +355,13 @@ def main() -> int:
 
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
     for r in runtimes:
-        if r not in ("pytorch", "ort"):
+        if r not in REFERENCE_RUNTIMES:
             ap.error(f"--runtimes: unknown runtime {r!r} (pytorch, ort; ours comes from --swift-cmd)")
     if args.swift_cmd:
-        runtimes.append("ours")
+        for p in (p.strip() for p in args.precisions.split(",")):
+            if p not in ("fp32", "bf16"):
+                ap.error(f"--precisions: unknown precision {p!r} (fp32, bf16)")
+            runtimes.append(f"ours-{p}")
     if not runtimes:
         ap.error("nothing to run")
     cache = args.cache.resolve()
@@ -360,7 +378,8 @@ def main() -> int:
                 per_round[rt].append(run_runtime(rt, args))
             except RuntimeFailed as e:
                 errors[rt] = str(e)
-    results = {rt: ({"error": errors[rt]} if rt in errors else merge_rounds(per_round[rt])) for rt in runtimes}
+    results = {rt: ({"error": errors[rt]} if rt in errors else merge_rounds(per_round[rt], args.merge))
+               for rt in runtimes}
 
     if args.json:
         def row(rt, m, b):

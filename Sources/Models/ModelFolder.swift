@@ -3,14 +3,16 @@
 import Embedding
 import Foundation
 import Imaging
+import PosterSimCore
 import Tensors
 
 /// What each product network offers, so that the three are loaded and run the same way: a config read from the
 /// folder's `config.json`, one `load(from:)` that walks the checkpoint's key tree, one forward pass.
 public protocol ImageNetwork: Sendable {
     /// Loads the network from a model folder. `convolutions` picks how 3×3 convolutions compute where the network
-    /// has them (ResNet-50, VGG16); CLIP has none and ignores it.
-    static func load(from directory: URL, convolutions: ConvolutionAlgorithm) throws -> Self
+    /// has them (ResNet-50, VGG16); CLIP has none and ignores it. `precision` is the arithmetic of its
+    /// convolutions and matmuls (weights converted once here); the caller has checked the CPU can run it.
+    static func load(from directory: URL, convolutions: ConvolutionAlgorithm, precision: Precision) throws -> Self
     /// One vector per image of a preprocessed `[N, C, H, W]` batch.
     func forward(_ batch: ImageTensor) throws -> [[Float]]
     /// The length of the vectors `forward` returns.

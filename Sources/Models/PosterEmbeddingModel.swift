@@ -5,11 +5,14 @@ import Foundation
 import Imaging
 import PosterSimCore
 @_exported import enum Tensors.ConvolutionAlgorithm
+@_exported import struct Tensors.CPUCapabilities
 
 /// A loaded model and its preprocessing.
 ///
-/// Guarantees (besides `EmbeddingModel`'s): vectors are exactly what the reference computes from the checkpoint
-/// (CLIP `get_image_features`, ResNet `pooler_output`, VGG16 fc7 after ReLU), unnormalised.
+/// Guarantees (besides `EmbeddingModel`'s): at `.fp32`, vectors are exactly what the reference computes from the
+/// checkpoint (CLIP `get_image_features`, ResNet `pooler_output`, VGG16 fc7 after ReLU), unnormalised; at `.bf16`
+/// they are within cosine 0.999 of those, and `identity` says so (`identity.precision`), so the store never mixes
+/// them with fp32 vectors. A precision the CPU cannot run is refused before anything loads.
 public final class PosterEmbeddingModel: EmbeddingModel {
     public let name: ModelName
     /// The folder the files were read from.
@@ -17,27 +20,33 @@ public final class PosterEmbeddingModel: EmbeddingModel {
     public let preprocessor: ImagePreprocessor
     public let space: VectorSpace
     public let identity: ModelIdentity
+    /// The arithmetic the model computes in (also `identity.precision`).
+    public var precision: Precision { identity.precision }
     /// Length of the vectors.
     public var dimension: Int { space.dimension }
 
     let network: any ImageNetwork
 
     /// Loads `name` from a folder in repository layout (a cache snapshot or a `--model-dir`). `identity` names the
-    /// checkpoint in the store (the hub knows its weights' sha256). `convolutions` picks how the 3×3
-    /// convolutions of ResNet-50 and VGG16 compute (`ConvolutionAlgorithm`).
+    /// checkpoint in the store (the hub knows its weights' sha256); the model's identity is that checkpoint at
+    /// `precision`. `convolutions` picks how the 3×3 convolutions of ResNet-50 and VGG16 compute
+    /// (`ConvolutionAlgorithm`). A `precision` that `cpu` cannot run throws `EngineError.missingInstructions`
+    /// naming what is missing, before any file is read.
     public init(_ name: ModelName, directory: URL, identity: ModelIdentity,
-                convolutions: ConvolutionAlgorithm = .winograd) throws {
+                convolutions: ConvolutionAlgorithm = .winograd, precision: Precision = .fp32,
+                cpu: CPUCapabilities = .detected) throws {
+        try cpu.require(precision)
         self.name = name
         self.directory = directory
         preprocessor = try ImagePreprocessor.load(modelDirectory: directory)
         switch name {
-        case .clip: network = try CLIPModel.load(from: directory, convolutions: convolutions)
-        case .resnet50: network = try ResNetModel.load(from: directory, convolutions: convolutions)
-        case .vgg16: network = try VGG16.load(from: directory, convolutions: convolutions)
+        case .clip: network = try CLIPModel.load(from: directory, convolutions: convolutions, precision: precision)
+        case .resnet50: network = try ResNetModel.load(from: directory, convolutions: convolutions, precision: precision)
+        case .vgg16: network = try VGG16.load(from: directory, convolutions: convolutions, precision: precision)
         }
         // Spaces are named after the model; the dimension is the checkpoint's own (a config may differ from the hub's).
         space = VectorSpace(name: name.rawValue, dimension: network.outputDimension, metric: name.metric)
-        self.identity = identity
+        self.identity = identity.at(precision)
     }
 
     /// Whether the model can embed text (CLIP's text tower with a tokenizer).

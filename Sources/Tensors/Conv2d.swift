@@ -1,4 +1,5 @@
 import CDNNL
+import PosterSimCore
 import Synchronization
 
 // Kernel choice for convolutions — measured, see the table in `KernelChoice.swift`.
@@ -21,6 +22,16 @@ public enum ConvolutionAlgorithm: String, Sendable, Equatable, CaseIterable {
     /// ResNet-50 and VGG16 embeddings from PyTorch's by under 1.3e-7 of their norm, as with direct (`make parity`).
     /// Weights are laid out for one image and take 1.8–4× the direct layout's memory.
     case winograd
+}
+
+/// The memory layout a convolution reads and writes its activations in.
+public enum ActivationLayout: Sendable, Equatable {
+    /// Whatever oneDNN prefers for the shape (channels-last `acdb` on AVX-512 for fp32 and bf16).
+    case any
+    /// nChw16c (channels in blocks of 16), the layout Winograd needs: a network whose Winograd layers sit between
+    /// direct ones keeps every layer in it, so no activation is reordered between layers. An input of fewer than
+    /// 16 channels (an RGB image) is still read in the layout oneDNN prefers rather than padded to 16.
+    case blocked16
 }
 
 /// Eval-mode batch-norm parameters (PyTorch `BatchNorm2d`: weight=γ, bias=β, running mean/var, eps).
@@ -57,6 +68,8 @@ public final class Conv2d: Sendable {
     public let activation: Activation
     /// Whether this convolution runs as Winograd (asked for with `.winograd` and available here).
     public let usesWinograd: Bool
+    /// The data type of weights, input and output (bias and sums are float32 either way).
+    public var precision: Precision { geometry.precision }
 
     private let weightShape: [Int]
     private let bias: Tensor
@@ -95,6 +108,8 @@ public final class Conv2d: Sendable {
         var weightShape: [Int]
         var stride: Int, padding: Int
         var activation: Activation
+        var precision: Precision
+        var layout: ActivationLayout
         var inChannels: Int { weightShape[1] }
         var outChannels: Int { weightShape[0] }
 
@@ -112,11 +127,16 @@ public final class Conv2d: Sendable {
     ///   - algorithm: `.winograd` is taken only where oneDNN implements it for this shape and CPU.
     ///   - weightSource: gives `weight` again (unfolded) when another input size needs a Winograd layout, e.g. a
     ///     read from the mapped checkpoint. Without it a Winograd layer keeps a plain copy of its weights.
+    ///   - precision: `.bf16` converts the (batch-norm-folded) weights to bfloat16 once here and reads and writes
+    ///     bfloat16 activations in the layout oneDNN picks, summing in float32 with a float32 bias; oneDNN has no
+    ///     bf16 Winograd, so such a layer always runs direct.
+    ///   - layout: the activation layout of a direct convolution (`ActivationLayout`); Winograd always uses nChw16c.
     public init(weight: [Float], weightShape: [Int], bias: [Float]?, stride: Int = 1, padding: Int = 0,
                 batchNorm: BatchNormParameters? = nil, activation: Activation = .identity,
                 expectedInput: (height: Int, width: Int) = (56, 56),
                 algorithm: ConvolutionAlgorithm = .direct,
-                weightSource: (@Sendable () throws -> [Float])? = nil) throws(EngineError) {
+                weightSource: (@Sendable () throws -> [Float])? = nil,
+                precision: Precision = .fp32, layout: ActivationLayout = .any) throws(EngineError) {
         guard weightShape.count == 4 else { throw .shapeMismatch("conv weight shape \(weightShape) is not OIHW") }
         guard stride >= 1, padding >= 0 else { throw .invalidArgument("conv stride \(stride), padding \(padding)") }
         let count = try checkedProduct(weightShape)
@@ -130,7 +150,8 @@ public final class Conv2d: Sendable {
         self.padding = padding
         self.activation = activation
         self.weightShape = weightShape
-        let geometry = Geometry(weightShape: weightShape, stride: stride, padding: padding, activation: activation)
+        let geometry = Geometry(weightShape: weightShape, stride: stride, padding: padding, activation: activation,
+                                precision: precision, layout: layout)
         self.geometry = geometry
         self.weightSource = weightSource
         self.batchNorm = batchNorm
@@ -147,7 +168,7 @@ public final class Conv2d: Sendable {
         var key = PlanKey(batch: 1, height: max(expectedInput.height, kernelSize.height),
                           width: max(expectedInput.width, kernelSize.width), residual: false)
         var plan: Plan?
-        if algorithm == .winograd, weightShape[2] == 3, weightShape[3] == 3, stride == 1 {
+        if algorithm == .winograd, precision == .fp32, weightShape[2] == 3, weightShape[3] == 3, stride == 1 {
             key.winograd = true
             // oneDNN answers "unimplemented" where it has no Winograd kernel (e.g. AVX2-only CPUs, odd widths).
             plan = try? Conv2d.createPlan(key, geometry)
@@ -196,17 +217,20 @@ public final class Conv2d: Sendable {
         guard output.height >= 1, output.width >= 1 else {
             throw .shapeMismatch("conv input \(key.height)x\(key.width) is smaller than kernel \(geometry.weightShape[2...])")
         }
-        // Direct convolutions take the activation layout oneDNN prefers (`any`); Winograd needs nChw16c.
-        let activations = key.winograd ? dnnl_nChw16c : dnnl_format_tag_any
+        // Direct convolutions take the activation layout oneDNN prefers (`any`) unless told otherwise; Winograd
+        // needs nChw16c.
+        let activations = key.winograd || geometry.layout == .blocked16 ? dnnl_nChw16c : dnnl_format_tag_any
+        let sourceTag = !key.winograd && geometry.inChannels < 16 ? dnnl_format_tag_any : activations
+        let type = geometry.precision.dataType
         var src = dnnl_memory_desc_t(), wei = dnnl_memory_desc_t(), bia = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t()
         try check(dnnl_memory_desc_init_by_tag(&src, 4, [key.batch, geometry.inChannels, key.height, key.width].map(Int64.init),
-                                               dnnl_f32, activations), "dnnl_memory_desc_init_by_tag(src)")
-        try check(dnnl_memory_desc_init_by_tag(&wei, 4, geometry.weightShape.map(Int64.init), dnnl_f32, dnnl_format_tag_any),
+                                               type, sourceTag), "dnnl_memory_desc_init_by_tag(src)")
+        try check(dnnl_memory_desc_init_by_tag(&wei, 4, geometry.weightShape.map(Int64.init), type, dnnl_format_tag_any),
                   "dnnl_memory_desc_init_by_tag(weights)")
         try check(dnnl_memory_desc_init_by_tag(&bia, 1, [Int64(geometry.outChannels)], dnnl_f32, dnnl_a),
                   "dnnl_memory_desc_init_by_tag(bias)")
         try check(dnnl_memory_desc_init_by_tag(&dst, 4, [key.batch, geometry.outChannels, output.height, output.width].map(Int64.init),
-                                               dnnl_f32, activations), "dnnl_memory_desc_init_by_tag(dst)")
+                                               type, activations), "dnnl_memory_desc_init_by_tag(dst)")
         var desc = dnnl_convolution_desc_t()
         let strides: [Int64] = [Int64(geometry.stride), Int64(geometry.stride)]
         let pads: [Int64] = [Int64(geometry.padding), Int64(geometry.padding)]

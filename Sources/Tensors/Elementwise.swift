@@ -15,6 +15,8 @@ private typealias Vector = SIMD16<Float>
 /// their zero padding stays zero). Result in that layout.
 public func add(_ a: Tensor, _ b: Tensor, workspace: Workspace) throws(EngineError) -> Tensor {
     guard a.shape == b.shape else { throw .shapeMismatch("add \(a.shape) + \(b.shape)") }
+    // The loop below adds float32s; bf16 operands are made float32 first.
+    let a = a.isFloat32 ? a : try workspace.plain(a)
     let left = try a.memoryLayout()
     let rightTensor = try workspace.converted(b, to: left)
     let result = try workspace.makeTensor(shape: a.shape, layout: a.blockedLayout)
@@ -35,6 +37,7 @@ public func add(_ a: Tensor, _ b: Tensor, workspace: Workspace) throws(EngineErr
 
 /// max(x, 0) element by element, in the input's layout. NaN stays NaN as in PyTorch.
 public func relu(_ a: Tensor, workspace: Workspace) throws(EngineError) -> Tensor {
+    let a = a.isFloat32 ? a : try workspace.plain(a)
     let layout = try a.memoryLayout()
     let result = try workspace.makeTensor(shape: a.shape, layout: a.blockedLayout)
     let count = layout.byteCount / 4

@@ -1,4 +1,5 @@
 import CDNNL
+import PosterSimCore
 
 /// Every failure the tensor layer (Tensors) reports. oneDNN status codes are mapped to `.dnnl` with the name of the call
 /// that failed, so a bad shape or an unsupported primitive never traps.
@@ -11,6 +12,8 @@ public enum EngineError: Error, CustomStringConvertible, Equatable, Sendable {
     case invalidArgument(String)
     /// An allocation failed or a size computation overflowed.
     case outOfMemory(bytes: Int)
+    /// `precision` needs instruction-set extensions (cpuinfo names) this CPU lacks; `isa` is what oneDNN found.
+    case missingInstructions(precision: Precision, missing: [String], isa: String)
 
     public var description: String {
         switch self {
@@ -18,6 +21,9 @@ public enum EngineError: Error, CustomStringConvertible, Equatable, Sendable {
         case .shapeMismatch(let what): return "shape mismatch: \(what)"
         case .invalidArgument(let what): return "invalid argument: \(what)"
         case .outOfMemory(let bytes): return "cannot allocate \(bytes) bytes"
+        case .missingInstructions(let precision, let missing, let isa):
+            return "precision \(precision) needs the CPU instructions \(missing.joined(separator: " and ")), which oneDNN "
+                + "does not find on this machine (it runs \(isa) here); use precision fp32, which runs on any CPU"
         }
     }
 }

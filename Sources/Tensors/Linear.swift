@@ -1,4 +1,5 @@
 import CDNNL
+import PosterSimCore
 import Synchronization
 
 // Kernel choice for fully-connected layers (see `KernelChoice.swift`): oneDNN's matmul primitive with weights
@@ -15,6 +16,10 @@ public final class Linear: Sendable {
     public let inFeatures: Int
     public let outFeatures: Int
     public let activation: Activation
+    /// The data type of the weights and of the matmul's input; sums and bias are float32.
+    public let precision: Precision
+    /// Whether the output is bfloat16 (for a next bf16 layer that reads nothing else) rather than float32.
+    public let bf16Output: Bool
 
     private let bias: Tensor
     private let weights: Mutex<[Tensor]>
@@ -34,8 +39,12 @@ public final class Linear: Sendable {
     ///     to a kh×kw input flattens to exactly this with `inFeatures = C·kh·kw`.
     ///   - bias: `outFeatures` values or nil.
     ///   - expectedRows: typical row count, used to pick the packed weight layout at load time.
+    ///   - precision: `.bf16` packs the weights as bfloat16 once here and converts each input to bfloat16 (unless
+    ///     it already is); the output is float32, so what follows (layer norm, softmax, residual sums) stays
+    ///     float32 — except with `bf16Output`, for a layer whose only reader is another bf16 matmul.
     public init(weight: [Float], outFeatures: Int, inFeatures: Int, bias: [Float]?,
-                activation: Activation = .identity, expectedRows: Int = 8) throws(EngineError) {
+                activation: Activation = .identity, expectedRows: Int = 8, precision: Precision = .fp32,
+                bf16Output: Bool = false) throws(EngineError) {
         guard outFeatures >= 1, inFeatures >= 1 else { throw .invalidArgument("linear \(inFeatures)→\(outFeatures)") }
         guard try checkedProduct([outFeatures, inFeatures]) == weight.count else {
             throw .shapeMismatch("\(weight.count) linear weights for \(outFeatures)×\(inFeatures)")
@@ -46,6 +55,8 @@ public final class Linear: Sendable {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         self.activation = activation
+        self.precision = precision
+        self.bf16Output = bf16Output && precision == .bf16
         self.bias = try Tensor(shape: [1, outFeatures], values: bias ?? [Float](repeating: 0, count: outFeatures))
         // Logical matmul weights are K×N; PyTorch's [N, K] row-major memory is that matrix in `ba` order.
         var transposed = dnnl_memory_desc_t()
@@ -101,11 +112,13 @@ public final class Linear: Sendable {
         if let layout {
             wei = layout.raw
         } else {
-            try check(dnnl_memory_desc_init_by_tag(&wei, 2, [Int64(inFeatures), Int64(outFeatures)], dnnl_f32,
-                                                   dnnl_format_tag_any), "dnnl_memory_desc_init_by_tag(weights)")
+            try check(dnnl_memory_desc_init_by_tag(&wei, 2, [Int64(inFeatures), Int64(outFeatures)],
+                                                   precision.dataType, dnnl_format_tag_any),
+                      "dnnl_memory_desc_init_by_tag(weights)")
         }
         return try DenseLayer.matmulDescriptor(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
-                                               weights: wei, activation: activation)
+                                               weights: wei, activation: activation, precision: precision,
+                                               bf16Output: bf16Output)
     }
 
     private func weightTensor(_ layout: MemoryDescriptor, workspace: Workspace) throws(EngineError) -> Tensor {
@@ -125,25 +138,27 @@ public final class Linear: Sendable {
     /// Applies the layer to the last axis of `input` (any leading shape). Blocked inputs are made plain first,
     /// so an NCHW feature map flattens in PyTorch's C·H·W order.
     public func callAsFunction(_ input: Tensor, workspace: Workspace) throws(EngineError) -> Tensor {
-        let source = try workspace.plain(input)
-        guard let last = source.shape.last, source.count % inFeatures == 0,
-              last == inFeatures || source.shape.count == 4 else {
-            throw .shapeMismatch("linear expects [..., \(inFeatures)], got \(source.shape)")
+        guard let last = input.shape.last, input.count % inFeatures == 0,
+              last == inFeatures || input.shape.count == 4 else {
+            throw .shapeMismatch("linear expects [..., \(inFeatures)], got \(input.shape)")
         }
-        let rows = source.count / inFeatures
-        let outputShape = source.shape.count == 4 ? [source.shape[0], outFeatures]
-                                                  : Array(source.shape.dropLast()) + [outFeatures]
+        let rows = input.count / inFeatures
+        let outputShape = input.shape.count == 4 ? [input.shape[0], outFeatures]
+                                                 : Array(input.shape.dropLast()) + [outFeatures]
         guard outputShape.reduce(1, *) == rows * outFeatures else {
-            throw .shapeMismatch("linear expects [..., \(inFeatures)], got \(source.shape)")
+            throw .shapeMismatch("linear expects [..., \(inFeatures)], got \(input.shape)")
         }
+        let (source, sourceLayout) = try workspace.matrix(input, rows: rows, columns: inFeatures, precision: precision)
         let plan = try plan(rows: rows)
         let weight = try weightTensor(plan.weights, workspace: workspace)
-        let result = try workspace.makeTensor(shape: outputShape)
+        let resultLayout = try MemoryDescriptor(plain: outputShape, dataType: bf16Output ? dnnl_bf16 : dnnl_f32)
+        let result = try workspace.makeTensor(shape: outputShape, layout: resultLayout)
         try plan.primitive.execute(stream: workspace.stream, arguments: [
-            (DNNL_ARG_SRC, try MemoryDescriptor(plain: [rows, inFeatures]), source.storage.base),
+            (DNNL_ARG_SRC, sourceLayout, source.storage.base),
             (DNNL_ARG_WEIGHTS, plan.weights, weight.storage.base),
             (DNNL_ARG_BIAS, try bias.memoryLayout(), bias.storage.base),
-            (DNNL_ARG_DST, try MemoryDescriptor(plain: [rows, outFeatures]), result.storage.base),
+            (DNNL_ARG_DST, try MemoryDescriptor(plain: [rows, outFeatures], dataType: resultLayout.dataType),
+             result.storage.base),
         ], scratchpad: try workspace.scratchpad(for: plan.primitive))
         return result
     }

@@ -46,7 +46,7 @@ public final class MaxPool2d: Sendable {
         }
         var src = layout.raw, dst = dnnl_memory_desc_t()
         try check(dnnl_memory_desc_init_by_tag(&dst, 4, [input.shape[0], input.shape[1], output.height, output.width]
-            .map(Int64.init), dnnl_f32, dnnl_format_tag_any), "dnnl_memory_desc_init_by_tag(pool dst)")
+            .map(Int64.init), layout.dataType, dnnl_format_tag_any), "dnnl_memory_desc_init_by_tag(pool dst)")
         var desc = dnnl_pooling_desc_t()
         let k = Int64(kernelSize), s = Int64(stride), p = Int64(padding)
         try check(dnnl_pooling_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_max, &src, &dst,

@@ -10,15 +10,15 @@ public struct MemoryDescriptor: @unchecked Sendable, Equatable {
 
     init(raw: dnnl_memory_desc_t) { self.raw = raw }
 
-    /// A dense row-major (plain) float32 descriptor for `shape` (up to 6 dimensions).
-    init(plain shape: [Int]) throws(EngineError) {
+    /// A dense row-major (plain) descriptor for `shape` (up to 6 dimensions), float32 unless `dataType` says.
+    init(plain shape: [Int], dataType: dnnl_data_type_t = dnnl_f32) throws(EngineError) {
         let tags: [dnnl_format_tag_t] = [dnnl_a, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd, dnnl_abcde, dnnl_abcdef]
         guard shape.count >= 1, shape.count < tags.count else {
             throw .invalidArgument("tensors of rank \(shape.count) are not supported")
         }
         var md = dnnl_memory_desc_t()
         let dims = shape.map { Int64($0) }
-        try check(dnnl_memory_desc_init_by_tag(&md, Int32(shape.count), dims, dnnl_f32, tags[shape.count]),
+        try check(dnnl_memory_desc_init_by_tag(&md, Int32(shape.count), dims, dataType, tags[shape.count]),
                   "dnnl_memory_desc_init_by_tag")
         raw = md
     }
@@ -31,6 +31,9 @@ public struct MemoryDescriptor: @unchecked Sendable, Equatable {
                   "dnnl_memory_desc_init_by_tag(nChw16c)")
         raw = md
     }
+
+    /// The element type (float32, or bfloat16 for bf16 activations and weights).
+    var dataType: dnnl_data_type_t { raw.data_type }
 
     /// Whether this is one of oneDNN's Winograd weight layouts (which no reorder can read from).
     var isWinograd: Bool { raw.format_kind == dnnl_format_kind_wino }
@@ -77,10 +80,12 @@ final class TensorStorage: @unchecked Sendable {
     deinit { if owner == nil { free(base) } }
 }
 
-/// A float32 tensor: a logical shape (PyTorch order, e.g. NCHW or [rows, columns]) and its storage.
+/// A tensor: a logical shape (PyTorch order, e.g. NCHW or [rows, columns]) and its storage.
 ///
-/// Guarantees: `layout` is either `nil` (dense row-major, `count` floats) or a oneDNN blocked layout chosen by a
-/// primitive (e.g. channels-last `acdb` or nChw16c), whose bytes may include zero padding; `toArray()` always returns row-major values.
+/// Guarantees: `layout` is either `nil` (dense row-major, `count` float32 values) or a oneDNN layout chosen by a
+/// primitive (e.g. channels-last `acdb` or nChw16c, float32 or, at bf16 precision, bfloat16), whose bytes may
+/// include zero padding; `toArray()` always returns row-major float32 values, and every op that reads floats
+/// itself (element-wise, pooling, attention) gets a plain float32 view first (`Workspace.plain`).
 /// Tensors are values: operations never modify their inputs. A tensor produced inside a `Workspace` shares the
 /// workspace's arena and is valid until the workspace is reset; copy out results with `toArray()` before that.
 public struct Tensor: @unchecked Sendable {
@@ -92,6 +97,8 @@ public struct Tensor: @unchecked Sendable {
     /// Number of logical elements.
     public var count: Int { shape.reduce(1, *) }
     public var isPlain: Bool { blockedLayout == nil }
+    /// Whether the elements are float32 (plain tensors always are; bf16 ones have a layout).
+    var isFloat32: Bool { blockedLayout.map { $0.dataType == dnnl_f32 } ?? true }
 
     init(shape: [Int], blockedLayout: MemoryDescriptor?, storage: TensorStorage) {
         self.shape = shape

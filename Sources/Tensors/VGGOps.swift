@@ -1,4 +1,5 @@
 import CDNNL
+import PosterSimCore
 import Synchronization
 
 // Ops the VGG16 head needs beyond `Linear`:
@@ -30,6 +31,8 @@ public final class DenseLayer: @unchecked Sendable {
     public let activation: Activation
     /// True when the weights were packed into oneDNN's layout at load; false when used in place.
     public let isPacked: Bool
+    /// The data type of the weights and of the matmul's input (its output and bias are float32).
+    public let precision: Precision
 
     private let weightBase: UnsafeMutableRawPointer
     private let weightLayout: MemoryDescriptor
@@ -43,8 +46,10 @@ public final class DenseLayer: @unchecked Sendable {
     ///   - weights: `outFeatures × inFeatures` values, row-major. With `.borrowed` the pointer is kept;
     ///     otherwise it is only read during init.
     ///   - bias: `outFeatures` values.
+    ///   - precision: `.bf16` packs the weights as bfloat16 (half the bytes; `.borrowed` float32 memory cannot be
+    ///     used in place then, so it is packed too) and converts each input to bfloat16; sums stay float32.
     public init(weights: UnsafeBufferPointer<Float>, outFeatures: Int, inFeatures: Int, bias: [Float],
-                activation: Activation, storage: DenseWeightStorage) throws(EngineError) {
+                activation: Activation, storage: DenseWeightStorage, precision: Precision = .fp32) throws(EngineError) {
         guard outFeatures >= 1, inFeatures >= 1 else { throw .invalidArgument("dense layer \(inFeatures)→\(outFeatures)") }
         guard try checkedProduct([outFeatures, inFeatures]) == weights.count, let source = weights.baseAddress else {
             throw .shapeMismatch("\(weights.count) dense weights for \(outFeatures)×\(inFeatures)")
@@ -55,6 +60,7 @@ public final class DenseLayer: @unchecked Sendable {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         self.activation = activation
+        self.precision = precision
         self.bias = try Tensor(shape: [1, outFeatures], values: bias)
         // Logical matmul weights are K×N; PyTorch's [N, K] row-major memory is that matrix in `ba` order.
         var plainRaw = dnnl_memory_desc_t()
@@ -62,6 +68,8 @@ public final class DenseLayer: @unchecked Sendable {
                   "dnnl_memory_desc_init_by_tag(dense weights)")
         let plain = MemoryDescriptor(raw: plainRaw)
         let sourceBase = UnsafeMutableRawPointer(mutating: source)
+        var storage = storage
+        if precision != .fp32, case .borrowed = storage { storage = .packed(expectedRows: 8) }
         switch storage {
         case .borrowed(let owner):
             isPacked = false
@@ -71,7 +79,7 @@ public final class DenseLayer: @unchecked Sendable {
             packedStorage = nil
         case .packed(let expectedRows):
             let layout = try DenseLayer.preferredWeightLayout(rows: max(expectedRows, 1), inFeatures: inFeatures,
-                                                              outFeatures: outFeatures)
+                                                              outFeatures: outFeatures, precision: precision)
             let packed = try TensorStorage(ownedBytes: layout.byteCount)
             let engine = try Engine.shared()
             try engine.reorder(from: plain, sourceBase, to: layout, packed.base, stream: try Stream(engine: engine))
@@ -84,26 +92,30 @@ public final class DenseLayer: @unchecked Sendable {
     }
 
     /// The weight layout oneDNN's matmul asks for (`any`) at `rows` rows.
-    private static func preferredWeightLayout(rows: Int, inFeatures: Int, outFeatures: Int) throws(EngineError)
-        -> MemoryDescriptor {
+    private static func preferredWeightLayout(rows: Int, inFeatures: Int, outFeatures: Int,
+                                              precision: Precision) throws(EngineError) -> MemoryDescriptor {
         var wei = dnnl_memory_desc_t()
-        try check(dnnl_memory_desc_init_by_tag(&wei, 2, [Int64(inFeatures), Int64(outFeatures)], dnnl_f32,
+        try check(dnnl_memory_desc_init_by_tag(&wei, 2, [Int64(inFeatures), Int64(outFeatures)], precision.dataType,
                                                dnnl_format_tag_any), "dnnl_memory_desc_init_by_tag(weights)")
         let pd = try matmulDescriptor(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, weights: wei,
-                                      activation: .identity)
+                                      activation: .identity, precision: precision)
         defer { dnnl_primitive_desc_destroy(pd) }
         return MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee)
     }
 
     /// A fused matmul (+ bias + activation) descriptor for `rows` rows with `weights` as the weight layout (a fixed
-    /// layout or `any`). Shared with `Linear`.
+    /// layout or `any`), the input in `precision`'s type and the output float32, or bfloat16 with `bf16Output`.
+    /// Shared with `Linear`.
     static func matmulDescriptor(rows: Int, inFeatures: Int, outFeatures: Int, weights: dnnl_memory_desc_t,
-                                         activation: Activation) throws(EngineError) -> dnnl_primitive_desc_t {
+                                 activation: Activation, precision: Precision = .fp32,
+                                 bf16Output: Bool = false) throws(EngineError) -> dnnl_primitive_desc_t {
         var src = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t(), bia = dnnl_memory_desc_t(), wei = weights
         let m = Int64(rows), k = Int64(inFeatures), n = Int64(outFeatures)
-        try check(dnnl_memory_desc_init_by_tag(&src, 2, [m, k], dnnl_f32, dnnl_ab), "dnnl_memory_desc_init_by_tag(src)")
+        try check(dnnl_memory_desc_init_by_tag(&src, 2, [m, k], precision.dataType, dnnl_ab),
+                  "dnnl_memory_desc_init_by_tag(src)")
         try check(dnnl_memory_desc_init_by_tag(&bia, 2, [1, n], dnnl_f32, dnnl_ab), "dnnl_memory_desc_init_by_tag(bias)")
-        try check(dnnl_memory_desc_init_by_tag(&dst, 2, [m, n], dnnl_f32, dnnl_ab), "dnnl_memory_desc_init_by_tag(dst)")
+        try check(dnnl_memory_desc_init_by_tag(&dst, 2, [m, n], bf16Output ? dnnl_bf16 : dnnl_f32, dnnl_ab),
+                  "dnnl_memory_desc_init_by_tag(dst)")
         var desc = dnnl_matmul_desc_t()
         try check(dnnl_matmul_desc_init(&desc, &src, &wei, &bia, &dst), "dnnl_matmul_desc_init")
         let attributes = try PrimitiveAttributes()
@@ -119,7 +131,7 @@ public final class DenseLayer: @unchecked Sendable {
     private func primitive(rows: Int) throws(EngineError) -> Primitive {
         if let found = plans.withLock({ $0[rows] }) { return found }
         let pd = try DenseLayer.matmulDescriptor(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
-                                                 weights: weightLayout.raw, activation: activation)
+                                                 weights: weightLayout.raw, activation: activation, precision: precision)
         let primitive = try Primitive(descriptor: pd)
         return plans.withLock { cache in
             if let existing = cache[rows] { return existing }
@@ -131,15 +143,15 @@ public final class DenseLayer: @unchecked Sendable {
     /// Applies the layer to a plain `[rows, inFeatures]` tensor (blocked inputs are made plain first; a 4-D
     /// NCHW input is read as `[N, C·H·W]`, PyTorch's `flatten(1)` order). Result: plain `[rows, outFeatures]`.
     public func callAsFunction(_ input: Tensor, workspace: Workspace) throws(EngineError) -> Tensor {
-        let source = try workspace.plain(input)
-        guard let first = source.shape.first, first >= 1, source.count == first * inFeatures else {
-            throw .shapeMismatch("dense layer expects [rows, \(inFeatures)], got \(source.shape)")
+        guard let first = input.shape.first, first >= 1, input.count == first * inFeatures else {
+            throw .shapeMismatch("dense layer expects [rows, \(inFeatures)], got \(input.shape)")
         }
         let rows = first
+        let (source, sourceLayout) = try workspace.matrix(input, rows: rows, columns: inFeatures, precision: precision)
         let primitive = try primitive(rows: rows)
         let result = try workspace.makeTensor(shape: [rows, outFeatures])
         try primitive.execute(stream: workspace.stream, arguments: [
-            (DNNL_ARG_SRC, try MemoryDescriptor(plain: [rows, inFeatures]), source.storage.base),
+            (DNNL_ARG_SRC, sourceLayout, source.storage.base),
             (DNNL_ARG_WEIGHTS, weightLayout, weightBase),
             (DNNL_ARG_BIAS, try bias.memoryLayout(), bias.storage.base),
             (DNNL_ARG_DST, try MemoryDescriptor(plain: [rows, outFeatures]), result.storage.base),

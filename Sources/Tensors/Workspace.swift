@@ -1,3 +1,4 @@
+import PosterSimCore
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -107,6 +108,20 @@ public final class Workspace: @unchecked Sendable {
         let result = try makeTensor(shape: tensor.shape, layout: layout)
         try engine.reorder(from: current, tensor.storage.base, to: layout, result.storage.base, stream: stream)
         return result
+    }
+
+    /// `tensor`'s `rows·columns` elements as a dense row-major `[rows, columns]` matrix of `precision`'s type, the
+    /// input of a matmul: the tensor itself when it already is one (e.g. a bf16 layer's output), else a plain
+    /// float32 view, converted to bfloat16 in the arena for `.bf16`. Returns the tensor and its descriptor.
+    func matrix(_ tensor: Tensor, rows: Int, columns: Int,
+                precision: Precision) throws(EngineError) -> (Tensor, MemoryDescriptor) {
+        let layout = try MemoryDescriptor(plain: [rows, columns], dataType: precision.dataType)
+        if let held = tensor.blockedLayout, held.dataType == layout.dataType, held.byteCount == layout.byteCount,
+           try held == MemoryDescriptor(plain: tensor.shape, dataType: held.dataType) {
+            return (tensor, layout)
+        }
+        let plain = try self.plain(tensor).reshaped([rows, columns])
+        return (try converted(plain, to: layout), layout)
     }
 
     /// `tensor` as a plain row-major tensor (a no-op for plain tensors).

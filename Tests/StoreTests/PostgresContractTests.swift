@@ -28,6 +28,7 @@ struct PostgresContractTests {
     }
     @Test func batchIsAllOrNothing() async throws { try await contract.batchIsAllOrNothing() }
     @Test func identityChangeMakesStale() async throws { try await contract.identityChangeMakesStale() }
+    @Test func precisionIsPartOfIdentity() async throws { try await contract.precisionIsPartOfIdentity() }
     @Test func filters() async throws { try await contract.filters() }
     @Test func excludeSelfAndTieOrder() async throws { try await contract.excludeSelfAndTieOrder() }
     @Test func typedErrors() async throws { try await contract.typedErrors() }

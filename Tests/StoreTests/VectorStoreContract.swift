@@ -197,6 +197,38 @@ struct VectorStoreContract: Sendable {
         #expect(try await store.query(space: "clip", vector: [1, 1, 0, 0], k: 10).map(\.movieID).sorted() == [1, 3, 4])
     }
 
+    /// The same checkpoint at another precision is another identity: switching a space to bf16 makes its fp32
+    /// vectors stale (never mixed into results), a writer at the old precision is refused, the precision survives
+    /// a reopen, and switching back to fp32 makes the fp32 vectors current again. fp32 keeps its pre-precision
+    /// stored form, so vectors stored before precisions existed stay current.
+    func precisionIsPartOfIdentity() async throws {
+        let (store, reopen) = try await prepared()
+        let bf16 = Self.idA.at(.bf16)
+        #expect(Self.idA.storedForm == "openai/clip-vit-base-patch32@sha256:" + String(repeating: "a", count: 64))
+        try await store.upsertMovies((1...3).map { Self.movie($0) })
+        try await store.upsertEmbeddings(
+            (1...3).map { EmbeddingInput(movieID: $0, vector: [Float($0), 1, 0, 0]) }, space: "clip",
+            identity: Self.idA)
+        let switched = try await store.registerSpace(Self.clip, identity: bf16)
+        #expect(switched.vectors == 0 && switched.staleVectors == 3 && switched.identity == bf16)
+        await #expect(throws: StoreError.identityMismatch(space: "clip", current: bf16, given: Self.idA)) {
+            try await store.upsertEmbeddings(
+                [EmbeddingInput(movieID: 1, vector: [1, 0, 0, 0])], space: "clip", identity: Self.idA)
+        }
+        #expect(try await store.query(space: "clip", vector: [1, 1, 0, 0], k: 10).isEmpty)
+        try await store.upsertEmbeddings(
+            [EmbeddingInput(movieID: 2, vector: [0, 0, 1, 0])], space: "clip", identity: bf16)
+        #expect(try await store.query(space: "clip", vector: [1, 1, 1, 0], k: 10).map(\.movieID) == [2])
+
+        let reopened = try await reopen()
+        let clip = try #require(try await reopened.stats().spaces.first { $0.space.name == "clip" })
+        #expect(clip.identity == bf16 && clip.identity.precision == .bf16)
+        #expect(clip.vectors == 1 && clip.staleVectors == 2)
+        let back = try await reopened.registerSpace(Self.clip, identity: Self.idA)
+        #expect(back.vectors == 2 && back.staleVectors == 1 && back.identity.precision == .fp32)
+        #expect(try await reopened.query(space: "clip", vector: [1, 1, 0, 0], k: 10).map(\.movieID).sorted() == [1, 3])
+    }
+
     func filters() async throws {
         let (store, _) = try await prepared()
         let movies = [

@@ -2,6 +2,7 @@
 // clip/text_model.rs and vision_model.rs do), reproducing transformers 5.23 models/clip/modeling_clip.py:
 // CLIPAttention (eager path), CLIPMLP, CLIPEncoderLayer (pre-norm residual blocks) and CLIPEncoder.
 import Embedding
+import PosterSimCore
 import TensorFiles
 import Tensors
 
@@ -31,13 +32,16 @@ struct CLIPLayerNorm: Sendable {
     }
 }
 
-/// `nn.Linear` under `<prefix>weight` (`[out, in]`) and optionally `<prefix>bias`, with a fused activation.
+/// `nn.Linear` under `<prefix>weight` (`[out, in]`) and optionally `<prefix>bias`, with a fused activation, at
+/// `precision` (default: the towers' precision, `weights.precision`).
 func clipLinear(_ weights: CLIPWeights, prefix: String, out: Int, in inFeatures: Int, bias: Bool = true,
-                activation: Activation = .identity, expectedRows: Int) throws -> Linear {
+                activation: Activation = .identity, expectedRows: Int, precision: Precision? = nil,
+                bf16Output: Bool = false) throws -> Linear {
     let weight = try weights.values(prefix + "weight", shape: [out, inFeatures])
     let biasValues = bias ? try weights.values(prefix + "bias", shape: [out]) : nil
     return try Linear(weight: weight, outFeatures: out, inFeatures: inFeatures, bias: biasValues,
-                      activation: activation, expectedRows: expectedRows)
+                      activation: activation, expectedRows: expectedRows, precision: precision ?? weights.precision,
+                      bf16Output: bf16Output)
 }
 
 /// `self_attn.`: q/k/v/out projections with biases. q, k and v are concatenated at load into one
@@ -62,7 +66,7 @@ public final class CLIPAttention: Sendable {
             fusedBias += try weights.values(prefix + projection + "bias", shape: [dim])
         }
         qkv = try Linear(weight: fusedWeight, outFeatures: 3 * dim, inFeatures: dim, bias: fusedBias,
-                         expectedRows: expectedRows)
+                         expectedRows: expectedRows, precision: weights.precision)
         outProj = try clipLinear(weights, prefix: prefix + "out_proj.", out: dim, in: dim, expectedRows: expectedRows)
     }
 
@@ -82,8 +86,9 @@ public final class CLIPMLP: Sendable {
 
     init(_ weights: CLIPWeights, prefix: String, dim: Int, intermediate: Int, activation: Activation,
          expectedRows: Int) throws {
+        // At bf16, fc1's output is read only by fc2, so it stays bfloat16 (no float32 round trip in between).
         fc1 = try clipLinear(weights, prefix: prefix + "fc1.", out: intermediate, in: dim, activation: activation,
-                             expectedRows: expectedRows)
+                             expectedRows: expectedRows, bf16Output: true)
         fc2 = try clipLinear(weights, prefix: prefix + "fc2.", out: dim, in: intermediate, expectedRows: expectedRows)
     }
 

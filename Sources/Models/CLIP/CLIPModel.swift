@@ -5,6 +5,7 @@
 import Embedding
 import Foundation
 import Imaging
+import PosterSimCore
 import TensorFiles
 import Tensors
 import Tokenization
@@ -36,22 +37,27 @@ public final class CLIPModel: ImageNetwork {
     /// - Parameters:
     ///   - expectedBatch: typical batch size, used to pick the packed GEMM weight layouts at load.
     ///   - workspaces: where calls borrow their activation memory (shared with the other models by default).
+    ///   - precision: `.bf16` runs both towers' matmuls (patch embedding, q/k/v, output projections, MLPs) on
+    ///     bfloat16 weights and inputs with float32 sums; embeddings, layer norms, attention scores and softmax,
+    ///     residual sums and the final projections stay float32.
     public init(config: CLIPConfig, checkpoint: any CheckpointReader, tokenizer: CLIPTokenizer? = nil,
-                expectedBatch: Int = 8, workspaces: WorkspacePool = .shared) throws {
+                expectedBatch: Int = 8, workspaces: WorkspacePool = .shared, precision: Precision = .fp32) throws {
         self.workspaces = workspaces
         let reader: any CheckpointReader =
             OpenCLIPCheckpoint.recognizes(checkpoint) ? OpenCLIPCheckpoint(checkpoint) : checkpoint
-        let weights = CLIPWeights(reader: reader)
+        let weights = CLIPWeights(reader: reader, precision: precision)
         let vision = config.visionConfig, text = config.textConfig
         self.config = config
         self.tokenizer = tokenizer
         visionModel = try CLIPVisionTransformer(weights, prefix: "vision_model.", config: vision,
                                                 expectedBatch: expectedBatch)
         textModel = try CLIPTextTransformer(weights, prefix: "text_model.", config: text, expectedBatch: expectedBatch)
+        // The projections make the vectors themselves and cost little (one row per image): float32 at any precision.
         visualProjection = try clipLinear(weights, prefix: "visual_projection.", out: config.projectionDim,
-                                          in: vision.hiddenSize, bias: false, expectedRows: expectedBatch)
+                                          in: vision.hiddenSize, bias: false, expectedRows: expectedBatch,
+                                          precision: .fp32)
         textProjection = try clipLinear(weights, prefix: "text_projection.", out: config.projectionDim,
-                                        in: text.hiddenSize, bias: false, expectedRows: expectedBatch)
+                                        in: text.hiddenSize, bias: false, expectedRows: expectedBatch, precision: .fp32)
         // Every weight is now packed or copied; the file's pages would only double the resident memory.
         checkpoint.dropResidentPages()
         ProcessHeap.returnFreePages()  // the plain copies made while loading
@@ -64,7 +70,8 @@ public final class CLIPModel: ImageNetwork {
 
     /// Loads `config.json`, the first checkpoint of `checkpointFileNames` found (opened with `openCheckpoint`,
     /// memory-mapped) and, when present, the tokenizer files (`vocab.json` + `merges.txt` or `tokenizer.json`).
-    public static func load(from directory: URL, expectedBatch: Int = 8) throws -> CLIPModel {
+    public static func load(from directory: URL, expectedBatch: Int = 8,
+                            precision: Precision = .fp32) throws -> CLIPModel {
         let fileManager = FileManager.default
         let config = try CLIPConfig.load(from: try ModelFolder.config(in: directory, required: true)!)
         let checkpointURL = try ModelFolder.checkpoint(in: directory, names: checkpointFileNames)
@@ -73,12 +80,13 @@ public final class CLIPModel: ImageNetwork {
         }
         let tokenizer = hasTokenizer ? try CLIPTokenizer(modelDirectory: directory) : nil
         return try CLIPModel(config: config, checkpoint: openCheckpoint(at: checkpointURL), tokenizer: tokenizer,
-                             expectedBatch: expectedBatch)
+                             expectedBatch: expectedBatch, precision: precision)
     }
 
     /// `ImageNetwork`'s loader: CLIP has no 3×3 convolutions, so `convolutions` changes nothing.
-    public static func load(from directory: URL, convolutions: ConvolutionAlgorithm) throws -> CLIPModel {
-        try load(from: directory)
+    public static func load(from directory: URL, convolutions: ConvolutionAlgorithm,
+                            precision: Precision) throws -> CLIPModel {
+        try load(from: directory, precision: precision)
     }
 
     public var outputDimension: Int { embeddingDimension }

@@ -30,7 +30,7 @@ public final class CLIPVisionEmbeddings: Sendable {
         // The conv weight [out, c, kh, kw] is, flattened, the [out, c·kh·kw] matrix of the im2col GEMM.
         patchEmbedding = try Linear(weight: weights.values(prefix + "patch_embedding.weight", shape: kernel),
                                     outFeatures: dim, inFeatures: channels * patchSize * patchSize, bias: nil,
-                                    expectedRows: expectedBatch * grid * grid)
+                                    expectedRows: expectedBatch * grid * grid, precision: weights.precision)
         classEmbedding = try weights.tensor(prefix + "class_embedding", shape: [dim])
         positionEmbedding = try weights.tensor(prefix + "position_embedding.weight", shape: [grid * grid + 1, dim])
     }

@@ -2,12 +2,15 @@
 // prefixes such as `vision_model.encoder.layers.3.self_attn.`), and the open_clip layout mapped onto it.
 import Embedding
 import Foundation
+import PosterSimCore
 import TensorFiles
 
 
 /// Checked access to a checkpoint by transformers key: right name, right shape, float32 values.
 struct CLIPWeights: Sendable {
     let reader: any CheckpointReader
+    /// The precision the towers' matmuls are built at (`clipLinear`, the fused q/k/v, the patch embedding).
+    var precision: Precision = .fp32
 
     /// How errors name a tensor: its transformers key, plus the stored key when the checkpoint is open_clip's.
     private func display(_ name: String) -> String {

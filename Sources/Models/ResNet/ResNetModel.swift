@@ -1,6 +1,7 @@
 import Embedding
 import Foundation
 import Imaging
+import PosterSimCore
 import TensorFiles
 import Tensors
 
@@ -35,7 +36,8 @@ struct ResNetConvLayer: Sendable {
     let conv: Conv2d
 
     init(_ store: some CheckpointReader, prefix: String, inChannels: Int, outChannels: Int, kernelSize: Int,
-         stride: Int, relu: Bool, expectedInput: Int, algorithm: ConvolutionAlgorithm = .direct) throws {
+         stride: Int, relu: Bool, expectedInput: Int, algorithm: ConvolutionAlgorithm = .direct,
+         precision: Precision, layout: ActivationLayout) throws {
         let shape = [outChannels, inChannels, kernelSize, kernelSize]
         let weight = try store.values("\(prefix).convolution.weight", shape: shape)
         let bn = try batchNorm(store, prefix: "\(prefix).normalization", channels: outChannels)
@@ -44,7 +46,16 @@ struct ResNetConvLayer: Sendable {
         conv = try Conv2d(weight: weight, weightShape: shape, bias: nil, stride: stride, padding: kernelSize / 2,
                           batchNorm: bn, activation: relu ? .relu : .identity,
                           expectedInput: (expectedInput, expectedInput), algorithm: algorithm,
-                          weightSource: { try store.values(name, shape: shape) })
+                          weightSource: { try store.values(name, shape: shape) }, precision: precision,
+                          layout: layout)
+    }
+
+    /// With Winograd (fp32), every layer of the network works on nChw16c, the layout the Winograd layers need, so
+    /// no activation is reordered between a 3×3 layer and its 1×1 neighbours (they would otherwise run on
+    /// channels-last, with two reorders around each 3×3). `algorithm` is the network's choice. bf16 has no
+    /// Winograd: oneDNN's pick (channels-last) throughout.
+    static func activationLayout(_ algorithm: ConvolutionAlgorithm, _ precision: Precision) -> ActivationLayout {
+        algorithm == .winograd && precision == .fp32 ? .blocked16 : .any
     }
 }
 
@@ -53,12 +64,12 @@ struct ResNetShortCut: Sendable {
     let conv: Conv2d
 
     init(_ store: some CheckpointReader, prefix: String, inChannels: Int, outChannels: Int, stride: Int,
-         expectedInput: Int) throws {
+         expectedInput: Int, precision: Precision, layout: ActivationLayout) throws {
         let shape = [outChannels, inChannels, 1, 1]
         conv = try Conv2d(weight: try store.values("\(prefix).convolution.weight", shape: shape), weightShape: shape,
                           bias: nil, stride: stride,
                           batchNorm: try batchNorm(store, prefix: "\(prefix).normalization", channels: outChannels),
-                          expectedInput: (expectedInput, expectedInput))
+                          expectedInput: (expectedInput, expectedInput), precision: precision, layout: layout)
     }
 }
 
@@ -77,11 +88,13 @@ struct ResNetResidualLayer: Sendable {
     let layers: [ResNetConvLayer]
 
     init(_ store: some CheckpointReader, prefix: String, config: ResNetConfig, inChannels: Int, outChannels: Int,
-         stride: Int, expectedInput: Int, convolutions: ConvolutionAlgorithm) throws {
+         stride: Int, expectedInput: Int, convolutions: ConvolutionAlgorithm, precision: Precision) throws {
+        let layout = ResNetConvLayer.activationLayout(convolutions, precision)
         let projects = inChannels != outChannels || stride != 1
         shortcut = projects ? try ResNetShortCut(store, prefix: "\(prefix).shortcut", inChannels: inChannels,
                                                  outChannels: outChannels, stride: stride,
-                                                 expectedInput: expectedInput) : nil
+                                                 expectedInput: expectedInput, precision: precision,
+                                                 layout: layout) : nil
         let output = (expectedInput - 1) / stride + 1
         if config.layerType == .bottleneck {
             let reduced = outChannels / 4
@@ -89,22 +102,26 @@ struct ResNetResidualLayer: Sendable {
             let firstStride = config.downsampleInBottleneck ? stride : 1
             layers = [
                 try ResNetConvLayer(store, prefix: "\(prefix).layer.0", inChannels: inChannels, outChannels: reduced,
-                                    kernelSize: 1, stride: firstStride, relu: true, expectedInput: expectedInput),
+                                    kernelSize: 1, stride: firstStride, relu: true, expectedInput: expectedInput,
+                                    precision: precision, layout: layout),
                 try ResNetConvLayer(store, prefix: "\(prefix).layer.1", inChannels: reduced, outChannels: reduced,
                                     kernelSize: 3, stride: stride / firstStride, relu: true,
-                                    expectedInput: (expectedInput - 1) / firstStride + 1, algorithm: convolutions),
+                                    expectedInput: (expectedInput - 1) / firstStride + 1, algorithm: convolutions,
+                                    precision: precision, layout: layout),
                 // The block's ReLU comes after the residual sum; both are fused into this conv.
                 try ResNetConvLayer(store, prefix: "\(prefix).layer.2", inChannels: reduced, outChannels: outChannels,
-                                    kernelSize: 1, stride: 1, relu: true, expectedInput: output),
+                                    kernelSize: 1, stride: 1, relu: true, expectedInput: output, precision: precision,
+                                    layout: layout),
             ]
         } else {
             layers = [
                 try ResNetConvLayer(store, prefix: "\(prefix).layer.0", inChannels: inChannels, outChannels: outChannels,
                                     kernelSize: 3, stride: stride, relu: true, expectedInput: expectedInput,
-                                    algorithm: convolutions),
+                                    algorithm: convolutions, precision: precision, layout: layout),
                 try ResNetConvLayer(store, prefix: "\(prefix).layer.1", inChannels: outChannels,
                                     outChannels: outChannels, kernelSize: 3, stride: 1, relu: true,
-                                    expectedInput: output, algorithm: convolutions),
+                                    expectedInput: output, algorithm: convolutions, precision: precision,
+                                    layout: layout),
             ]
         }
     }
@@ -125,14 +142,16 @@ struct ResNetStage: Sendable {
     let layers: [ResNetResidualLayer]
 
     init(_ store: some CheckpointReader, prefix: String, config: ResNetConfig, inChannels: Int, outChannels: Int,
-         stride: Int, depth: Int, expectedInput: Int, convolutions: ConvolutionAlgorithm) throws {
+         stride: Int, depth: Int, expectedInput: Int, convolutions: ConvolutionAlgorithm,
+         precision: Precision) throws {
         var layers: [ResNetResidualLayer] = []
         var size = expectedInput
         for index in 0..<depth {
             layers.append(try ResNetResidualLayer(store, prefix: "\(prefix).layers.\(index)", config: config,
                                                   inChannels: index == 0 ? inChannels : outChannels,
                                                   outChannels: outChannels, stride: index == 0 ? stride : 1,
-                                                  expectedInput: size, convolutions: convolutions))
+                                                  expectedInput: size, convolutions: convolutions,
+                                                  precision: precision))
             if index == 0 { size = (size - 1) / stride + 1 }
         }
         self.layers = layers
@@ -151,10 +170,11 @@ struct ResNetEmbeddings: Sendable {
     let embedder: ResNetConvLayer
     let pooler: MaxPool2d
 
-    init(_ store: some CheckpointReader, prefix: String, config: ResNetConfig, imageSize: Int) throws {
+    init(_ store: some CheckpointReader, prefix: String, config: ResNetConfig, imageSize: Int,
+         precision: Precision, layout: ActivationLayout) throws {
         embedder = try ResNetConvLayer(store, prefix: "\(prefix).embedder", inChannels: config.numChannels,
                                        outChannels: config.embeddingSize, kernelSize: 7, stride: 2, relu: true,
-                                       expectedInput: imageSize)
+                                       expectedInput: imageSize, precision: precision, layout: layout)
         pooler = try MaxPool2d(kernelSize: 3, stride: 2, padding: 1)
     }
 
@@ -182,14 +202,18 @@ public final class ResNetModel: ImageNetwork {
     /// same without the `resnet.` prefix (ResNetModel). `imageSize` picks weight layouts at load time; calls
     /// borrow their activation memory from `workspaces` (shared with the other models by default).
     /// `convolutions: .winograd` runs the stride-1 3×3 convolutions as Winograd where this CPU has it (see
-    /// `ConvolutionAlgorithm`); `.direct` keeps every sum in PyTorch's form.
+    /// `ConvolutionAlgorithm`); `.direct` keeps every sum in PyTorch's form. `precision: .bf16` runs every
+    /// convolution on bfloat16 weights and activations (float32 sums, bias and final pooling).
     public init(config: ResNetConfig, checkpoint store: some CheckpointReader, imageSize: Int = 224,
-                workspaces: WorkspacePool = .shared, convolutions: ConvolutionAlgorithm = .winograd) throws {
+                workspaces: WorkspacePool = .shared, convolutions: ConvolutionAlgorithm = .winograd,
+                precision: Precision = .fp32) throws {
         self.workspaces = workspaces
         let config = try config.validated()
         self.config = config
         let root = store.info("resnet.embedder.embedder.convolution.weight") != nil ? "resnet." : ""
-        embedder = try ResNetEmbeddings(store, prefix: "\(root)embedder", config: config, imageSize: imageSize)
+        embedder = try ResNetEmbeddings(store, prefix: "\(root)embedder", config: config, imageSize: imageSize,
+                                        precision: precision,
+                                        layout: ResNetConvLayer.activationLayout(convolutions, precision))
         var size = ((imageSize - 1) / 2 + 1 - 1) / 2 + 1
         var stages: [ResNetStage] = []
         var inChannels = config.embeddingSize
@@ -197,7 +221,7 @@ public final class ResNetModel: ImageNetwork {
             let stride = index == 0 ? (config.downsampleInFirstStage ? 2 : 1) : 2
             stages.append(try ResNetStage(store, prefix: "\(root)encoder.stages.\(index)", config: config,
                                           inChannels: inChannels, outChannels: width, stride: stride, depth: depth,
-                                          expectedInput: size, convolutions: convolutions))
+                                          expectedInput: size, convolutions: convolutions, precision: precision))
             size = (size - 1) / stride + 1
             inChannels = width
         }
@@ -208,10 +232,11 @@ public final class ResNetModel: ImageNetwork {
     }
 
     /// Loads a transformers checkpoint folder: `config.json` plus `model.safetensors` or `pytorch_model.bin`.
-    public static func load(from directory: URL, convolutions: ConvolutionAlgorithm = .winograd) throws -> ResNetModel {
+    public static func load(from directory: URL, convolutions: ConvolutionAlgorithm = .winograd,
+                            precision: Precision = .fp32) throws -> ResNetModel {
         let config = try ResNetConfig.load(from: try ModelFolder.config(in: directory, required: true)!)
         return try ResNetModel(config: config, checkpoint: try openCheckpoint(at: ModelFolder.checkpoint(in: directory)),
-                               convolutions: convolutions)
+                               convolutions: convolutions, precision: precision)
     }
 
     public var outputDimension: Int { dimension }

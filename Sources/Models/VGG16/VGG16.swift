@@ -1,6 +1,7 @@
 import Embedding
 import Foundation
 import Imaging
+import PosterSimCore
 import TensorFiles
 import Tensors
 
@@ -46,7 +47,7 @@ struct VGGConvLayer: Sendable {
 
     /// Output width from the checkpoint's `features.N.weight` shape; the input width must be `inChannels`.
     init(_ source: VGGTensorSource, index: Int, inChannels: Int, expectedInput: Int,
-         convolutions: ConvolutionAlgorithm) throws {
+         convolutions: ConvolutionAlgorithm, precision: Precision) throws {
         key = "features.\(index)"
         let weightName = "\(key).weight", biasName = "\(key).bias"
         let found = try source.shape(weightName)
@@ -60,7 +61,7 @@ struct VGGConvLayer: Sendable {
         // Another input size may need the weights again (Winograd layouts are made per map size): re-read them.
         conv = try Conv2d(weight: weight, weightShape: shape, bias: bias, stride: 1, padding: 1, activation: .relu,
                           expectedInput: (expectedInput, expectedInput), algorithm: convolutions,
-                          weightSource: { try source.floats(weightName, shape: shape).values })
+                          weightSource: { try source.floats(weightName, shape: shape).values }, precision: precision)
     }
 }
 
@@ -81,7 +82,8 @@ struct VGGFeatures: Sendable {
     /// Output width of each conv layer, in order, as read from the checkpoint.
     let widths: [Int]
 
-    init(_ source: VGGTensorSource, expectedInput: Int = 224, convolutions: ConvolutionAlgorithm) throws {
+    init(_ source: VGGTensorSource, expectedInput: Int = 224, convolutions: ConvolutionAlgorithm,
+         precision: Precision) throws {
         let first = try source.shape("features.0.weight")
         guard first.count == 4, first[1] >= 1 else {
             throw ModelError.wrongShape(name: "features.0.weight", expected: [first.first ?? 1, 3, 3, 3], found: first)
@@ -93,7 +95,7 @@ struct VGGFeatures: Sendable {
         for depth in VGGFeatures.blockDepths {
             for _ in 0..<depth {
                 let layer = try VGGConvLayer(source, index: index, inChannels: channels, expectedInput: max(size, 1),
-                                             convolutions: convolutions)
+                                             convolutions: convolutions, precision: precision)
                 steps.append(.conv(layer))
                 channels = layer.conv.outChannels
                 widths.append(channels)
@@ -121,14 +123,16 @@ struct VGGFullyConnected: Sendable {
 
     /// - Parameters: names and shapes as stored (conv `[out, in, kh, kw]` or linear `[out, in]`), read as
     ///   `[out, in·kh·kw]` matrices.
+    /// At bf16 both layers hold bfloat16 weights (packed: float32 memory cannot be read in place as bf16).
     init(_ source: VGGTensorSource, fc6 name6: String, inFeatures: Int, fc7 name7: String,
-         storage: VGG16.HeadWeights) throws {
-        fc6 = try VGGFullyConnected.dense(source, name6, inFeatures: inFeatures, storage: storage)
-        fc7 = try VGGFullyConnected.dense(source, name7, inFeatures: fc6.outFeatures, storage: storage)
+         storage: VGG16.HeadWeights, precision: Precision) throws {
+        fc6 = try VGGFullyConnected.dense(source, name6, inFeatures: inFeatures, storage: storage, precision: precision)
+        fc7 = try VGGFullyConnected.dense(source, name7, inFeatures: fc6.outFeatures, storage: storage,
+                                          precision: precision)
     }
 
     private static func dense(_ source: VGGTensorSource, _ key: String, inFeatures: Int,
-                              storage: VGG16.HeadWeights) throws -> DenseLayer {
+                              storage: VGG16.HeadWeights, precision: Precision) throws -> DenseLayer {
         let weightName = "\(key).weight"
         let found = try source.shape(weightName)
         // The caller already checked rank and trailing dims through `inFeatures` when the stored shape is 4-D.
@@ -144,7 +148,7 @@ struct VGGFullyConnected: Sendable {
             ? .borrowed(owner: weight) : .packed(expectedRows: 8)
         return try weight.withUnsafeBufferPointer { values in
             try DenseLayer(weights: values, outFeatures: out, inFeatures: inFeatures, bias: bias, activation: .relu,
-                           storage: mode)
+                           storage: mode, precision: precision)
         }
     }
 }
@@ -157,7 +161,8 @@ struct VGGConvMlp: Sendable {
     let kernel: Int
     let pooling: RowPooling
 
-    init(_ source: VGGTensorSource, inChannels: Int, globalPool: String?, storage: VGG16.HeadWeights) throws {
+    init(_ source: VGGTensorSource, inChannels: Int, globalPool: String?, storage: VGG16.HeadWeights,
+         precision: Precision) throws {
         let fc1 = try source.shape("pre_logits.fc1.weight")
         // timm's VGG builds `ConvMlp(prev_chs, 4096, 7, ...)`: the kernel is 7 whatever the widths.
         kernel = 7
@@ -176,7 +181,7 @@ struct VGGConvMlp: Sendable {
         case let other: throw ModelError.unsupportedConfig("global_pool \"\(other)\" (only avg and max are implemented)")
         }
         layers = try VGGFullyConnected(source, fc6: "pre_logits.fc1", inFeatures: inChannels * kernel * kernel,
-                                       fc7: "pre_logits.fc2", storage: storage)
+                                       fc7: "pre_logits.fc2", storage: storage, precision: precision)
     }
 
     func callAsFunction(_ map: Tensor, relay: inout WorkspaceRelay) throws -> Tensor {
@@ -200,7 +205,7 @@ struct VGGClassifier: Sendable {
     static let poolSize = 7
     let layers: VGGFullyConnected
 
-    init(_ source: VGGTensorSource, inChannels: Int, storage: VGG16.HeadWeights) throws {
+    init(_ source: VGGTensorSource, inChannels: Int, storage: VGG16.HeadWeights, precision: Precision) throws {
         let area = VGGClassifier.poolSize * VGGClassifier.poolSize
         let fc6 = try source.shape("classifier.0.weight")
         guard fc6.count == 2, fc6[0] >= 1, fc6[1] == inChannels * area else {
@@ -212,7 +217,7 @@ struct VGGClassifier: Sendable {
             throw ModelError.wrongShape(name: "classifier.3.weight", expected: [max(fc7.first ?? 1, 1), fc6[0]], found: fc7)
         }
         layers = try VGGFullyConnected(source, fc6: "classifier.0", inFeatures: inChannels * area, fc7: "classifier.3",
-                                       storage: storage)
+                                       storage: storage, precision: precision)
     }
 
     func callAsFunction(_ map: Tensor, relay: inout WorkspaceRelay) throws -> Tensor {
@@ -283,9 +288,12 @@ public final class VGG16: ImageNetwork {
     ///   - workspaces: where calls borrow their activation memory (shared with the other models by default).
     ///   - convolutions: `.winograd` runs the 3×3 convolutions as Winograd where this CPU has it (see
     ///     `ConvolutionAlgorithm`); `.direct` keeps every sum in PyTorch's form.
+    ///   - precision: `.bf16` runs the convolutions and both fully-connected layers on bfloat16 weights and
+    ///     inputs (float32 sums and outputs of the head); the head's weights are then packed whatever
+    ///     `headWeights` says, at half the float32 bytes.
     public init(weights: some CheckpointReader, config: TimmModelConfig? = nil,
                 headWeights: HeadWeights = .mapped, workspaces: WorkspacePool = .shared,
-                convolutions: ConvolutionAlgorithm = .winograd) throws {
+                convolutions: ConvolutionAlgorithm = .winograd, precision: Precision = .fp32) throws {
         self.workspaces = workspaces
         let source = VGGTensorSource(reader: weights)
         let names = Set(weights.tensorNames)
@@ -301,7 +309,7 @@ public final class VGG16: ImageNetwork {
                 throw ModelError.unsupportedConfig("architecture \"\(config.architecture)\" (expected vgg16)")
             }
         }
-        featureLayers = try VGGFeatures(source, convolutions: convolutions)
+        featureLayers = try VGGFeatures(source, convolutions: convolutions, precision: precision)
         if let expected = config?.numFeatures, expected != featureLayers.outChannels {
             throw ModelError.unsupportedConfig(
                 "num_features \(expected) but the last conv (features.28) has \(featureLayers.outChannels) channels")
@@ -309,11 +317,12 @@ public final class VGG16: ImageNetwork {
         switch layout {
         case .timm:
             let mlp = try VGGConvMlp(source, inChannels: featureLayers.outChannels, globalPool: config?.globalPool,
-                                     storage: headWeights)
+                                     storage: headWeights, precision: precision)
             head = .preLogits(mlp)
             outputDimension = mlp.layers.fc7.outFeatures
         case .torchvision:
-            let classifier = try VGGClassifier(source, inChannels: featureLayers.outChannels, storage: headWeights)
+            let classifier = try VGGClassifier(source, inChannels: featureLayers.outChannels, storage: headWeights,
+                                               precision: precision)
             head = .classifier(classifier)
             outputDimension = classifier.layers.fc7.outFeatures
         }
@@ -326,17 +335,18 @@ public final class VGG16: ImageNetwork {
 
     /// Loads `directory`: timm's `config.json` + `model.safetensors`, or a single PyTorch checkpoint file
     /// (`.pth`, `.pt`, `.bin`) holding a torchvision (or timm) state dict, with or without config.json.
-    public static func load(from directory: URL, convolutions: ConvolutionAlgorithm = .winograd) throws -> VGG16 {
-        try load(from: directory, headWeights: .mapped, convolutions: convolutions)
+    public static func load(from directory: URL, convolutions: ConvolutionAlgorithm = .winograd,
+                            precision: Precision = .fp32) throws -> VGG16 {
+        try load(from: directory, headWeights: .mapped, convolutions: convolutions, precision: precision)
     }
 
     /// `load(from:convolutions:)` with the head's weights kept as `headWeights` says.
     public static func load(from directory: URL, headWeights: HeadWeights,
-                            convolutions: ConvolutionAlgorithm = .winograd) throws -> VGG16 {
+                            convolutions: ConvolutionAlgorithm = .winograd, precision: Precision = .fp32) throws -> VGG16 {
         let config = try ModelFolder.config(in: directory, required: false).map { try TimmModelConfig.load(from: $0) }
         let checkpointURL = try ModelFolder.checkpoint(in: directory, names: ["model.safetensors"], anySinglePyTorchFile: true)
         return try VGG16(weights: openCheckpoint(at: checkpointURL), config: config, headWeights: headWeights,
-                         convolutions: convolutions)
+                         convolutions: convolutions, precision: precision)
     }
 
     /// fc7 vectors for a batch `[N, C, H, W]` (plain float32, NCHW), one `[Float]` of `outputDimension` per image.

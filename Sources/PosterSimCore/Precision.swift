@@ -1,0 +1,14 @@
+// The number format a model computes in. It is part of a vector's model identity (`ModelIdentity.precision`):
+// vectors made at another precision are stale for a space, exactly as vectors of another checkpoint are.
+
+/// The precision of a model's arithmetic.
+public enum Precision: String, Sendable, Hashable, Codable, CaseIterable, CustomStringConvertible {
+    /// float32 throughout: the reference's own vectors (the default).
+    case fp32
+    /// Weights and the activations between convolutions and matmuls in bfloat16, sums accumulated in float32;
+    /// layer norms, softmax, attention and the final projection stay float32. About twice the speed where the CPU
+    /// has AVX-512 BF16; the vectors differ slightly from fp32's (cosine ≥ 0.999 on the reference posters).
+    case bf16
+
+    public var description: String { rawValue }
+}
