@@ -54,7 +54,8 @@ public struct CatalogueEntry: Sendable, Hashable, Codable {
 public struct CatalogueRefresh: Sendable, Hashable, Codable {
     /// Movies the store did not hold.
     public var added: [MovieID] = []
-    /// Movies held before whose stored fields differ from the new ones (poster changes included).
+    /// Movies held before whose stored fields differ from the new ones (poster changes included; a changed
+    /// `popularityRank` alone does not count).
     public var metadataChanged: [MovieID] = []
     /// Movies held before whose `poster_path` changed: their vectors were deleted.
     public var posterChanged: [MovieID] = []
@@ -132,7 +133,10 @@ public struct CatalogueDiff {
                 refresh.added.append(id)
                 continue
             }
-            if old != merged { refresh.metadataChanged.append(id) }
+            // A new rank alone (lists reorder every day) is written but is not a metadata change.
+            var rerankedOld = old
+            rerankedOld.popularityRank = merged.popularityRank
+            if rerankedOld != merged { refresh.metadataChanged.append(id) }
             if old.posterPath != merged.posterPath { refresh.posterChanged.append(id) }
         }
     }

@@ -23,7 +23,10 @@ struct SyncBenchmark {
 
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let fakeClock = VirtualClock(date: SyncWorld.dayOne)
+        // Day one was yesterday: the sync runs on the real clock (so the rate limit really waits) and reads a one-day
+        // change window.
+        let dayOne = Date().addingTimeInterval(-86_400)
+        let fakeClock = VirtualClock(date: dayOne)
         let fake = FakeTMDB(clock: fakeClock)
         var ids: [Int] = []
         var seen = Set<Int>()
@@ -64,11 +67,11 @@ struct SyncBenchmark {
         let embedders = testEmbedders()
         let report = try await withFakeTMDB(fake) { () -> String in
             let store = try SQLiteVectorStore(path: dir.appendingPathComponent("synced.sqlite").path)
-            var dayOne = configuration()
-            dayOne.clock = VirtualClock(date: SyncWorld.dayOne)
-            dayOne.tmdb.requestsPerSecond = 1e6
-            dayOne.tmdb.burst = 1000
-            try await IngestPipeline(configuration: dayOne, store: store, embedders: embedders).run()
+            var first = configuration()
+            first.clock = VirtualClock(date: dayOne)
+            first.tmdb.requestsPerSecond = 1e6
+            first.tmdb.burst = 1000
+            try await IngestPipeline(configuration: first, store: store, embedders: embedders).run()
 
             // Day two: 1% of the posters replaced, 1% of the titles changed, 1% new films, one film removed.
             fakeClock.advance(by: .seconds(86_400))

@@ -74,7 +74,7 @@ struct CatalogueStoreContract: Sendable {
         #expect(try await store.fetchMovie(id: 7)?.popularityRank == 7)
         var reranked = C.movie(7)
         reranked.popularityRank = 2
-        #expect(try await store.refreshMovies([reranked], source: "list:popular", at: Self.t2).metadataChanged == [7])
+        #expect(try await store.refreshMovies([reranked], source: "list:popular", at: Self.t2) == CatalogueRefresh())
         #expect(try await store.fetchMovie(id: 7)?.popularityRank == 2)
     }
 
