@@ -6,7 +6,7 @@ import Imaging
 import Logging
 import Store
 
-/// Builds the similarity index: lists movies (TMDB popular list or a JSON file), stores their metadata, and for every
+/// Builds the similarity index: lists movies (a TMDB source or a JSON file), stores their metadata, and for every
 /// (movie, model) pair the store does not yet have, fetches the poster, decodes it once, preprocesses it per model,
 /// embeds it in batches and stores each batch in one transaction.
 ///
@@ -21,7 +21,11 @@ import Store
 ///   A rerun retries transient skips (timeouts, network errors, 5xx, 429) and leaves permanent ones alone (no
 ///   poster, 404, undecodable...) unless the movie's `poster_path` (or, for one model's failure, the model's
 ///   checkpoint) changed, or `retrySkipped` is set. Those movies are counted in the summary's `notRetried`.
-/// - **Movies before vectors.** All listed movies are upserted before any of their embeddings.
+/// - **Movies before vectors.** All listed movies are upserted before any of their embeddings. On a `CatalogueStore`
+///   they are written with `refreshMovies` (the source and time are recorded per movie, and a movie whose
+///   `poster_path` changed loses its vectors there, so this run embeds the new poster); a TMDB source is recorded
+///   with the catalogue's language (another language is refused before listing), and the first one sets the sync
+///   watermark.
 /// - **Flat memory.** At most `concurrency` posters are being fetched/decoded or waiting (a bounded task group that
 ///   starts a new poster only when one is handed over), plus one pending batch per model; the movie list itself is
 ///   metadata only.

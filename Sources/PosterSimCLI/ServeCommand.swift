@@ -55,7 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
         /metrics). Off by default.
         """)
     var syncEvery: String?
-    @Option(help: "The sync's flags, as `postersim sync` takes them (e.g. \"--prune --list popular --pages 20\").")
+    @Option(help: "The sync's flags, as `postersim sync` takes them, after an = sign: --sync-args=\"--prune --list popular\".")
     var syncArgs: String?
     @Flag(help: .hidden) var benchRoutes = false
     @OptionGroup var store: StoreOptions
