@@ -176,12 +176,19 @@ enum SyncScenario {
             #expect(try await store.catalogueEntries(movieIDs: [2]).first?.sources == ["list:popular", "list:top_rated"])
 
             world.dayTwo()
+            // Faults the sync must ride out: 429 with Retry-After on the change feed, 5xx on a list page and on a
+            // details call, a dropped answer on a new poster.
+            world.fake.inject([.status(429, retryAfter: "1")], for: "/3/movie/changes:1")
+            world.fake.inject([.status(500, retryAfter: nil)], for: "/3/movie/popular:2")
+            world.fake.inject([.status(503, retryAfter: nil), .status(502, retryAfter: nil)], for: "/3/movie/24")
+            world.fake.inject([.cut], for: "poster:p31v1.png")
             let before = embedders.map(\.log.digests.count)
             let summary = try await CatalogueSync(
                 configuration: world.syncConfiguration(at: SyncWorld.dayTwo, cache: "a"), store: store,
                 embedders: embedders
             ).run()
 
+            #expect(world.fake.state.withLock { $0.faults.values.allSatisfy(\.isEmpty) }, "every injected fault was met")
             // Exactly the two new films and the two new posters went through each model, once.
             let posters = world.currentPosters(Array(1...32), fallback: dayOnePosters)
             for (e, start) in zip(embedders, before) {
