@@ -269,9 +269,10 @@ public struct CatalogueSync: CatalogueSyncing {
             },
             onEvent: { onEvent(.ingest($0)) })
         (summary.embedded, summary.reembedded) = counts.withLock { ($0.new, $0.again) }
+        // Every selected space appears in the summary, with 0 when nothing was written to it.
         for e in selected {
-            summary.embedded[e.space.name, default: 0] += 0
-            summary.reembedded[e.space.name, default: 0] += 0
+            summary.embedded[e.space.name] = summary.embedded[e.space.name] ?? 0
+            summary.reembedded[e.space.name] = summary.reembedded[e.space.name] ?? 0
         }
         for (reason, n) in embedding.skippedByReason { summary.skipped[reason, default: 0] += n }
         if embedding.notRetried > 0 { summary.skipped["not_retried", default: 0] += embedding.notRetried }
