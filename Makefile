@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release/postersim
 DEMO_OUT = .build/demo
 
-.PHONY: all build release bench-bin bench-scale soak test browser-test demo bootstrap clean reference-env reference-data parity interop bench-embed bench-ingest fixtures bench-store serve bench-server bench-pg pgserver
+.PHONY: all build release bench-bin bench-scale soak test browser-test demo bootstrap clean reference-env reference-data parity interop bench-embed bench-ingest fixtures bench-store serve bench-server bench-pg pgserver bench-sync
 
 all: build
 
@@ -75,6 +75,16 @@ BENCH_PG_ARGS ?=
 bench-pg:
 	$(SWIFT) build -c release --product postersim-bench-pg
 	scripts/pgserver run sh -c '.build/release/postersim-bench-pg --pg "$$POSTERSIM_TEST_PG_URL" $(BENCH_PG_ARGS)'
+
+# A sync of a 10,000-movie catalogue against the TMDB stand-in where 1% of the posters changed, next to a full
+# re-ingest in the same run: wall time and model runs (Tests/IngestTests/SyncBenchmark.swift; the shared title list
+# gives real ids and titles, the posters are generated, the models are cheap projections).
+# BENCH_SYNC_ENV="POSTERSIM_BENCH_SYNC_RPS=40 POSTERSIM_BENCH_SYNC_MOVIES=10000" changes the settings.
+BENCH_SYNC_ENV ?=
+bench-sync:
+	$(SWIFT) build --build-tests
+	env POSTERSIM_BENCH_SYNC_TITLES="$(abspath ../shared/data/tmdb_popular_titles.json)" $(BENCH_SYNC_ENV) \
+		$(SWIFT) test --skip-build --filter SyncBenchmark
 
 clean:
 	rm -rf .build

@@ -31,7 +31,7 @@ public enum StoreLocation: Sendable, CustomStringConvertible {
 
     /// The one function every store-using command (ingest, similar, search, stats, export, serve) opens its store
     /// with. PostgreSQL stores are migrated on open, as the SQLite file is.
-    public func open() async throws -> any VectorStore {
+    public func open() async throws -> any CatalogueStore {
         switch self {
         case .sqlite(let path): return try SQLiteVectorStore(path: path)
         case .postgres(let url): return try await PostgresVectorStore.open(url: url, logger: Logger(label: "postersim.pg"))
@@ -58,5 +58,5 @@ public struct StoreOptions: ParsableArguments {
 
     public init() {}
 
-    public func open() async throws -> any VectorStore { try await location.open() }
+    public func open() async throws -> any CatalogueStore { try await location.open() }
 }

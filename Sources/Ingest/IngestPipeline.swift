@@ -6,7 +6,7 @@ import Imaging
 import Logging
 import Store
 
-/// Builds the similarity index: lists movies (TMDB popular list or a JSON file), stores their metadata, and for every
+/// Builds the similarity index: lists movies (a TMDB source or a JSON file), stores their metadata, and for every
 /// (movie, model) pair the store does not yet have, fetches the poster, decodes it once, preprocesses it per model,
 /// embeds it in batches and stores each batch in one transaction.
 ///
@@ -21,7 +21,11 @@ import Store
 ///   A rerun retries transient skips (timeouts, network errors, 5xx, 429) and leaves permanent ones alone (no
 ///   poster, 404, undecodable...) unless the movie's `poster_path` (or, for one model's failure, the model's
 ///   checkpoint) changed, or `retrySkipped` is set. Those movies are counted in the summary's `notRetried`.
-/// - **Movies before vectors.** All listed movies are upserted before any of their embeddings.
+/// - **Movies before vectors.** All listed movies are upserted before any of their embeddings. On a `CatalogueStore`
+///   they are written with `refreshMovies` (the source and time are recorded per movie, and a movie whose
+///   `poster_path` changed loses its vectors there, so this run embeds the new poster); a TMDB source is recorded
+///   with the catalogue's language (another language is refused before listing), and the first one sets the sync
+///   watermark.
 /// - **Flat memory.** At most `concurrency` posters are being fetched/decoded or waiting (a bounded task group that
 ///   starts a new poster only when one is handed over), plus one pending batch per model; the movie list itself is
 ///   metadata only.
@@ -56,13 +60,14 @@ public struct IngestPipeline: Sendable {
     public func run(onEvent: @escaping @Sendable (IngestEvent) -> Void = { _ in }) async throws -> IngestSummary {
         let selected = try selectedEmbedders()
         try validateConfiguration()
-        let needsHTTP = configuration.source == .tmdb || configuration.postersDirectory == nil
+        let needsHTTP = configuration.source.catalogueSource(pages: configuration.pages) != nil
+            || configuration.postersDirectory == nil
         guard needsHTTP else {
             return try await run(selected, client: nil, onEvent: onEvent)
         }
         let client: TMDBClient
         do {
-            client = try TMDBClient(settings: configuration.tmdb, logger: logger)
+            client = try TMDBClient(settings: configuration.tmdb, logger: logger, clock: configuration.clock)
         } catch {
             throw IngestError.invalidConfiguration("\(error)")
         }
@@ -112,12 +117,54 @@ public struct IngestPipeline: Sendable {
         _ selected: [any EmbeddingModel], client: TMDBClient?, onEvent: @escaping @Sendable (IngestEvent) -> Void
     ) async throws -> IngestSummary {
         let started = ContinuousClock.now
+        let listedAt = configuration.clock.date
+        let catalogue = store as? any CatalogueStore
+        let source = configuration.source.catalogueSource(pages: configuration.pages)
+        if let catalogue, source != nil {
+            // Refuse another language before listing anything.
+            let stored = try await storeValue { try await catalogue.catalogueState() }
+            if let language = stored.language, language != configuration.tmdb.language {
+                throw IngestError.store(.languageMismatch(stored: language, requested: configuration.tmdb.language))
+            }
+        }
         let (movies, malformed) = try await listMovies(client: client, onEvent: onEvent)
         onEvent(.listed(movies: movies.count, malformed: malformed))
 
         try await storeCall {
+            if let catalogue {
+                // Sightings, and the vectors of replaced posters dropped with the new metadata.
+                let key = source?.key ?? Self.fileSourceKey
+                for chunk in movies.chunked(500) { try await catalogue.refreshMovies(Array(chunk), source: key, at: listedAt) }
+                if let source {
+                    let before = try await catalogue.catalogueState()
+                    let merged = before.sources.first { $0.key == source.key }
+                        .flatMap { CatalogueSource(spec: $0.spec) }.map { $0.adding(source) } ?? source
+                    try await catalogue.adoptCatalogue(language: configuration.tmdb.language, sources: [merged.record])
+                    // The first ingest is the catalogue's first look at TMDB: a later sync follows changes from here.
+                    if before.syncWatermark == nil { try await catalogue.setSyncWatermark(listedAt) }
+                }
+            } else {
+                for chunk in movies.chunked(500) { try await store.upsertMovies(Array(chunk)) }
+            }
+        }
+        return try await embedPending(
+            movies, selected: selected, client: client, listed: (movies.count, malformed), started: started,
+            onEvent: onEvent)
+    }
+
+    /// The sighting source of movies read from a JSON file (not a TMDB source a sync could ask again).
+    static let fileSourceKey = "file"
+
+    /// Plans and embeds what `movies` still need in the selected spaces (registering them first): the part of a run
+    /// after listing, also what a sync runs over the whole catalogue. `observer` hears every committed batch.
+    func embedPending(
+        _ movies: [Movie], selected: [any EmbeddingModel], client: TMDBClient?, listed: (movies: Int, malformed: Int),
+        started: ContinuousClock.Instant, observer: (@Sendable (String, [MovieID]) -> Void)? = nil,
+        onEvent: @escaping @Sendable (IngestEvent) -> Void
+    ) async throws -> IngestSummary {
+        let malformed = listed.malformed
+        try await storeCall {
             for e in selected { try await store.registerSpace(e.space, identity: e.identity) }
-            for chunk in movies.chunked(500) { try await store.upsertMovies(Array(chunk)) }
         }
 
         // Plan: which models each movie still needs, minus what earlier runs skipped for good.
@@ -160,7 +207,7 @@ public struct IngestPipeline: Sendable {
         let gate = CoreGate(width: ProcessInfo.processInfo.activeProcessorCount)
         let state = RunState(
             embedders: selected, store: store, batchSize: configuration.batchSize, total: work.count, gate: gate,
-            onEvent: onEvent)
+            observer: observer, onEvent: onEvent)
         state.register(work)
         let fetcher = PosterFetcher(
             directory: configuration.postersDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) },
@@ -192,7 +239,7 @@ public struct IngestPipeline: Sendable {
 
         let elapsed = ContinuousClock.now - started
         let summary = IngestSummary(
-            listed: movies.count, malformed: malformed, alreadyDone: alreadyDone, notRetried: notRetried,
+            listed: listed.movies, malformed: malformed, alreadyDone: alreadyDone, notRetried: notRetried,
             vectorsBefore: vectorsBefore, pending: work.count,
             embedded: state.embeddedMovies, skipped: state.skipped, vectorsWritten: state.vectorsWritten,
             elapsedSeconds: elapsed.seconds)
@@ -221,8 +268,13 @@ public struct IngestPipeline: Sendable {
     }
 
     private func storeCall(_ body: () async throws -> Void) async throws {
+        try await storeValue(body)
+    }
+
+    /// `body`'s value; a store error becomes `IngestError.store`.
+    func storeValue<T>(_ body: () async throws -> T) async throws -> T {
         do {
-            try await body()
+            return try await body()
         } catch let error as StoreError {
             throw IngestError.store(error)
         }
@@ -234,13 +286,19 @@ public struct IngestPipeline: Sendable {
         async throws -> (movies: [Movie], malformed: Int)
     {
         switch configuration.source {
-        case .tmdb:
-            guard let client else { throw IngestError.invalidConfiguration("the tmdb source needs an HTTP client") }
+        case .tmdb, .catalogue:
+            guard let client, let source = configuration.source.catalogueSource(pages: configuration.pages) else {
+                throw IngestError.invalidConfiguration("a TMDB source needs an HTTP client")
+            }
             do {
-                let list = try await client.popularList(
-                    pages: configuration.pages, limit: configuration.limit,
+                let listing = try await client.list(
+                    source, limit: configuration.limit,
                     onPage: { page, last in onEvent(.listingPage(page: page, lastPage: last)) })
-                return (list.movies, list.malformedResults)
+                for id in listing.notFound { logger.warning("TMDB has no movie \(id) (404); not ingested") }
+                for day in listing.truncatedDays {
+                    logger.warning("discover: more results on \(day) than TMDB pages; narrow the filters to read them all")
+                }
+                return (listing.movies, listing.malformed)
             } catch let error as TMDBError {
                 throw IngestError.listing(error)
             }
@@ -471,6 +529,7 @@ final class RunState {
     /// Taken exclusively by each forward pass, so poster decoding does not share the cores with it.
     private let gate: CoreGate
     private let onEvent: @Sendable (IngestEvent) -> Void
+    private let observer: (@Sendable (String, [MovieID]) -> Void)?
     private let total: Int
     private let clock = ContinuousClock()
     private let start: ContinuousClock.Instant
@@ -490,8 +549,9 @@ final class RunState {
 
     init(
         embedders: [any EmbeddingModel], store: any VectorStore, batchSize: Int, total: Int, gate: CoreGate,
-        onEvent: @escaping @Sendable (IngestEvent) -> Void
+        observer: (@Sendable (String, [MovieID]) -> Void)? = nil, onEvent: @escaping @Sendable (IngestEvent) -> Void
     ) {
+        self.observer = observer
         self.embedders = embedders
         self.store = store
         self.batchSize = batchSize
@@ -589,6 +649,7 @@ final class RunState {
                 throw IngestError.store(error)
             }
             vectorsWritten[space.name, default: 0] += inputs.count
+            observer?(space.name, inputs.map(\.movieID))
             onEvent(.batchStored(space: space.name, count: inputs.count))
         }
         if !rejected.isEmpty {

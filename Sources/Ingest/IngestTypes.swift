@@ -1,5 +1,6 @@
 import PosterSimCore
 import Foundation
+import HTTPSupport
 import Imaging
 import Store
 
@@ -11,8 +12,20 @@ public struct IngestConfiguration: Sendable {
     public enum Source: Sendable, Equatable {
         /// TMDB's `/movie/popular`, pages 1...`pages`.
         case tmdb
+        /// A TMDB source: a list, trending, discover or explicit ids (`postersim ingest tmdb --list/--trending/
+        /// --discover/--ids`). A store that keeps catalogue records (`CatalogueStore`) records it for `sync`.
+        case catalogue(CatalogueSource)
         /// A JSON array of TMDB result objects (the `results` shape of a popular page).
         case jsonFile(String)
+
+        /// The TMDB source this is, if any (`.tmdb` is the popular list with `pages`).
+        func catalogueSource(pages: Int) -> CatalogueSource? {
+            switch self {
+            case .tmdb: .list(.popular, pages: pages)
+            case .catalogue(let source): source
+            case .jsonFile: nil
+            }
+        }
     }
 
     public var source: Source
@@ -39,6 +52,9 @@ public struct IngestConfiguration: Sendable {
     /// Endpoints, credentials, rate limit and retry policy.
     public var tmdb: TMDBSettings = TMDBSettings.resolve()
     public var decoder: PosterDecoder = PosterDecoder()
+    /// The TMDB client's clock (retries, rate limit) and the time sightings are recorded at; tests pass a
+    /// `VirtualClock`.
+    public var clock: any HTTPClock = SystemHTTPClock()
 
     public init(source: Source) {
         self.source = source

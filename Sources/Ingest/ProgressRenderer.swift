@@ -51,11 +51,13 @@ public final class ProgressRenderer: Sendable {
         let text: String? = state.withLock { s in
             switch event {
             case .listingPage(let page, let last):
+                // A discover walk does not know its last page (0): it counts pages read.
+                let of = last > 0 ? "/\(last)" : ""
                 if style == .bar {
                     s.barVisible = true
-                    return "\r\u{1B}[2Klisting popular movies: page \(page)/\(last)"
+                    return "\r\u{1B}[2Klisting movies: page \(page)\(of)"
                 }
-                return page == last ? "listed page \(page)/\(last)\n" : nil
+                return page == last ? "listed page \(page)\(of)\n" : nil
             case .listed(let movies, let malformed):
                 return clear(&s) + "listed \(movies) movies" + (malformed > 0 ? " (\(malformed) malformed entries dropped)" : "")
                     + "\n"

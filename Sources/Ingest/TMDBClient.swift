@@ -18,15 +18,34 @@ public struct TMDBPage: Sendable, Equatable {
     public var malformedResults: Int
 }
 
-/// The merged popular list: distinct movies in first-occurrence order with `popularityRank` set.
-public struct PopularList: Sendable, Equatable {
+/// A merged paged list: distinct movies in first-occurrence order (with `popularityRank` set when ranked).
+public struct MovieList: Sendable, Equatable {
     public var movies: [Movie]
     public var pagesRead: Int
     /// Result entries that were not movies (missing id or title...), dropped.
     public var malformedResults: Int
+    /// The largest `total_pages` any page announced (more than `pageCap` means the list was cut).
+    public var totalPages: Int = 0
 }
 
-/// A TMDB v3 client over AsyncHTTPClient for the two things ingest needs: the popular list and poster bytes.
+/// The popular list's name before other lists existed.
+public typealias PopularList = MovieList
+
+/// Pages read and what they held, while walking a list.
+struct PageWalk {
+    var pagesRead = 0
+    var malformed = 0
+    var totalPages = 0
+
+    mutating func count(_ page: TMDBPage) {
+        pagesRead += 1
+        malformed += page.malformedResults
+        totalPages = max(totalPages, page.totalPages)
+    }
+}
+
+/// A TMDB v3 client over AsyncHTTPClient for what ingest and sync need: movie lists (popular, top rated, now
+/// playing, upcoming, trending, discover), one movie's details, the change feed, and poster bytes.
 ///
 /// Guarantees:
 /// - Every request (API or image, first attempt or retry) first takes a token from one shared `RateLimiter`
@@ -83,19 +102,26 @@ public final class TMDBClient: Sendable {
     /// Requests sent so far, retries included (for statistics and tests).
     public var requestsSent: Int { counter.value }
 
-    // MARK: - Popular list
+    // MARK: - Lists
 
-    /// `GET {base}/movie/popular?language=…&page=N`.
-    public func popularPage(_ page: Int) async throws -> TMDBPage {
+    /// `GET {base}{path}?language=…&{query}` with the credentials: the body of a 2xx answer. Every API endpoint goes
+    /// through here (and so through the rate limiter and the retry policy).
+    func apiGet(_ path: String, query: [(String, String)]) async throws -> (body: [UInt8], url: String) {
         guard let credentials = settings.credentials else { throw TMDBError.missingCredentials }
-        var query = "language=\(Self.percentEncoded(settings.language))&page=\(page)"
+        var parts = ["language=\(Self.percentEncoded(settings.language))"]
+        parts += query.map { "\(Self.percentEncoded($0.0))=\(Self.percentEncoded($0.1))" }
         var headers: [(String, String)] = [("Accept", "application/json")]
         switch credentials {
         case .bearerToken(let token): headers.append(("Authorization", "Bearer \(token)"))
-        case .apiKey(let key): query += "&api_key=\(Self.percentEncoded(key))"
+        case .apiKey(let key): parts.append("api_key=\(Self.percentEncoded(key))")
         }
-        let url = "\(settings.baseURL)/movie/popular?\(query)"
-        let body = try await get(url, headers: headers, maxBytes: settings.maxPageBytes)
+        let url = "\(settings.baseURL)\(path)?\(parts.joined(separator: "&"))"
+        return (try await get(url, headers: headers, maxBytes: settings.maxPageBytes), url)
+    }
+
+    /// One page of a paged movie list (`/movie/popular`, `/trending/movie/week`, `/discover/movie`...).
+    public func listPage(_ path: String, query: [(String, String)] = [], page: Int) async throws -> TMDBPage {
+        let (body, url) = try await apiGet(path, query: query + [("page", String(page))])
         do {
             return try Self.decodePage(body)
         } catch {
@@ -103,49 +129,80 @@ public final class TMDBClient: Sendable {
         }
     }
 
-    /// The popular list, pages `1...min(pages, total_pages, 500)` in order, merged by id: a movie repeated on a later
-    /// page keeps its first position. `popularityRank` is the 1-based position in the merged list. With `limit`,
-    /// stops fetching once that many distinct movies are known and returns the first `limit`.
-    /// `onPage(page, lastPage)` is called as pages arrive.
+    /// `GET {base}/movie/popular?language=…&page=N`.
+    public func popularPage(_ page: Int) async throws -> TMDBPage {
+        try await listPage("/movie/popular", page: page)
+    }
+
+    /// The popular list (see `pagedList`).
     public func popularList(
         pages: Int, limit: Int? = nil, concurrency: Int = 4, onPage: (@Sendable (Int, Int) -> Void)? = nil
     ) async throws -> PopularList {
+        try await pagedList("/movie/popular", pages: pages, limit: limit, concurrency: concurrency, onPage: onPage)
+    }
+
+    /// A paged list, pages `1...min(pages, total_pages, pageCap)` in order, merged by id: a movie repeated on a later
+    /// page keeps its first position. With `ranked`, `popularityRank` is the 1-based position in the merged list
+    /// (the popular list's meaning); otherwise it stays nil. With `limit`, stops fetching once that many distinct
+    /// movies are known and returns the first `limit`. `onPage(page, lastPage)` is called as pages arrive.
+    public func pagedList(
+        _ path: String, query: [(String, String)] = [], pages: Int, limit: Int? = nil, concurrency: Int = 4,
+        ranked: Bool = true, onPage: (@Sendable (Int, Int) -> Void)? = nil
+    ) async throws -> MovieList {
         var merged = MovieMerger()
-        guard pages >= 1, limit.map({ $0 > 0 }) ?? true else {
-            return PopularList(movies: [], pagesRead: 0, malformedResults: 0)
+        var walk = PageWalk()
+        try await walkPages(
+            path, query: query, pages: pages, concurrency: concurrency,
+            until: { limit.map { merged.count >= $0 } ?? false }
+        ) { page, lastPage in
+            merged.add(page.results)
+            walk.count(page)
+            onPage?(page.page, lastPage)
         }
-        let first = try await popularPage(1)
-        merged.add(first.results)
-        var pagesRead = 1
-        var malformed = first.malformedResults
-        var lastPage = min(pages, max(first.totalPages, 1), TMDBSettings.maxPages)
-        onPage?(1, lastPage)
+        guard limit.map({ $0 > 0 }) ?? true else { return MovieList(movies: [], pagesRead: 0, malformedResults: 0) }
+        let movies = ranked ? merged.movies(limit: limit) : merged.unranked(limit: limit)
+        return MovieList(
+            movies: movies, pagesRead: walk.pagesRead, malformedResults: walk.malformed,
+            totalPages: walk.totalPages)
+    }
+
+    /// Reads pages `1...min(pages, total_pages, pageCap)` in windows of `concurrency`, handing each to `consume` in
+    /// page order, until `until()` holds. `total_pages` may shrink while paging (lists are live): never asks beyond
+    /// what TMDB last said.
+    /// With `firstPage` (page 1, already read and consumed by the caller) the walk starts at page 2.
+    func walkPages(
+        _ path: String, query: [(String, String)], pages: Int, concurrency: Int, firstPage: TMDBPage? = nil,
+        until: () -> Bool = { false }, consume: (TMDBPage, Int) throws -> Void
+    ) async throws {
+        guard pages >= 1, !until() else { return }
+        let first: TMDBPage
+        if let firstPage {
+            first = firstPage
+        } else {
+            first = try await listPage(path, query: query, page: 1)
+        }
+        var lastPage = min(pages, max(first.totalPages, 1), settings.pageCap)
+        if firstPage == nil { try consume(first, lastPage) }
         var next = 2
         let window = max(1, concurrency)
-        while next <= lastPage, limit.map({ merged.count < $0 }) ?? true {
-            // A window of pages in flight at once; merged in page order so ranks follow the list.
+        while next <= lastPage, !until() {
             let range = next...min(lastPage, next + window - 1)
             let fetched = try await withThrowingTaskGroup(of: TMDBPage.self) { group in
-                for p in range { group.addTask { try await self.popularPage(p) } }
+                for p in range { group.addTask { try await self.listPage(path, query: query, page: p) } }
                 var pagesByNumber: [Int: TMDBPage] = [:]
                 for try await page in group { pagesByNumber[page.page] = page }
                 return range.compactMap { pagesByNumber[$0] }
             }
             guard fetched.count == range.count else {
                 throw TMDBError.badJSON(
-                    url: redacted("\(settings.baseURL)/movie/popular"), detail: "a page answered with another page number")
+                    url: redacted("\(settings.baseURL)\(path)"), detail: "a page answered with another page number")
             }
             for page in fetched {
-                merged.add(page.results)
-                pagesRead += 1
-                malformed += page.malformedResults
-                // total_pages can shrink while we page (the list is live): never ask beyond what TMDB last said.
                 lastPage = min(lastPage, max(page.totalPages, page.page))
-                onPage?(page.page, lastPage)
+                try consume(page, lastPage)
             }
             next = range.upperBound + 1
         }
-        return PopularList(movies: merged.movies(limit: limit), pagesRead: pagesRead, malformedResults: malformed)
     }
 
     static func decodePage(_ body: [UInt8]) throws -> TMDBPage {
@@ -274,6 +331,11 @@ struct MovieMerger {
         for m in movies where seen.insert(m.id).inserted {
             ordered.append(m)
         }
+    }
+
+    /// The merged movies without ranks, optionally only the first `limit`.
+    func unranked(limit: Int?) -> [Movie] {
+        limit.map { Array(ordered.prefix(max(0, $0))) } ?? ordered
     }
 
     /// The merged movies with `popularityRank` = 1-based position, optionally only the first `limit`.

@@ -32,6 +32,10 @@ public struct TMDBSettings: Sendable {
     /// Needed to list movies; poster downloads do not use them.
     public var credentials: TMDBCredentials?
     public var language: String = "en-US"
+    /// The most pages TMDB serves of one list or query (500); a stand-in with a smaller cap lowers it.
+    public var pageCap: Int = TMDBSettings.maxPages
+    /// Largest window `/movie/changes` accepts, in days (14).
+    public var changeWindowDays: Int = 14
 
     /// Sustained request rate shared by every request of one client (API and images, retries included).
     public var requestsPerSecond: Double = 40
@@ -108,6 +112,7 @@ public struct TMDBSettings: Sendable {
         guard requestsPerSecond > 0, requestsPerSecond.isFinite else {
             throw .invalidSettings("requests per second must be positive")
         }
+        guard pageCap >= 1 else { throw .invalidSettings("page cap must be at least 1") }
         guard burst >= 1 else { throw .invalidSettings("burst must be at least 1") }
         guard maxAttempts >= 1 else { throw .invalidSettings("max attempts must be at least 1") }
         for (name, v) in [

@@ -6,7 +6,7 @@ struct PosterSim: AsyncParsableCommand {
         commandName: "postersim",
         abstract: "Find movie posters that look alike.",
         subcommands: [
-            IngestCommand.self, SimilarCommand.self, SearchCommand.self, StatsCommand.self, SkippedCommand.self,
+            IngestCommand.self, SyncCommand.self, SimilarCommand.self, SearchCommand.self, StatsCommand.self, SkippedCommand.self,
             CheckCommand.self,
             ServeCommand.self,
             DatabaseCommand.self, ExportCommand.self,

@@ -50,6 +50,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Connections open at once; those beyond get 503 and are closed.") var maxConnections = 1024
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (LOG_LEVEL; default info).")
     var logLevel: String?
+    @Option(help: """
+        Run `postersim sync` inside the server this often (e.g. 24h, 6h, 30m; one run at a time, metrics on \
+        /metrics). Off by default.
+        """)
+    var syncEvery: String?
+    @Option(help: "The sync's flags, as `postersim sync` takes them, after an = sign: --sync-args=\"--prune --list popular\".")
+    var syncArgs: String?
     @Flag(help: .hidden) var benchRoutes = false
     @OptionGroup var store: StoreOptions
     @OptionGroup var location: ModelLocationOptions
@@ -148,7 +155,68 @@ struct ServeCommand: AsyncParsableCommand {
             served.append(loaded)
             logger.info("model loaded", metadata: ["model": "\(name.apiName)", "load_time": "\(ContinuousClock.now - started)"])
         }
-        let app = buildApplication(configuration: configuration, store: store, models: served, logger: logger)
+        let schedule = try syncSchedule(store: store, models: served, logger: logger)
+        let app = buildApplication(
+            configuration: configuration, store: store, models: served, logger: logger, syncSchedule: schedule)
         try await app.runService()
+    }
+
+    /// The in-server sync of `--sync-every`, over the served store and models (those `--sync-args --models` names).
+    func syncSchedule(store: any CatalogueStore, models: [any EmbeddingModel], logger: Logger) throws -> SyncSchedule? {
+        guard let syncEvery else {
+            if syncArgs != nil { throw ValidationError("--sync-args goes with --sync-every") }
+            return nil
+        }
+        guard let interval = Self.parseInterval(syncEvery) else {
+            throw ValidationError("--sync-every: expected a duration such as 24h, 90m or 3600s, got '\(syncEvery)'")
+        }
+        let options: SyncOptions
+        do {
+            options = try SyncOptions.parse(Self.splitArguments(syncArgs ?? ""))
+        } catch {
+            throw ValidationError("--sync-args: \(SyncOptions.message(for: error))")
+        }
+        let wanted = Set(options.models.map(\.rawValue))
+        let chosen = models.filter { wanted.contains($0.space.name) }
+        guard !chosen.isEmpty else { throw ValidationError("--sync-every needs at least one of the sync's models loaded") }
+        let sync = CatalogueSync(configuration: try options.configuration(), store: store, embedders: chosen, logger: logger)
+        return SyncSchedule(sync: sync, interval: interval)
+    }
+
+    /// `90s`, `30m`, `24h`, `7d` (or plain seconds) as a duration of at least one second; nil otherwise.
+    static func parseInterval(_ text: String) -> Duration? {
+        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+        var number = text
+        var unit: Int64 = 1
+        if let last = text.last, let u = units[last] {
+            unit = u
+            number = String(text.dropLast())
+        }
+        guard let n = Int64(number), n > 0, n <= 366 * 86_400 / unit else { return nil }
+        return .seconds(n * unit)
+    }
+
+    /// Splits a flag string on spaces, keeping quoted parts ('…' or "…") together.
+    static func splitArguments(_ text: String) -> [String] {
+        var out: [String] = []
+        var current = ""
+        var quote: Character?
+        var pending = false
+        for c in text {
+            if let q = quote {
+                if c == q { quote = nil } else { current.append(c) }
+            } else if c == "\"" || c == "'" {
+                quote = c
+                pending = true
+            } else if c.isWhitespace {
+                if pending || !current.isEmpty { out.append(current) }
+                current = ""
+                pending = false
+            } else {
+                current.append(c)
+            }
+        }
+        if pending || !current.isEmpty { out.append(current) }
+        return out
     }
 }

@@ -85,9 +85,17 @@ struct IngestCommand: AsyncParsableCommand {
         @OptionGroup var location: ModelLocationOptions
 
         func run(source: IngestConfiguration.Source, pages: Int?, postersDirectory: String?,
-                 tmdb: TMDBSettings) async throws {
+                 tmdb: TMDBSettings, language: String? = nil) async throws {
             var configuration = IngestConfiguration(source: source)
             if let pages { configuration.pages = pages }
+            let opened = try await store.open()
+            var tmdb = tmdb
+            // The catalogue's language unless the flag names one (the pipeline refuses a different one).
+            if let language {
+                tmdb.language = language
+            } else if let stored = try await opened.catalogueState().language {
+                tmdb.language = stored
+            }
             configuration.limit = limit
             configuration.models = models.map(\.rawValue)
             configuration.posterSize = posterSize
@@ -98,7 +106,7 @@ struct IngestCommand: AsyncParsableCommand {
             configuration.retrySkipped = retrySkipped
             configuration.tmdb = tmdb
             let embedders = try models.map { try location.load($0) }
-            let pipeline = IngestPipeline(configuration: configuration, store: try await store.open(), embedders: embedders)
+            let pipeline = IngestPipeline(configuration: configuration, store: opened, embedders: embedders)
             let renderer = ProgressRenderer()
             let summary = try await pipeline.run { renderer.handle($0) }
             if json { print(try encodeJSON(summary)) }
@@ -109,21 +117,29 @@ struct IngestCommand: AsyncParsableCommand {
     struct TMDB: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "tmdb",
-            abstract: "Ingest TMDB's popular-movie list.",
+            abstract: "Ingest movies from TMDB: a list, trending, discover or explicit ids (default: the popular list).",
             discussion: """
-                Needs a TMDB credential: TMDB_API_TOKEN (a read-access token, sent as a Bearer token) or \
+                One source per run: --list popular|top_rated|now_playing|upcoming or --trending day|week (with \
+                --pages), --discover with its filters, or --ids. The store records the source and the language, so \
+                `postersim sync` can bring them up to date later, and records per movie which sources listed it and \
+                when. Needs a TMDB credential: TMDB_API_TOKEN (a read-access token, sent as a Bearer token) or \
                 TMDB_API_KEY. Endpoints: --base-url / TMDB_BASE_URL and --image-base-url / TMDB_IMAGE_BASE_URL.
                 """)
 
-        @Option(help: "Popular-list pages to read (20 movies each; TMDB serves at most 500).") var pages = 5
+        @OptionGroup var source: SourceOptions
         @Option(help: "TMDB API base URL (default TMDB_BASE_URL, else TMDB's public v3 API).") var baseURL: String?
         @Option(help: "TMDB image base URL (default TMDB_IMAGE_BASE_URL, else TMDB's image CDN).") var imageBaseURL: String?
         @OptionGroup var common: Common
 
         func run() async throws {
+            let sources = try source.sources()
+            guard sources.count <= 1 else {
+                throw ValidationError("one source per ingest (--list, --trending, --discover or --ids); run ingest once for each")
+            }
+            let chosen = sources.first ?? .list(.popular, pages: source.pages ?? 5)
             try await common.run(
-                source: .tmdb, pages: pages, postersDirectory: nil,
-                tmdb: TMDBSettings.resolve(baseURL: baseURL, imageBaseURL: imageBaseURL))
+                source: .catalogue(chosen), pages: nil, postersDirectory: nil,
+                tmdb: TMDBSettings.resolve(baseURL: baseURL, imageBaseURL: imageBaseURL), language: source.language)
         }
     }
 
@@ -241,12 +257,19 @@ struct StatsCommand: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
-        let stats = try await store.open().stats()
+        let opened = try await store.open()
+        let stats = try await opened.stats()
         if json {
             print(try encodeJSON(stats))
             return
         }
         print("\(stats.movies) movies in \(store.location)")
+        let catalogue = try await opened.catalogueState()
+        if let language = catalogue.language { print("language: \(language)") }
+        for source in catalogue.sources { print("source: \(source.spec)") }
+        if let watermark = catalogue.syncWatermark {
+            print("synced with TMDB's changes up to \(ISO8601DateFormatter().string(from: watermark))")
+        }
         for space in stats.spaces {
             print("  \(space.space): \(space.vectors) vectors" + (space.staleVectors > 0 ? ", \(space.staleVectors) stale" : "")
                   + "  (\(space.identity))")

@@ -89,6 +89,29 @@ public struct PostgresMigrations: Sendable {
                 """,
                 "CREATE INDEX poster_skip_by_reason ON poster_skip (reason)",
             ]),
+        // Version 3 belongs to another branch; this one stays separate so the two merge as two migrations.
+        Migration(
+            version: 4, name: "catalogue sources and sync state",
+            statements: [
+                """
+                CREATE TABLE catalogue_state (
+                    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                    language text,
+                    sync_watermark timestamptz
+                )
+                """,
+                "INSERT INTO catalogue_state (singleton) VALUES (true)",
+                "CREATE TABLE catalogue_source (key text PRIMARY KEY, spec text NOT NULL)",
+                """
+                CREATE TABLE movie_sighting (
+                    movie_id bigint NOT NULL REFERENCES movie(id) ON DELETE CASCADE,
+                    source text NOT NULL,
+                    first_seen_at timestamptz NOT NULL,
+                    last_seen_at timestamptz NOT NULL,
+                    PRIMARY KEY (movie_id, source)
+                )
+                """,
+            ]),
         Migration(
             version: 5, name: "neighbour lists",
             statements: [

@@ -17,13 +17,15 @@ public var bundledPublicDirectory: String? {
 ///
 /// `store` is any `VectorStore` (the SQLite file, or a server store); `models` are the models loaded once and shared
 /// by every request (any subset: routes that need a missing model answer 503). `embeddingPool` replaces the one made
-/// from the configuration (tests hold its slots to fill the queue).
+/// from the configuration (tests hold its slots to fill the queue). `syncSchedule` runs a catalogue sync inside the
+/// server (`serve --sync-every`), one at a time, with its metrics on `/metrics`.
 public func buildApplication(
     configuration: ServerConfiguration,
     store: any VectorStore,
     models: [any EmbeddingModel],
     logger: Logger = Logger(label: "postersim.server"),
     embeddingPool: EmbeddingPool? = nil,
+    syncSchedule: SyncSchedule? = nil,
     onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let metrics = ServerMetrics()
@@ -51,6 +53,7 @@ public func buildApplication(
         router: router,
         server: .guardedHTTP1(configuration),
         configuration: .init(address: .hostname(host, port: configuration.port), serverName: configuration.serverName),
+        services: syncSchedule.map { [CatalogueSyncService(schedule: $0, metrics: metrics, logger: logger)] } ?? [],
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
             logger.notice("PosterSim is listening", metadata: ["url": "http://\(host):\(port)/"])

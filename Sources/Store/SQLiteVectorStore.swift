@@ -147,6 +147,10 @@ public final class SQLiteVectorStore: VectorStore {
                     CREATE INDEX poster_skip_by_reason ON poster_skip(reason);
                     """)
         }
+        // Another branch adds "v4"; this one stays separate so the two merge as two migrations.
+        m.registerMigration("v5: catalogue sources and sync state") { db in
+            try db.execute(sql: SQLiteVectorStore.catalogueSchema)
+        }
         m.registerMigration("v6: neighbour lists") { db in try Self.createNeighbourListTable(db) }
         return m
     }
@@ -208,33 +212,38 @@ public final class SQLiteVectorStore: VectorStore {
         try await write { db in
             let revision = try db.inTransactionReturning {
                 let revision = try Self.bumpRevision(db)
-                let stmt = try db.cachedStatement(
-                    sql: """
-                        INSERT INTO movie (id, title, original_title, overview, release_date, poster_path,
-                            backdrop_path, genre_ids, original_language, popularity, vote_average, vote_count, adult,
-                            video, popularity_rank)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT(id) DO UPDATE SET
-                            title = excluded.title, original_title = excluded.original_title,
-                            overview = excluded.overview, release_date = excluded.release_date,
-                            poster_path = excluded.poster_path, backdrop_path = excluded.backdrop_path,
-                            genre_ids = excluded.genre_ids, original_language = excluded.original_language,
-                            popularity = excluded.popularity, vote_average = excluded.vote_average,
-                            vote_count = excluded.vote_count, adult = excluded.adult, video = excluded.video,
-                            popularity_rank = excluded.popularity_rank
-                        """)
-                for m in movies {
-                    let genres = "[" + m.genreIDs.map(String.init).joined(separator: ",") + "]"
-                    let args: [(any DatabaseValueConvertible)?] = [
-                        m.id, m.title, m.originalTitle, m.overview, m.releaseDate, m.posterPath, m.backdropPath,
-                        genres, m.originalLanguage, m.popularity, m.voteAverage, m.voteCount, m.adult, m.video,
-                        m.popularityRank,
-                    ]
-                    try stmt.execute(arguments: StatementArguments(args))
-                }
+                try Self.writeMovies(db, movies)
                 return revision
             }
             self.publish(db, revision: revision) { self.current.value.updatingMovies(movies.map(MovieFilterFields.init)) }
+        }
+    }
+
+    /// Inserts or replaces movie rows, inside the caller's transaction.
+    static func writeMovies(_ db: Database, _ movies: [Movie]) throws {
+        let stmt = try db.cachedStatement(
+            sql: """
+                INSERT INTO movie (id, title, original_title, overview, release_date, poster_path,
+                    backdrop_path, genre_ids, original_language, popularity, vote_average, vote_count, adult,
+                    video, popularity_rank)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET
+                    title = excluded.title, original_title = excluded.original_title,
+                    overview = excluded.overview, release_date = excluded.release_date,
+                    poster_path = excluded.poster_path, backdrop_path = excluded.backdrop_path,
+                    genre_ids = excluded.genre_ids, original_language = excluded.original_language,
+                    popularity = excluded.popularity, vote_average = excluded.vote_average,
+                    vote_count = excluded.vote_count, adult = excluded.adult, video = excluded.video,
+                    popularity_rank = excluded.popularity_rank
+                """)
+        for m in movies {
+            let genres = "[" + m.genreIDs.map(String.init).joined(separator: ",") + "]"
+            let args: [(any DatabaseValueConvertible)?] = [
+                m.id, m.title, m.originalTitle, m.overview, m.releaseDate, m.posterPath, m.backdropPath,
+                genres, m.originalLanguage, m.popularity, m.voteAverage, m.voteCount, m.adult, m.video,
+                m.popularityRank,
+            ]
+            try stmt.execute(arguments: StatementArguments(args))
         }
     }
 
@@ -592,7 +601,7 @@ public final class SQLiteVectorStore: VectorStore {
     /// next snapshot from the current one; the expensive part ran before this call, outside the lock readers take.
     /// When someone else had committed since our snapshot (before != the loaded revision), patching it would miss their
     /// changes: reload from the file instead.
-    private func publish(_ db: Database, revision: (before: UInt64, after: UInt64), next: () -> StoreSnapshot?) {
+    func publish(_ db: Database, revision: (before: UInt64, after: UInt64), next: () -> StoreSnapshot?) {
         guard revision.after != 0 else { return }
         if revision.before == loadedRevision.value {
             if let snapshot = next() { current.set(snapshot) }

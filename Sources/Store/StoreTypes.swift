@@ -131,6 +131,10 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Stored data that cannot be read back (wrong BLOB size, unparsable identity...).
     case corrupt(String)
     case database(String)
+    /// The catalogue's titles are in `stored`; a run asked for `requested` (one language per catalogue).
+    case languageMismatch(stored: String, requested: String)
+    /// A catalogue record that cannot be stored (empty language or source key).
+    case invalidCatalogue(String)
 
     public var description: String {
         switch self {
@@ -148,6 +152,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidMovie(let id, let why): return "invalid movie \(id): \(why)"
         case .corrupt(let what): return "corrupt store: \(what)"
         case .database(let what): return "database error: \(what)"
+        case .invalidCatalogue(let why): return "invalid catalogue record: \(why)"
+        case .languageMismatch(let stored, let requested):
+            return "the catalogue is in \(stored), not \(requested) (one language per store; use another store for \(requested))"
         }
     }
 

@@ -46,6 +46,8 @@ final class FakeTMDB: Sendable {
         var maxInFlight = 0
         var bearerToken: String? = "test-token"
         var apiKey: String? = "test-key"
+        /// The movie database behind the other endpoints (lists, trending, discover, details, changes).
+        var catalogue = FakeCatalogue()
     }
 
     let state = Mutex(State())
@@ -87,6 +89,9 @@ final class FakeTMDB: Sendable {
                 LoggedRequest(
                     path: path, query: query, authorization: request.headers[.authorization], time: clock.now))
         }
+        if path.hasPrefix("/3/"), path != "/3/movie/popular" || state.withLock({ $0.catalogue.lists["popular"] != nil }) {
+            return try await catalogueAnswer(path: path, request: request)
+        }
         if path == "/3/movie/popular" {
             let params = request.uri.queryParameters
             let page = params["page"].flatMap { Int($0) } ?? 1
@@ -107,7 +112,7 @@ final class FakeTMDB: Sendable {
         return Self.plain(404)
     }
 
-    private func answer(key: String, _ normal: @Sendable () throws -> Response) async throws -> Response {
+    func answer(key: String, _ normal: @Sendable () throws -> Response) async throws -> Response {
         let fault: Fault? = state.withLock { s in
             guard var queue = s.faults[key], !queue.isEmpty else { return nil }
             let f = queue.removeFirst()
@@ -149,10 +154,7 @@ final class FakeTMDB: Sendable {
         let (token, key, results, total) = state.withLock { s in
             (s.bearerToken, s.apiKey, s.pages[page] ?? [], s.totalPages)
         }
-        let auth = request.headers[.authorization]
-        let givenKey = request.uri.queryParameters["api_key"].map(String.init)
-        let authorized = (token != nil && auth == "Bearer \(token!)") || (key != nil && givenKey == key)
-        guard authorized else {
+        guard Self.authorized(request, token: token, key: key) else {
             let body = #"{"status_code":7,"status_message":"Invalid API key: You must be granted a valid key.","success":false}"#
             return Response(
                 status: .unauthorized, headers: [.contentType: "application/json"],
@@ -161,6 +163,18 @@ final class FakeTMDB: Sendable {
         let body = #"{"page":\#(page),"results":[\#(results.joined(separator: ","))],"total_pages":\#(total),"total_results":\#(total * 20)}"#
         return Response(
             status: .ok, headers: [.contentType: "application/json", .contentLength: String(body.utf8.count)],
+            body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func authorized(_ request: Request, token: String?, key: String?) -> Bool {
+        let auth = request.headers[.authorization]
+        let givenKey = request.uri.queryParameters["api_key"].map(String.init)
+        return (token != nil && auth == "Bearer \(token!)") || (key != nil && givenKey == key)
+    }
+
+    static func json(_ status: Int, _ body: String) -> Response {
+        Response(
+            status: .init(code: status), headers: [.contentType: "application/json", .contentLength: String(body.utf8.count)],
             body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 

@@ -78,11 +78,14 @@ func generatedPoster(seed: UInt64, width: Int = 40, height: Int = 60) -> [UInt8]
 
 /// Counts embedder calls across tasks.
 final class CallLog: Sendable {
-    private let state = Mutex<(batches: Int, images: Int, sizes: [Int])>((0, 0, []))
+    private let state = Mutex<(batches: Int, images: Int, sizes: [Int], digests: [Int])>((0, 0, [], []))
     func record(_ n: Int) { state.withLock { $0.batches += 1; $0.images += n; $0.sizes.append(n) } }
+    func record(digests: [Int]) { state.withLock { $0.digests += digests } }
     var batches: Int { state.withLock { $0.batches } }
     var images: Int { state.withLock { $0.images } }
     var batchSizes: [Int] { state.withLock { $0.sizes } }
+    /// A digest of every image the model ran on, in order (see `ProjectionEmbedder.digest`).
+    var digests: [Int] { state.withLock { $0.digests } }
 }
 
 struct InjectedEmbedderFailure: Error, CustomStringConvertible {
@@ -143,7 +146,21 @@ struct ProjectionEmbedder: EmbeddingModel {
         if delayPerBatch > 0 { Thread.sleep(forTimeInterval: delayPerBatch) }
         let out = try project(batch)
         log.record(out.count)
+        log.record(digests: (0..<batch.shape[0]).map { Self.digest(batch.values[($0 * inputSize)..<(($0 + 1) * inputSize)]) })
         return out
+    }
+
+    /// Identifies one preprocessed image: a hash of its values' bits.
+    static func digest(_ values: ArraySlice<Float>) -> Int {
+        var h = Hasher()
+        for v in values { h.combine(v.bitPattern) }
+        return h.finalize()
+    }
+
+    /// The digest the model would log for this poster.
+    func digest(posterBytes: [UInt8]) throws -> Int {
+        let tensor = try preprocessor.batch([try PosterDecoder().decode(posterBytes)])
+        return Self.digest(tensor.values[...])
     }
 
     /// The projection itself: vector[d] = sum_j W[d, j] * x[j] over the flattened [3, H, W] input.

@@ -197,7 +197,8 @@ struct TestServer: Sendable {
 /// Runs the server for `body`, then shuts it down gracefully.
 func withServer<T: Sendable>(
     _ configuration: ServerConfiguration = Fixtures.testConfiguration, store: any VectorStore,
-    models: [(any EmbeddingModel)]? = nil, embeddingPool: EmbeddingPool? = nil, _ body: @Sendable (TestServer) async throws -> T
+    models: [(any EmbeddingModel)]? = nil, embeddingPool: EmbeddingPool? = nil, syncSchedule: SyncSchedule? = nil,
+    _ body: @Sendable (TestServer) async throws -> T
 ) async throws -> T {
     // Tests that bring their own (fake) models never load the fixture checkpoints.
     let served: [any EmbeddingModel]
@@ -209,7 +210,7 @@ func withServer<T: Sendable>(
     let (ports, continuation) = AsyncStream<Int>.makeStream()
     let app = buildApplication(
         configuration: configuration, store: store, models: served, logger: logger, embeddingPool: embeddingPool,
-        onServerRunning: { continuation.yield($0) })
+        syncSchedule: syncSchedule, onServerRunning: { continuation.yield($0) })
     let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
     var clientConfiguration = HTTPClient.Configuration()
     clientConfiguration.redirectConfiguration = .disallow

@@ -9,7 +9,7 @@ import Testing
 /// by the movie's vector gives, and the store's own check finds every list consistent. Run on each implementation
 /// with its factory (see `SQLiteContractTests`).
 struct NeighbourListContract: Sendable {
-    typealias Store = any VectorStore & NeighbourListStore
+    typealias Store = any CatalogueStore & NeighbourListStore
     typealias Factory = @Sendable () async throws -> (store: Store, reopen: @Sendable () async throws -> Store)
 
     let makeStore: Factory
@@ -158,6 +158,32 @@ struct NeighbourListContract: Sendable {
         #expect(progress.value == [0, 64, 128, 140])
         try await expectQueriesMatchScans(store, ids: ids + more, note: "after building the missing lists")
         #expect(try await store.buildMissingNeighbourLists(space: Self.cosine.name, batch: 64, progress: nil) == 0)
+    }
+
+    /// A refresh that replaces posters drops their vectors (see `CatalogueStore.refreshMovies`): the lists lose them in
+    /// the same transaction, and gain the new posters' vectors when they are stored.
+    func listsFollowPosterChanges() async throws {
+        var rng = SplitMix64(seed: 20)
+        let ids = Array(1...150)
+        let store = try await filled(ids, rng: &rng)
+        let changed = Array(stride(from: 5, through: 150, by: 6))
+        let refreshed = changed.map { id -> Movie in
+            var m = Self.movie(id)
+            m.posterPath = "/new-poster-\(id).jpg"
+            return m
+        }
+        let refresh = try await store.refreshMovies(refreshed, source: "list:popular", at: Date(timeIntervalSince1970: 1_000))
+        #expect(Set(refresh.posterChanged) == Set(changed))
+        for space in [Self.cosine, Self.euclidean] {
+            let check = try await store.checkNeighbourLists(space: space.name, sample: nil)
+            #expect(check.isConsistent && check.lists == check.vectors && check.vectors == 150 - changed.count, "\(check)")
+        }
+        try await expectQueriesMatchScans(store, ids: ids.filter { !changed.contains($0) }, note: "after new posters")
+        for space in [Self.cosine, Self.euclidean] {
+            let inputs = changed.map { EmbeddingInput(movieID: $0, vector: Self.vector(&rng, dimension: space.dimension)) }
+            try await store.upsertEmbeddings(inputs, space: space.name, identity: space == Self.cosine ? Self.idA : Self.idV)
+        }
+        try await expectQueriesMatchScans(store, ids: ids, note: "after embedding the new posters")
     }
 
     /// Real-valued vectors in a model's dimension (the integer vectors above make every dot product exact, which would

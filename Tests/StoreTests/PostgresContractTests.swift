@@ -50,6 +50,7 @@ struct PostgresNeighbourListTests {
         try await contract.listsFollowInsertsReplacementsAndDeletes()
     }
     @Test func identityChangeStartsNewLists() async throws { try await contract.identityChangeStartsNewLists() }
+    @Test func listsFollowPosterChanges() async throws { try await contract.listsFollowPosterChanges() }
     @Test func missingListsAreBuilt() async throws { try await contract.missingListsAreBuilt() }
     @Test func listsStayExactWithRealValuedVectors() async throws {
         try await contract.listsStayExactWithRealValuedVectors()
