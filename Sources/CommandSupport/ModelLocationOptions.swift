@@ -26,9 +26,10 @@ public struct ModelLocationOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp(
         "The models' arithmetic: fp32 (PyTorch's vectors) or bf16 (bfloat16 weights and activations with float32 "
-            + "sums: about twice as fast where the CPU has AVX-512 BF16, refused where it has not; vectors within "
-            + "cosine 0.999 of fp32's). The store keeps the precision with each vector: vectors of the other "
-            + "precision count as stale and are embedded again by ingest.",
+            + "sums: half the weights' memory, needs AVX-512 BF16 and is refused without it; vectors within cosine "
+            + "0.999 of fp32's; faster or slower depending on the CPU, see Benchmarks/README.md). The store keeps the "
+            + "precision with each vector: vectors of the other precision count as stale and are embedded again by "
+            + "ingest.",
         valueName: "fp32|bf16"))
     public var precision: Precision = .fp32
 

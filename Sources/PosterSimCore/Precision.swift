@@ -6,8 +6,9 @@ public enum Precision: String, Sendable, Hashable, Codable, CaseIterable, Custom
     /// float32 throughout: the reference's own vectors (the default).
     case fp32
     /// Weights and the activations between convolutions and matmuls in bfloat16, sums accumulated in float32;
-    /// layer norms, softmax, attention and the final projection stay float32. About twice the speed where the CPU
-    /// has AVX-512 BF16; the vectors differ slightly from fp32's (cosine ≥ 0.999 on the reference posters).
+    /// layer norms, softmax, attention and the final projection stay float32. Half the weights' memory; the vectors
+    /// differ slightly from fp32's (cosine ≥ 0.999 on the reference posters). Whether it is faster depends on the
+    /// CPU: see `Tensors/KernelChoice.swift` (on an AVX-512 BF16 Xeon without AMX, only ResNet-50 gained).
     case bf16
 
     public var description: String { rawValue }

@@ -150,6 +150,7 @@ extension AllServerTests {
                 #expect(models.map { $0["dimension"] as? Int } == Fixtures.models.map(\.space.dimension))
                 #expect(models.allSatisfy { $0["vectors"] as? Int == 4 && $0["loaded"] as? Bool == true })
                 #expect(models.allSatisfy { $0["checkpointMatchesStore"] as? Bool == true })
+                #expect(models.allSatisfy { $0["precision"] as? String == "fp32" })
                 #expect(models.first?["text"] as? Bool == true)
 
                 #expect(try await server.get("/healthz").text == #"{"status":"ok"}"#)

@@ -14,6 +14,8 @@ extension API {
         let name: String
         let id: String
         let repo: String
+        /// The precision the loaded model computes in, else the one of the store's current vectors.
+        let precision: String
         let dimension: Int
         let metric: String
         let vectors: Int
@@ -30,6 +32,7 @@ extension API {
             let served = models[name]
             return ModelEntry(
                 name: name.apiName, id: name.rawValue, repo: served?.identity.repo ?? space?.identity.repo ?? name.repoID,
+                precision: (served?.identity.precision ?? space?.identity.precision ?? .fp32).rawValue,
                 dimension: space?.space.dimension ?? served?.space.dimension ?? name.embeddingDimension,
                 metric: (space?.space.metric ?? served?.space.metric ?? name.metric).rawValue,
                 vectors: space?.vectors ?? 0, staleVectors: space?.staleVectors ?? 0, loaded: served != nil,
