@@ -8,7 +8,7 @@ struct PosterSim: AsyncParsableCommand {
         subcommands: [
             IngestCommand.self, SimilarCommand.self, SearchCommand.self, StatsCommand.self, SkippedCommand.self,
             ServeCommand.self,
-            DatabaseCommand.self, ExportCommand.self,
+            DatabaseCommand.self, ExportCommand.self, PineconeCommand.self,
             EmbedCommand.self, EmbedTextCommand.self, PreprocessCommand.self, ModelsCommand.self,
         ])
 }

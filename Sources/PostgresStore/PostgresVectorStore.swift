@@ -60,6 +60,8 @@ public final class PostgresVectorStore: VectorStore, Sendable {
     let runTask: Task<Void, Never>
     let spaces = Mutex<[String: SpaceInfo]>([:])
     let estimates = Mutex<[String: (rows: Double, at: ContinuousClock.Instant)]>([:])
+    /// Record-index namespaces loaded for exact search (see `PostgresStore+Records.swift`).
+    let recordCache = RecordNamespaceCache()
 
     struct SpaceInfo: Sendable {
         let space: VectorSpace

@@ -36,7 +36,9 @@ public final class SQLiteVectorStore: VectorStore {
     /// How often, at most, reads look at the file for other processes' commits.
     public let externalCheckInterval: Duration
 
-    private let pool: DatabasePool
+    let pool: DatabasePool
+    /// Record-index namespaces loaded for search, by index generation (see `SQLiteVectorStore+Records.swift`).
+    let recordCache = RecordNamespaceCache()
     private let current: Locked<StoreSnapshot>
     /// The revision `current` reflects. Set after `current`, so a reader that sees a revision sees its snapshot.
     private let loadedRevision: Locked<UInt64>
@@ -145,6 +147,7 @@ public final class SQLiteVectorStore: VectorStore {
                     CREATE INDEX poster_skip_by_reason ON poster_skip(reason);
                     """)
         }
+        m.registerMigration("v4: pinecone indexes") { db in try Self.createRecordTables(db) }
         return m
     }
 
