@@ -459,7 +459,7 @@ def client(args):
     if not pc.has_index(keep_name):
         pc.create_index(name=keep_name, dimension=4, metric="cosine", spec=ServerlessSpec(cloud="aws", region="us-east-1"))
     kidx = pc.Index(host=pc.describe_index(keep_name).host)
-    kidx.upsert(vectors=[("a", [1, 0, 0, 0], {"x": 1}), ("b", [0, 1, 0, 0]), ("c", [0, 0, 1, 0])])
+    kidx.upsert(vectors=[("a", [1.0, 0.0, 0.0, 0.0], {"x": 1}), ("b", [0.0, 1.0, 0.0, 0.0]), ("c", [0.0, 0.0, 1.0, 0.0])])
 
     # --- the model index: query(id=…) equals /api/get-similar-movies; writes are refused with 403.
     clip = pc.Index(host=pc.describe_index("clip").host)

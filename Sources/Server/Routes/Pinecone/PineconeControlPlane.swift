@@ -54,7 +54,7 @@ extension PineconeAPI {
         let metric: RecordMetric = (space?.metric ?? model.metric) == .cosine ? .cosine : .euclidean
         return RecordIndexDescription(
             name: model.rawValue, dimension: space?.dimension ?? model.embeddingDimension, metric: metric,
-            cloud: "postersim", region: "local")
+            cloud: "aws", region: "local")  // pinecone 5.x accepts only aws, gcp and azure
     }
 
     func listIndexes(_ request: Request) async throws -> Response {

@@ -87,6 +87,8 @@ extension PineconeError {
         case let e as any ServerStoreError where e.isTemporary:
             self.init(status: .serviceUnavailable, message: "the store is unavailable for now; try again shortly",
                       headers: [.retryAfter: "5"])
+        case is NIOTooManyBytesError:
+            self.init(status: .contentTooLarge, message: "request body is larger than the limit of \(maxBodyBytes) bytes")
         case let e as HTTPError where e.status == .contentTooLarge:
             self.init(status: .contentTooLarge, message: "request body is larger than the limit of \(maxBodyBytes) bytes")
         case let e as APIError: self.init(status: e.status, message: e.message, headers: e.headers)
