@@ -252,6 +252,7 @@ extension PostgresVectorStore: RecordIndexStore {
         let cache = recordCache
         let configuration = configuration
         let threads = ExactSearch.defaultThreads
+        let counter = self
         return try await readSnapshot { conn in
             guard let (description, generation) = try await Self.describeRecordIndex(conn, index) else {
                 throw RecordIndexError.unknownIndex(index)
@@ -266,6 +267,7 @@ extension PostgresVectorStore: RecordIndexStore {
                 c.bind(namespace)
                 let count = try await Self.all(conn, c).first?.decode(Int.self) ?? 0
                 if count >= configuration.exactScanBelow {
+                    counter.approximateRecordQueries.withLock { $0 += 1 }
                     return try await Self.approximate(conn, description, table: table, namespace: namespace, vector: q,
                                                       query: query, candidates: max(query.topK, configuration.rerankCandidates))
                 }

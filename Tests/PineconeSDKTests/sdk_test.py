@@ -79,9 +79,11 @@ def seed_movie_store(postersim, db):
     con.close()
 
 
-def start_server(postersim, db, port, extra=()):
+def start_server(postersim, db, port, extra=(), store=None):
+    """`postersim serve` on the SQLite file `db`, or on `store` (a PostgreSQL URL) when given; its log beside `db`."""
     log = open(db + f".{port}.log", "w")
-    args = [postersim, "serve", "--db", db, "--models", "none", "--port", str(port), *extra]
+    where = ["--store", store] if store else ["--db", db]
+    args = [postersim, "serve", *where, "--models", "none", "--port", str(port), *extra]
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "POSTERSIM_API_KEY": ""})
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -211,12 +213,33 @@ def orchestrate(args):
     root = os.path.abspath(args.venvs)
     os.makedirs(root, exist_ok=True)
     pythons = {v: ensure_venv(root, v) for v in SDK_VERSIONS}
+    stores = [("SQLite", None)]
+    pg = os.environ.get("POSTERSIM_TEST_PG_URL")
+    if pg:
+        schema = "pinecone_sdk_" + "".join(random.choice("abcdefghij") for _ in range(10))
+        stores.append(("PostgreSQL", pg + ("&" if "?" in pg else "?") + "schema=" + schema))
+    elif os.environ.get("CI") == "true":
+        raise SystemExit("POSTERSIM_TEST_PG_URL is not set (run under scripts/pgserver run)")
+    else:
+        print("PostgreSQL: skipped (no POSTERSIM_TEST_PG_URL; `scripts/pgserver run` sets it)")
+    failed = [label for label, store in stores if not run_suite(args, pythons, label, store)]
+    if failed:
+        raise SystemExit("pinecone SDK tests failed on " + ", ".join(failed))
+    print("pinecone SDK tests: all passed")
+
+
+def run_suite(args, pythons, label, store):
+    """Everything against one store; True when it all passed."""
+    print(f"=== {label}", flush=True)
     tmp = tempfile.mkdtemp(prefix="pinecone-sdk-")
     db = os.path.join(tmp, "store.sqlite")
     seed_movie_store(args.postersim, db)
+    if store:
+        subprocess.check_call([args.postersim, "export", "--db", db, "--to", store], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     port = free_port()
-    server = start_server(args.postersim, db, port, ["--api-key", KEY])
-    failed = False
+    server = start_server(args.postersim, db, port, ["--api-key", KEY], store)
+    ok = True
     try:
         base = f"http://127.0.0.1:{port}/pinecone"
         raw_http_cases(base)
@@ -226,28 +249,33 @@ def orchestrate(args):
                    "--api", f"http://127.0.0.1:{port}", "--suffix", version.split(".")[0]]
             print(f"--- pinecone=={version}", flush=True)
             if subprocess.call(cmd, env=env) != 0:
-                failed = True
+                ok = False
         copy_case(args.postersim, base, tmp)
         # Restart: the indexes and their records survive.
         server.terminate()
         server.wait(timeout=30)
-        server = start_server(args.postersim, db, port, ["--api-key", KEY])
+        server = start_server(args.postersim, db, port, ["--api-key", KEY], store)
         st, body, _ = http("GET", base + "/indexes", headers={"Api-Key": KEY})
         names = {i["name"] for i in body["indexes"]}
         check("keep-5" in names and "keep-10" in names, f"indexes after restart: {names}")
         st, body, _ = http("POST", base + "/index/keep-5/describe_index_stats", body={}, headers={"Api-Key": KEY})
         check(body["totalVectorCount"] == 3, f"records after restart: {body}")
-        log = open(db + f".{port}.log").read()
-        check(KEY not in log, "the key appears in the server log")
+        for name in os.listdir(tmp):
+            if name.endswith(".log"):
+                check(KEY not in open(os.path.join(tmp, name)).read(), "the key appears in a server log")
         print("restart and log checks: ok")
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        ok = False
     finally:
         server.terminate()
         server.wait(timeout=30)
-        if not failed and not args.keep:
+        if ok and not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    if failed:
-        raise SystemExit("pinecone SDK tests failed (server logs in " + tmp + ")")
-    print("pinecone SDK tests: all passed")
+    if not ok:
+        print(f"{label}: FAILED (server logs in {tmp})")
+    return ok
 
 
 # ---------------------------------------------------------------------------------------------------------------------

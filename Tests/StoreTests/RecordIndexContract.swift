@@ -241,3 +241,42 @@ struct PostgresRecordIndexTests {
     @Test func fetchUpdateDeleteCountList() async throws { try await contract.fetchUpdateDeleteCountList() }
     @Test func readersSeeWholeBatches() async throws { try await contract.readersSeeWholeBatches() }
 }
+
+/// PostgreSQL's approximate path (HNSW candidates re-ranked exactly), taken for unfiltered queries over namespaces of
+/// at least `exactScanBelow` records: every returned score is the exact one, the order is the exact order of those
+/// candidates, and recall@10 against the brute force is measured (and must stay high on this small set).
+@Suite(.enabled(if: TestPostgres.shouldRun, Comment(rawValue: TestPostgres.skipMessage)))
+struct PostgresRecordApproximateTests {
+    @Test func hnswCandidatesAreReRankedExactly() async throws {
+        var config = try PostgresStoreConfiguration(url: try TestPostgres.requireURL())
+        config.schema = TestPostgres.freshSchema()
+        config.exactScanBelow = 100
+        let store = try await PostgresVectorStore.open(configuration: config)
+        var rng = SplitMix64(seed: 99)
+        for metric in RecordMetric.allCases {
+            let name = "ann-\(metric.rawValue)"
+            try await store.createRecordIndex(RecordIndexContract.index(name, 32, metric))
+            let records = RecordIndexContract.randomRecords(1000, dimension: 32, rng: &rng)
+            try await store.upsertRecords(records, index: name, namespace: "")
+            var hits = 0
+            let queries = 20
+            let approximateBefore = store.approximateRecordQueries.withLock { $0 }
+            for _ in 0..<queries {
+                let q = (0..<32).map { _ in Float(Int(rng.next() % 2001) - 1000) / 1000 }
+                let got = try await store.queryRecords(index: name, namespace: "", vector: q, query: RecordQuery(topK: 10))
+                let want = RecordIndexContract.bruteForce(records, q, k: 10, metric: metric, filter: nil)
+                #expect(got.count == 10)
+                let exact = Dictionary(uniqueKeysWithValues: RecordIndexContract.bruteForce(records, q, k: 1000, metric: metric, filter: nil).map { ($0.id, $0.score) })
+                for (a, b) in zip(got, got.dropFirst()) {
+                    #expect(metric.higherIsCloser ? a.score >= b.score : a.score <= b.score)
+                }
+                for m in got { #expect(abs(Double(m.score) - exact[m.id]!) <= 1e-4 * max(1, abs(exact[m.id]!))) }
+                hits += Set(got.map(\.id)).intersection(want.map(\.id)).count
+            }
+            #expect(store.approximateRecordQueries.withLock { $0 } == approximateBefore + queries)
+            let recall = Double(hits) / Double(queries * 10)
+            print("PostgreSQL HNSW recall@10 (\(metric.rawValue), 1000 × 32-d, ef_search \(config.efSearch)): \(recall)")
+            #expect(recall >= 0.9, "recall@10 \(recall) for \(metric)")
+        }
+    }
+}
