@@ -33,10 +33,11 @@ test:
 	$(MAKE) pinecone-sdk-test
 
 # Pinecone's official Python SDK (pinecone==5.4.2 and pinecone==10.2.0 from PyPI, each in a venv under
-# .build/pinecone-sdk, kept between runs) against `postersim serve`, every answer checked against NumPy.
+# .build/pinecone-sdk, kept between runs) against `postersim serve` on SQLite and on PostgreSQL (scripts/pgserver),
+# every answer checked against NumPy.
 pinecone-sdk-test:
 	$(SWIFT) build --build-tests  # the same build as `swift test`, so nothing is rebuilt after it
-	python3 Tests/PineconeSDKTests/sdk_test.py --postersim .build/debug/postersim --venvs .build/pinecone-sdk
+	scripts/pgserver run python3 Tests/PineconeSDKTests/sdk_test.py --postersim .build/debug/postersim --venvs .build/pinecone-sdk
 
 # The Pinecone API under load: upserts/s and query p50/p99 at 100k (and, with BENCH_PINECONE_SIZES=100000,1000000,
 # 1M) 512-d records, unfiltered and with filters passing 50% and 1%, next to faiss-cpu flat search on the same vectors.
