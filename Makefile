@@ -44,7 +44,7 @@ pinecone-sdk-test:
 BENCH_PINECONE_SIZES ?= 100000
 BENCH_PINECONE_VENV = .build/pinecone-bench-venv
 bench-pinecone: release
-	test -x $(BENCH_PINECONE_VENV)/bin/python || (python3 -m venv $(BENCH_PINECONE_VENV) && $(BENCH_PINECONE_VENV)/bin/pip install -q numpy faiss-cpu)
+	test -x $(BENCH_PINECONE_VENV)/bin/python || (python3 -m venv $(BENCH_PINECONE_VENV) && $(BENCH_PINECONE_VENV)/bin/pip install -q numpy faiss-cpu orjson)
 	$(BENCH_PINECONE_VENV)/bin/python Benchmarks/PineconeBench/bench_pinecone.py --postersim $(RELEASE_BIN) --sizes $(BENCH_PINECONE_SIZES)
 
 # The web page in headless Chromium against `postersim serve` (screenshots in .build/browser-test).

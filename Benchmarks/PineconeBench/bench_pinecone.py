@@ -22,9 +22,10 @@ import tempfile
 import time
 
 import numpy as np
+import orjson
 
 DIM = 512
-BATCH = 300  # 300 512-d vectors with metadata: about 1.9 MB of JSON, under Pinecone's 2 MB per request
+BATCH = 300  # 300 512-d vectors with metadata: about 1.7 MB of JSON, under Pinecone's 2 MB per request
 
 
 def free_port():
@@ -80,9 +81,8 @@ def run_size(args, n, rng):
         buckets = rng.integers(0, 100, size=n)
         ids = [f"v{i:07d}" for i in range(n)]
 
-        # The vectors as sent (6 decimals, as an SDK user's JSON would carry them), and as the server then stores them.
-        for start in range(0, n, 65536):
-            vecs[start:start + 65536] = np.round(vecs[start:start + 65536].astype(np.float64), 6)
+        # Sent as float32 (orjson writes each value's shortest float32 form, as compact as the SDK's JSON), so the
+        # server stores exactly `vecs`.
         encode_seconds = []
 
         def send(starts):
@@ -91,8 +91,8 @@ def run_size(args, n, rng):
             for start in starts:
                 t = time.perf_counter()
                 end = min(n, start + BATCH)
-                b = json.dumps({"vectors": [{"id": ids[i], "values": np.round(vecs[i].astype(np.float64), 6).tolist(), "metadata": {"bucket": int(buckets[i])}}
-                                            for i in range(start, end)]}).encode()
+                b = orjson.dumps({"vectors": [{"id": ids[i], "values": vecs[i], "metadata": {"bucket": int(buckets[i])}}
+                                              for i in range(start, end)]}, option=orjson.OPT_SERIALIZE_NUMPY)
                 spent += time.perf_counter() - t
                 cl.conn.request("POST", "/pinecone/index/bench/vectors/upsert", body=b, headers={"Content-Type": "application/json"})
                 r = cl.conn.getresponse()
