@@ -40,8 +40,15 @@ class Client:
 
     def call(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None
-        self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
-        r = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+            r = self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The server closes connections idle for --idle-timeout (60 s), as during a long upsert phase.
+            self.conn.close()
+            self.conn = http.client.HTTPConnection(self.conn.host, self.conn.port, timeout=600)
+            self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+            r = self.conn.getresponse()
         text = r.read()
         if r.status >= 300:
             raise RuntimeError(f"{method} {path}: {r.status} {text[:300]!r}")
@@ -108,6 +115,7 @@ def run_size(args, n, rng):
             list(ex.map(send, [starts[i::workers] for i in range(workers)]))
         upsert_s = time.perf_counter() - t0
         encode_s = sum(encode_seconds)
+        print(f"({n:,}: upserts took {upsert_s:.1f} s)", flush=True)
         stats = c.call("POST", "/pinecone/index/bench/describe_index_stats", {})
         assert stats["totalVectorCount"] == n, stats
 
