@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release/postersim
 DEMO_OUT = .build/demo
 
-.PHONY: all build release bench-bin bench-scale soak test browser-test demo bootstrap clean reference-env reference-data parity interop bench-embed bench-ingest fixtures bench-store serve bench-server bench-pg pgserver bench-sync
+.PHONY: all build release bench-bin bench-scale soak test browser-test demo bootstrap clean reference-env reference-data parity interop bench-embed bench-ingest fixtures bench-store serve bench-server bench-pg pgserver bench-sync pinecone-sdk-test bench-pinecone
 
 all: build
 
@@ -30,6 +30,22 @@ test:
 	$(SWIFT) build --build-tests
 	scripts/pgserver run $(SWIFT) test --skip-build
 	$(MAKE) browser-test
+	$(MAKE) pinecone-sdk-test
+
+# Pinecone's official Python SDK (pinecone==5.4.2 and pinecone==10.2.0 from PyPI, each in a venv under
+# .build/pinecone-sdk, kept between runs) against `postersim serve` on SQLite and on PostgreSQL (scripts/pgserver),
+# every answer checked against NumPy.
+pinecone-sdk-test:
+	$(SWIFT) build --build-tests  # the same build as `swift test`, so nothing is rebuilt after it
+	scripts/pgserver run python3 Tests/PineconeSDKTests/sdk_test.py --postersim .build/debug/postersim --venvs .build/pinecone-sdk
+
+# The Pinecone API under load: upserts/s and query p50/p99 at 100k (and, with BENCH_PINECONE_SIZES=100000,1000000,
+# 1M) 512-d records, unfiltered and with filters passing 50% and 1%, next to faiss-cpu flat search on the same vectors.
+BENCH_PINECONE_SIZES ?= 100000
+BENCH_PINECONE_VENV = .build/pinecone-bench-venv
+bench-pinecone: release
+	test -x $(BENCH_PINECONE_VENV)/bin/python || (python3 -m venv $(BENCH_PINECONE_VENV) && $(BENCH_PINECONE_VENV)/bin/pip install -q numpy faiss-cpu orjson)
+	$(BENCH_PINECONE_VENV)/bin/python Benchmarks/PineconeBench/bench_pinecone.py --postersim $(RELEASE_BIN) --sizes $(BENCH_PINECONE_SIZES)
 
 # The web page in headless Chromium against `postersim serve` (screenshots in .build/browser-test).
 browser-test:

@@ -29,11 +29,15 @@ public final class ProgressRenderer: Sendable {
     }
 
     /// `style` nil picks `.bar` when standard error is a terminal (`isatty(2)`), else `.lines`.
+    /// What the progress counts, per second ("posters/s"; `pinecone copy` counts vectors).
+    public let unit: String
+
     public init(
-        style: Style? = nil, interval: Double = 10, write: @escaping @Sendable (String) -> Void = ProgressRenderer.toStandardError
+        style: Style? = nil, interval: Double = 10, unit: String = "posters", write: @escaping @Sendable (String) -> Void = ProgressRenderer.toStandardError
     ) {
         self.style = style ?? (isatty(STDERR_FILENO) == 1 ? .bar : .lines)
         self.interval = interval
+        self.unit = unit
         self.write = write
     }
 
@@ -79,11 +83,11 @@ public final class ProgressRenderer: Sendable {
                     guard final || t - s.lastDraw >= 0.1 else { return nil }
                     s.lastDraw = t
                     s.barVisible = true
-                    return "\r\u{1B}[2K" + Self.bar(p)
+                    return "\r\u{1B}[2K" + Self.bar(p, unit: unit)
                 case .lines:
                     guard final || t - s.lastDraw >= interval else { return nil }
                     s.lastDraw = t
-                    return Self.line(p) + "\n"
+                    return Self.line(p, unit: unit) + "\n"
                 }
             case .finished(let summary):
                 // Keep the final bar on screen; the summary goes below it.
@@ -102,17 +106,17 @@ public final class ProgressRenderer: Sendable {
         return "\r\u{1B}[2K"
     }
 
-    static func bar(_ p: IngestProgress, width: Int = 30) -> String {
+    static func bar(_ p: IngestProgress, width: Int = 30, unit: String = "posters") -> String {
         let fraction = p.total > 0 ? Double(p.completed) / Double(p.total) : 1
         let filled = min(width, max(0, Int((fraction * Double(width)).rounded(.down))))
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        return "[\(bar)] " + line(p)
+        return "[\(bar)] " + line(p, unit: unit)
     }
 
     /// `123/1000 (12%) 4.5 posters/s ETA 3m15s, 2 skipped`.
-    static func line(_ p: IngestProgress) -> String {
+    static func line(_ p: IngestProgress, unit: String = "posters") -> String {
         let percent = p.total > 0 ? p.completed * 100 / p.total : 100
-        var text = "\(p.completed)/\(p.total) (\(percent)%) " + String(format: "%.1f posters/s", p.rate)
+        var text = "\(p.completed)/\(p.total) (\(percent)%) " + String(format: "%.1f ", p.rate) + unit + "/s"
         if p.completed < p.total { text += " ETA " + (p.eta.map(duration) ?? "?") }
         if p.skipped > 0 { text += ", \(p.skipped) skipped" }
         return text

@@ -9,7 +9,7 @@ struct PosterSim: AsyncParsableCommand {
             IngestCommand.self, SyncCommand.self, SimilarCommand.self, SearchCommand.self, StatsCommand.self, SkippedCommand.self,
             CheckCommand.self,
             ServeCommand.self,
-            DatabaseCommand.self, ExportCommand.self,
+            DatabaseCommand.self, ExportCommand.self, PineconeCommand.self,
             EmbedCommand.self, EmbedTextCommand.self, PreprocessCommand.self, ModelsCommand.self,
         ])
 }

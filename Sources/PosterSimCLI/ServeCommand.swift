@@ -57,6 +57,13 @@ struct ServeCommand: AsyncParsableCommand {
     var syncEvery: String?
     @Option(help: "The sync's flags, as `postersim sync` takes them, after an = sign: --sync-args=\"--prune --list popular\".")
     var syncArgs: String?
+    @Option(help: ArgumentHelp(
+        "A key /pinecone requests must give in Api-Key (repeatable; POSTERSIM_API_KEY, comma-separated). Without any, /pinecone answers clients on this machine only.",
+        valueName: "key"))
+    var apiKey: [String] = []
+    @Option(help: ArgumentHelp("A file of /pinecone keys, one a line.", valueName: "file")) var apiKeyFile: String?
+    @Option(help: "The origin clients reach this server at (https://host[:port]), for the host describe_index returns behind a proxy.")
+    var publicURL: String?
     @Flag(help: .hidden) var benchRoutes = false
     @OptionGroup var store: StoreOptions
     @OptionGroup var location: ModelLocationOptions
@@ -105,6 +112,13 @@ struct ServeCommand: AsyncParsableCommand {
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         c.maxConnections = maxConnections
         c.benchRoutes = benchRoutes
+        c.pineconeAPIKeys = try pineconeKeys()
+        if let url = publicURL {
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+                throw ValidationError("--public-url must be an http or https URL such as https://vectors.example.org")
+            }
+            c.publicURL = url
+        }
         return c
     }
 
@@ -121,6 +135,22 @@ struct ServeCommand: AsyncParsableCommand {
             hosts.append(bindHost.contains(":") && !bindHost.hasPrefix("[") ? "[\(bindHost)]" : bindHost)
         }
         return hosts
+    }
+
+    /// The keys of `--api-key`, POSTERSIM_API_KEY and `--api-key-file`, together. (Never echoed: errors name the
+    /// source, not the value.)
+    func pineconeKeys() throws -> [String] {
+        var keys = apiKey
+        if let env = Self.env("POSTERSIM_API_KEY") {
+            keys += env.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        if let file = apiKeyFile {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ValidationError("cannot read --api-key-file \(file)")
+            }
+            keys += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        return keys.filter { !$0.isEmpty }
     }
 
     func modelNames() throws -> [ModelName] {
@@ -154,6 +184,12 @@ struct ServeCommand: AsyncParsableCommand {
             }
             served.append(loaded)
             logger.info("model loaded", metadata: ["model": "\(name.apiName)", "load_time": "\(ContinuousClock.now - started)"])
+        }
+        if configuration.pineconeAPIKeys.isEmpty {
+            logger.notice(
+                "no API key set: /pinecone answers only clients on this machine (loopback); set --api-key, POSTERSIM_API_KEY or --api-key-file to open it to others")
+        } else {
+            logger.info("/pinecone requires an API key", metadata: ["keys": "\(configuration.pineconeAPIKeys.count)"])
         }
         let schedule = try syncSchedule(store: store, models: served, logger: logger)
         let app = buildApplication(

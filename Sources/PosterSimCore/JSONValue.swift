@@ -57,4 +57,21 @@ public enum JSONValue: Codable, Sendable, Equatable, Hashable {
         case .object(let o): return "{" + o.keys.sorted().prefix(4).joined(separator: ", ") + (o.count > 4 ? ", ..." : "") + "}"
         }
     }
+
+    /// The member `key` of an object; nil for a missing key or a value that is not an object.
+    public subscript(member key: String) -> JSONValue? {
+        if case .object(let members) = self { return members[key] }
+        return nil
+    }
+
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    /// A number with no fractional part, as an Int.
+    public var intValue: Int? {
+        if case .number(let d) = self, d == d.rounded(), abs(d) < 1e15 { return Int(d) }
+        return nil
+    }
 }

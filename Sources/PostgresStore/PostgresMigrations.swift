@@ -89,7 +89,23 @@ public struct PostgresMigrations: Sendable {
                 """,
                 "CREATE INDEX poster_skip_by_reason ON poster_skip (reason)",
             ]),
-        // Version 3 belongs to another branch; this one stays separate so the two merge as two migrations.
+        Migration(
+            version: 3, name: "pinecone indexes",
+            statements: [
+                // Users' indexes; each one's records live in its own table (`rec_<name>`, made with the index, as
+                // embedding tables are made with their space): a pgvector column needs its dimension.
+                """
+                CREATE TABLE record_index (
+                    name text PRIMARY KEY,
+                    dimension integer NOT NULL CHECK (dimension > 0),
+                    metric text NOT NULL CHECK (metric IN ('cosine', 'euclidean', 'dotproduct')),
+                    cloud text NOT NULL,
+                    region text NOT NULL,
+                    table_name text NOT NULL UNIQUE,
+                    generation bigint NOT NULL DEFAULT 0
+                )
+                """,
+            ]),
         Migration(
             version: 4, name: "catalogue sources and sync state",
             statements: [

@@ -143,14 +143,18 @@ extension PostgresVectorStore {
             return e.code == .connectionError || e.code == .serverClosedConnection || e.code == .uncleanShutdown
                 || e.code == .clientClosedConnection
         }
-        if error is PostgresStoreError || error is StoreError || error is CancellationError { return false }
+        if error is PostgresStoreError || error is StoreError || error is RecordIndexError || error is CancellationError {
+            return false
+        }
         // Socket errors from NIO while (re)connecting.
         let text = String(describing: error)
         return text.contains("connection") || text.contains("Connection") || text.contains("refused")
     }
 
     static func mapError(_ error: any Error, configuration: PostgresStoreConfiguration) -> any Error {
-        if error is StoreError || error is PostgresStoreError || error is CancellationError { return error }
+        if error is StoreError || error is PostgresStoreError || error is RecordIndexError || error is CancellationError {
+            return error
+        }
         if let e = error as? PSQLError {
             if let state = e.serverInfo?[.sqlState] {
                 let message = e.serverInfo?[.message] ?? ""

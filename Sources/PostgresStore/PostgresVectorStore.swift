@@ -60,6 +60,10 @@ public final class PostgresVectorStore: VectorStore, Sendable {
     let runTask: Task<Void, Never>
     let spaces = Mutex<[String: SpaceInfo]>([:])
     let estimates = Mutex<[String: (rows: Double, at: ContinuousClock.Instant)]>([:])
+    /// Record-index namespaces loaded for exact search (see `PostgresStore+Records.swift`).
+    let recordCache = RecordNamespaceCache()
+    /// Record queries answered by the HNSW path (for tests and reports: which path a query took).
+    public let approximateRecordQueries = Mutex<Int>(0)
 
     struct SpaceInfo: Sendable {
         let space: VectorSpace

@@ -45,9 +45,10 @@ public func buildApplication(
     }
     router.middlewares.add(
         BlockingWorkMiddleware(
-            executor: api.blockingExecutor, pathPrefixes: ["/api/search/", "/posters/"]))
+            executor: api.blockingExecutor, pathPrefixes: ["/api/search/", "/posters/", "/pinecone/index/"]))
     router.middlewares.add(CancelOnDisconnectMiddleware(pathPrefixes: ["/api/search/"]))
     api.addRoutes(to: router)
+    api.addPineconeRoutes(to: router)
     let host = configuration.host
     return Application(
         router: router,

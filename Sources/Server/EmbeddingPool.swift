@@ -46,6 +46,14 @@ public final class EmbeddingPool: Sendable {
         }
     }
 
+    /// Runs async `body` once a slot is free, on the caller's executor (for work that awaits rather than computes);
+    /// throws like `run`.
+    public func admit<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        try await acquire()
+        defer { release() }
+        return try await body()
+    }
+
     private func acquire() async throws {
         let id = state.withLock { s in
             s.nextID += 1

@@ -51,6 +51,17 @@ public struct ServerConfiguration: Sendable {
     public static let loopbackHosts = ["localhost", "127.0.0.1", "[::1]"]
     /// Adds `GET /bench/bare`, a fixed small JSON answer, for `make bench-server`'s baseline.
     public var benchRoutes = false
+    /// Keys a `/pinecone` request must give in `Api-Key` (any one of them). Empty: `/pinecone` answers loopback
+    /// clients only. Never logged or shown.
+    public var pineconeAPIKeys: [String] = []
+    /// The origin (`https://vectors.example.org`) clients reach this server at, for `describe_index().host` behind a
+    /// proxy; nil: the request's own `Host`.
+    public var publicURL: String?
+    /// Largest request body of a `/pinecone` route (Pinecone's 2 MB per request).
+    public var pineconeMaxBodyBytes = 2 * 1024 * 1024
+    /// Data-plane requests of `/pinecone` handled at once, and those that may wait; beyond, 429 with Retry-After.
+    public var pineconeConcurrency = 2 * ProcessInfo.processInfo.activeProcessorCount
+    public var pineconeQueueLimit = 256
     /// Server name in the `Server` header.
     public var serverName = "PosterSim"
 

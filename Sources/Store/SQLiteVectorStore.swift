@@ -37,6 +37,8 @@ public final class SQLiteVectorStore: VectorStore {
     public let externalCheckInterval: Duration
 
     let pool: DatabasePool
+    /// Record-index namespaces loaded for search, by index generation (see `SQLiteVectorStore+Records.swift`).
+    let recordCache = RecordNamespaceCache()
     let current: Locked<StoreSnapshot>
     /// The revision `current` reflects. Set after `current`, so a reader that sees a revision sees its snapshot.
     let loadedRevision: Locked<UInt64>
@@ -147,7 +149,7 @@ public final class SQLiteVectorStore: VectorStore {
                     CREATE INDEX poster_skip_by_reason ON poster_skip(reason);
                     """)
         }
-        // Another branch adds "v4"; this one stays separate so the two merge as two migrations.
+        m.registerMigration("v4: pinecone indexes") { db in try Self.createRecordTables(db) }
         m.registerMigration("v5: catalogue sources and sync state") { db in
             try db.execute(sql: SQLiteVectorStore.catalogueSchema)
         }
