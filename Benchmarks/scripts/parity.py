@@ -160,19 +160,25 @@ def main() -> int:
                           "ok": not failures}, indent=2))
     else:
         print(f"parity: {shlex.join(cmd)}  (cache {cache}; required min cosine {args.min_cosine})")
-        head = f"{'model':<9} {'images':>6} {'min cosine':>13} {'max abs diff':>13} {'max diff/|ref|':>15}  worst"
-        print(head)
-        print("-" * len(head))
-        for r in results:
-            if "error" in r:
-                print(f"{r['model']:<9} FAILED")
-                continue
-            print(f"{r['model']:<9} {r['images']:>6} {r['min_cosine']:>13.9f} {r['max_abs_diff']:>13.3e} "
-                  f"{r['max_rel_diff']:>15.3e}  {r['worst_file']}")
-        for f in failures:
-            print("FAIL", f)
-        print("parity: OK" if not failures else "parity: FAILED")
+        print_table(results, [("min cosine", "min_cosine", 13, ".9f"), ("max abs diff", "max_abs_diff", 13, ".3e"),
+                              ("max diff/|ref|", "max_rel_diff", 15, ".3e")], failures, "parity")
     return 1 if failures else 0
+
+
+def print_table(results, columns, failures, name):
+    """One row per model (model, images, then `columns` as (title, key, width, format)), the failures, a verdict."""
+    head = f"{'model':<9} {'images':>6} " + " ".join(f"{title:>{width}}" for title, _, width, _ in columns) + "  worst"
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        if "error" in r:
+            print(f"{r['model']:<9} FAILED")
+            continue
+        cells = " ".join(f"{r[key]:>{width}{fmt}}" for _, key, width, fmt in columns)
+        print(f"{r['model']:<9} {r['images']:>6} {cells}  {r['worst_file']}")
+    for f in failures:
+        print("FAIL", f)
+    print(f"{name}: OK" if not failures else f"{name}: FAILED")
 
 
 if __name__ == "__main__":

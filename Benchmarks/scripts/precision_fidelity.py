@@ -102,18 +102,9 @@ def main() -> int:
         print(json.dumps({"precision": args.precision, "results": results, "ok": not failures}, indent=2))
     else:
         print(f"{args.precision} against fp32: {shlex.join(cmd)} on {len(posters)} generated posters")
-        head = f"{'model':<9} {'images':>6} {'min cosine':>11} {'top-10 overlap mean':>20} {'min':>6}  worst"
-        print(head)
-        print("-" * len(head))
-        for r in results:
-            if "error" in r:
-                print(f"{r['model']:<9} FAILED")
-                continue
-            print(f"{r['model']:<9} {r['images']:>6} {r['min_cosine']:>11.6f} {r['mean_overlap']:>20.3f} "
-                  f"{r['min_overlap']:>6.2f}  {r['worst_file']}")
-        for f in failures:
-            print("FAIL", f)
-        print("precision fidelity: OK" if not failures else "precision fidelity: FAILED")
+        parity.print_table(results, [("min cosine", "min_cosine", 11, ".6f"),
+                                     ("top-10 overlap mean", "mean_overlap", 20, ".3f"), ("min", "min_overlap", 6, ".2f")],
+                           failures, "precision fidelity")
     return 1 if failures else 0
 
 
