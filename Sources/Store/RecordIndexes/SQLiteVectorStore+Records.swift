@@ -379,20 +379,18 @@ extension SQLiteVectorStore: RecordIndexStore {
 
     /// A write transaction whose typed errors pass through unchanged.
     func recordWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        do {
-            return try await pool.write(body)
-        } catch let error as RecordIndexError {
-            throw error
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw StoreError.database("\(error)")
-        }
+        try await Self.passingTypedErrors { try await pool.write(body) }
     }
 
     func recordRead<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await Self.passingTypedErrors { try await pool.read(body) }
+    }
+
+    /// Runs `body`, letting `RecordIndexError` and `StoreError` through and wrapping anything else (GRDB's errors) as
+    /// `StoreError.database`.
+    private static func passingTypedErrors<T>(_ body: () async throws -> T) async throws -> T {
         do {
-            return try await pool.read(body)
+            return try await body()
         } catch let error as RecordIndexError {
             throw error
         } catch let error as StoreError {
