@@ -79,6 +79,8 @@ def main():
             ours = json.load(f)
         same = sum(1 for a, b in zip(ours, flat_ids) if set(a) == set(b))
         out["flat_agrees_with_postersim"] = same / max(1, len(ours))
+        hits = sum(len(set(a) & set(b)) for a, b in zip(ours, flat_ids))
+        out["postersim_recall_at_10"] = hits / max(1, args.k * len(ours))
 
     hnsw = faiss.IndexHNSWFlat(d, args.hnsw_m, metric)
     hnsw.hnsw.efConstruction = args.ef_construction
