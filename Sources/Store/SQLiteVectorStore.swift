@@ -25,6 +25,9 @@ import GRDB
 ///   Other processes' writes are thus seen by queries within about `externalCheckInterval` (zero: checked at every
 ///   read, and reloads are not spaced); `fetchMovies`,
 ///   `movieCount`, `stats` and `searchTitles` read the file and see them at once.
+/// - With an index file (`IndexFilePolicy`, `SQLiteVectorStore+IndexFile.swift`), opening and reloading map the
+///   snapshot stored at the file's revision when it equals the database's, instead of decoding every row; the answers
+///   are the same either way.
 public final class SQLiteVectorStore: VectorStore {
     public static let defaultPath = "./postersim.sqlite"
 
@@ -45,18 +48,25 @@ public final class SQLiteVectorStore: VectorStore {
     private let checks: Locked<ExternalCheckState>
     /// Time this instance spent keeping neighbour lists (scoring and writing them), for benchmarks.
     let neighbourTime = Locked<Duration>(.zero)
+    /// How this store uses its index file, how the indexes were last loaded, and the queue that writes the file.
+    let indexFilePolicy: IndexFilePolicy
+    let indexLoadState: Locked<IndexLoad>
+    let indexWriteError = Locked<IndexFileError?>(nil)
+    let indexWriter = DispatchQueue(label: "postersim.store.index-file", qos: .utility)
 
     struct ExternalCheckState: Sendable {
         var nextCheck: ContinuousClock.Instant
         var nextReloadAllowed: ContinuousClock.Instant
     }
 
-    /// Opens (creating if needed) the store at `path`, migrates it and loads every space's current vectors.
+    /// Opens (creating if needed) the store at `path`, migrates it and loads every space's current vectors: mapped from
+    /// the index file when `indexFile` allows and the file is current, else decoded from the rows.
     public init(
         path: String = SQLiteVectorStore.defaultPath, searchThreads: Int = ExactSearch.defaultThreads,
-        externalCheckInterval: Duration = .milliseconds(100)
+        externalCheckInterval: Duration = .milliseconds(100), indexFile: IndexFilePolicy = .mapIfCurrent
     ) throws {
         self.path = path
+        indexFilePolicy = indexFile
         self.searchThreads = max(1, searchThreads)
         self.externalCheckInterval = externalCheckInterval
         let now = ContinuousClock.now
@@ -67,9 +77,12 @@ public final class SQLiteVectorStore: VectorStore {
             config.label = "postersim.store"
             pool = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(pool)
-            let (snapshot, revision) = try pool.read { db in (try Self.loadSnapshot(db), try Self.readRevision(db)) }
+            let sidecar = indexFile == .off ? nil : path + ".index"
+            let (snapshot, stamp, load) = try pool.read { db in try Self.loadSnapshot(db, indexFile: sidecar) }
             current = Locked(snapshot)
-            loadedRevision = Locked(revision)
+            loadedRevision = Locked(stamp.revision)
+            indexLoadState = Locked(load)
+            if indexFile == .mapAndRefresh, case .rows = load { writeIndexFileInBackground(snapshot, stamp: stamp) }
         } catch let error as StoreError {
             throw error
         } catch {
@@ -154,6 +167,7 @@ public final class SQLiteVectorStore: VectorStore {
             try db.execute(sql: SQLiteVectorStore.catalogueSchema)
         }
         m.registerMigration("v6: neighbour lists") { db in try Self.createNeighbourListTable(db) }
+        m.registerMigration("v7: store instance id") { db in try Self.createStoreInstance(db) }
         return m
     }
 
@@ -617,14 +631,16 @@ public final class SQLiteVectorStore: VectorStore {
     /// Loads the snapshot and revision from the file in one read transaction on `db` (the writer connection, so no
     /// write of this instance interleaves) and publishes them.
     private func reload(_ db: Database) throws {
-        var loaded: (StoreSnapshot, UInt64)?
+        var loaded: (StoreSnapshot, IndexFileStamp, IndexLoad)?
         try db.inTransaction(.deferred) {
-            loaded = (try Self.loadSnapshot(db), try Self.readRevision(db))
+            // A process that changed the store may have written the index file for its revision: map it if so.
+            loaded = try Self.loadSnapshot(db, indexFile: indexFilePolicy == .off ? nil : indexFilePath)
             return .commit
         }
-        guard let (snapshot, revision) = loaded else { return }
+        guard let (snapshot, stamp, load) = loaded else { return }
         current.set(snapshot)
-        loadedRevision.set(revision)
+        loadedRevision.set(stamp.revision)
+        indexLoadState.set(load)
     }
 
     /// Looks at the file's revision (at most once per `externalCheckInterval` unless `force`) and reloads when another

@@ -2,17 +2,22 @@ import PosterSimCore
 import CVectorScan
 import Foundation
 
-/// A row-major Float32 matrix with room for `capacityRows` rows, 64-byte aligned; large ones on huge pages where the OS
-/// allows (`vs_matrix_alloc`: a scan is then not bound by TLB misses).
+/// A row-major Float32 matrix with room for `capacityRows` rows, 64-byte aligned: either allocated in anonymous memory
+/// (large ones on huge pages where the OS allows, `vs_matrix_alloc`: a scan is then not bound by TLB misses), or a
+/// read-only view of a mapped index file (`SpaceIndexFile`).
 ///
 /// Sharing rule (why this class may be `@unchecked Sendable`): published `SpaceIndex` snapshots read only rows below
 /// their own `rowCount`; the single writer appends only at or above the newest snapshot's `rowCount` and publishes the
 /// new count afterwards through a lock, which orders the writes before any reader that sees the new count. Rows below
-/// a published count are never written again.
+/// a published count are never written again. A mapped matrix is never written at all: its `capacityRows` equals its
+/// row count, so the writer's first append into that space finds no room and compacts into allocated storage
+/// (`SpaceIndex.upserting`): the space moves to anonymous memory once, at the cost of one copy of its rows.
 final class MatrixStorage: @unchecked Sendable {
     let dimension: Int
     let capacityRows: Int
     let base: UnsafeMutablePointer<Float>
+    /// The mapping this matrix lives in (kept alive as long as the matrix), or nil when allocated.
+    let mapping: MappedFile?
 
     init(dimension: Int, capacityRows: Int) {
         self.dimension = dimension
@@ -22,9 +27,21 @@ final class MatrixStorage: @unchecked Sendable {
             fatalError("out of memory for a \(self.capacityRows) x \(dimension) matrix")
         }
         base = raw.bindMemory(to: Float.self, capacity: count)
+        mapping = nil
     }
 
-    deinit { vs_matrix_free(base) }
+    /// `rows` (at least 1) rows of `dimension` floats at `byteOffset` (a multiple of 64) in a read-only mapping.
+    init(mapping: MappedFile, byteOffset: Int, rows: Int, dimension: Int) {
+        precondition(rows >= 1 && byteOffset % 64 == 0 && byteOffset + rows * dimension * 4 <= mapping.length)
+        self.dimension = dimension
+        capacityRows = rows
+        base = UnsafeMutablePointer(mutating: (mapping.base + byteOffset).bindMemory(to: Float.self, capacity: rows * dimension))
+        self.mapping = mapping
+    }
+
+    deinit { if mapping == nil { vs_matrix_free(base) } }
+
+    var isMapped: Bool { mapping != nil }
 
     func row(_ r: Int) -> UnsafeMutablePointer<Float> { base + r * dimension }
 }
@@ -41,8 +58,9 @@ struct RowMeta: Sendable, Equatable {
     var genreBits: UInt64
 }
 
-/// Maps languages and genre ids to small integers for `RowMeta`. Append-only; part of each published snapshot.
-struct MetaInterner: Sendable {
+/// Maps languages and genre ids to small integers for `RowMeta`. Append-only; part of each published snapshot (and of
+/// the index file, which stores it next to the packed rows that use its codes).
+struct MetaInterner: Sendable, Codable, Equatable {
     static let overflowBit: UInt64 = 1 << 63
     private(set) var languages: [String: UInt32] = [:]
     private(set) var genres: [Int: Int] = [:]
