@@ -30,10 +30,11 @@ public enum StoreLocation: Sendable, CustomStringConvertible {
     }
 
     /// The one function every store-using command (ingest, similar, search, stats, export, serve) opens its store
-    /// with. PostgreSQL stores are migrated on open, as the SQLite file is.
-    public func open() async throws -> any CatalogueStore {
+    /// with. PostgreSQL stores are migrated on open, as the SQLite file is. `indexFile` says how a SQLite store uses
+    /// its index file (`<db>.index`): commands map it when current, the server also rewrites it when stale.
+    public func open(indexFile: IndexFilePolicy = .mapIfCurrent) async throws -> any CatalogueStore {
         switch self {
-        case .sqlite(let path): return try SQLiteVectorStore(path: path)
+        case .sqlite(let path): return try SQLiteVectorStore(path: path, indexFile: indexFile)
         case .postgres(let url): return try await PostgresVectorStore.open(url: url, logger: Logger(label: "postersim.pg"))
         }
     }
@@ -58,5 +59,19 @@ public struct StoreOptions: ParsableArguments {
 
     public init() {}
 
-    public func open() async throws -> any CatalogueStore { try await location.open() }
+    public func open(indexFile: IndexFilePolicy = .mapIfCurrent) async throws -> any CatalogueStore {
+        try await location.open(indexFile: indexFile)
+    }
+
+    /// After a command changed a SQLite store: writes its index file so the next open (`serve`) maps it instead of
+    /// decoding every row. A failure is reported on standard error and does not fail the command (the file is only a
+    /// faster way to open).
+    public static func writeIndexFile(of store: any CatalogueStore) async {
+        guard let sqlite = store as? SQLiteVectorStore else { return }
+        do {
+            try await sqlite.writeIndexFile()
+        } catch {
+            FileHandle.standardError.write(Data("warning: \(sqlite.indexFilePath) not written: \(error)\n".utf8))
+        }
+    }
 }

@@ -57,6 +57,7 @@ struct CheckCommand: AsyncParsableCommand {
             report.spaces.append(check)
             report.consistent = report.consistent && check.isConsistent
         }
+        if repair { await StoreOptions.writeIndexFile(of: opened) }
         if json {
             print(try encodeJSON(report))
         } else {

@@ -170,7 +170,18 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "postersim.server")
         logger.logLevel = parsedLevel
         let configuration = try serverConfiguration()
-        let store = try await store.open()
+        let started = ContinuousClock.now
+        let store = try await store.open(indexFile: .mapAndRefresh)
+        if let sqlite = store as? SQLiteVectorStore {
+            switch sqlite.indexLoad {
+            case .mapped:
+                logger.info("store opened from its index file", metadata: ["took": "\(ContinuousClock.now - started)"])
+            case .rows(let reason):
+                logger.info(
+                    "store loaded from its rows; writing its index file in the background",
+                    metadata: ["took": "\(ContinuousClock.now - started)", "reason": "\(reason.map(String.init(describing:)) ?? "off")"])
+            }
+        }
         var served: [any EmbeddingModel] = []
         for name in try modelNames() {
             let started = ContinuousClock.now

@@ -109,6 +109,7 @@ struct IngestCommand: AsyncParsableCommand {
             let pipeline = IngestPipeline(configuration: configuration, store: opened, embedders: embedders)
             let renderer = ProgressRenderer()
             let summary = try await pipeline.run { renderer.handle($0) }
+            await StoreOptions.writeIndexFile(of: opened)
             if json { print(try encodeJSON(summary)) }
             if summary.nothingDone { throw ExitCode(1) }
         }

@@ -65,7 +65,8 @@ struct SyncCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try options.configuration()
         let embedders = try options.models.map { try location.load($0) }
-        let sync = CatalogueSync(configuration: configuration, store: try await store.open(), embedders: embedders)
+        let opened = try await store.open()
+        let sync = CatalogueSync(configuration: configuration, store: opened, embedders: embedders)
         let renderer = ProgressRenderer()
         let summary = try await sync.run { event in
             switch event {
@@ -75,6 +76,7 @@ struct SyncCommand: AsyncParsableCommand {
             case .ingest(let e): renderer.handle(e)
             }
         }
+        await StoreOptions.writeIndexFile(of: opened)
         if json {
             print(try encodeJSON(summary))
         } else {
