@@ -108,9 +108,12 @@ extension SQLiteVectorStore {
         let storeID = try String.fetchOne(db, sql: "SELECT uuid FROM store_instance WHERE id = 1") ?? ""
         var spaces: [IndexFileHeader.SpaceKey] = []
         for row in try Row.fetchAll(db, sql: "SELECT name, dimension, metric, identity FROM vector_space ORDER BY name") {
+            // The identity as the snapshot prints it (`storedForm`), which is what the file records.
+            let identity: String = row["identity"]
             spaces.append(
                 IndexFileHeader.SpaceKey(
-                    name: row["name"], dimension: row["dimension"], metric: row["metric"], identity: row["identity"]))
+                    name: row["name"], dimension: row["dimension"], metric: row["metric"],
+                    identity: ModelIdentity(storedForm: identity)?.storedForm ?? identity))
         }
         return IndexFileStamp(
             storeID: storeID, revision: try readRevision(db), schema: try migrator.appliedIdentifiers(db).sorted(),
