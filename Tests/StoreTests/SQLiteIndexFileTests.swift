@@ -273,4 +273,24 @@ import Testing
         #expect(server.indexLoad == .mapped)
         #expect(try await Self.answers(server) == Self.rowAnswers(path))
     }
+
+    @Test func checksumIsIndependentOfChunkingAndSeesEveryByte() {
+        var rng = SplitMix64(seed: 3)
+        let bytes = (0..<1000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let whole = bytes.withUnsafeBytes { IndexChecksum.of($0) }
+        for chunk in [1, 3, 7, 31, 32, 33, 100, 999] {
+            var c = IndexChecksum()
+            for start in stride(from: 0, to: bytes.count, by: chunk) {
+                bytes[start..<min(bytes.count, start + chunk)].withUnsafeBytes { c.update($0) }
+            }
+            #expect(c.value == whole, "chunks of \(chunk)")
+        }
+        for i in 0..<bytes.count {
+            var changed = bytes
+            changed[i] ^= 1 << UInt8(i % 8)
+            #expect(changed.withUnsafeBytes { IndexChecksum.of($0) } != whole, "byte \(i)")
+        }
+        #expect(bytes.prefix(999).withUnsafeBytes { IndexChecksum.of($0) } != whole)
+        #expect((bytes + [0]).withUnsafeBytes { IndexChecksum.of($0) } != whole)
+    }
 }
