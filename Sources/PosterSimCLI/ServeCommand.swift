@@ -227,7 +227,7 @@ struct ServeCommand: AsyncParsableCommand {
         let chosen = models.filter { wanted.contains($0.space.name) }
         guard !chosen.isEmpty else { throw ValidationError("--sync-every needs at least one of the sync's models loaded") }
         let sync = CatalogueSync(configuration: try options.configuration(), store: store, embedders: chosen, logger: logger)
-        return SyncSchedule(sync: sync, interval: interval)
+        return SyncSchedule(sync: IndexFileWritingSync(sync: sync, store: store, logger: logger), interval: interval)
     }
 
     /// `90s`, `30m`, `24h`, `7d` (or plain seconds) as a duration of at least one second; nil otherwise.
@@ -265,5 +265,25 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if pending || !current.isEmpty { out.append(current) }
         return out
+    }
+}
+
+/// The in-server sync, followed by a rewrite of a SQLite store's index file, so a restart after a sync maps the file
+/// instead of decoding every row.
+struct IndexFileWritingSync: CatalogueSyncing {
+    let sync: CatalogueSync
+    let store: any CatalogueStore
+    let logger: Logger
+
+    func syncOnce() async throws -> SyncSummary {
+        let summary = try await sync.syncOnce()
+        if let sqlite = store as? SQLiteVectorStore {
+            do {
+                try await sqlite.writeIndexFile()
+            } catch {
+                logger.warning("index file not written after the sync", metadata: ["error": "\(error)"])
+            }
+        }
+        return summary
     }
 }
