@@ -78,6 +78,8 @@ public final class SQLiteVectorStore: VectorStore {
             pool = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(pool)
             let sidecar = indexFile == .off ? nil : path + ".index"
+            // A writer killed mid-write (a server stopped while rewriting the file) leaves its temporary behind.
+            if let sidecar { SpaceIndexFile.removeAbandonedTemporaries(of: sidecar) }
             let (snapshot, stamp, load) = try pool.read { db in try Self.loadSnapshot(db, indexFile: sidecar) }
             current = Locked(snapshot)
             loadedRevision = Locked(stamp.revision)

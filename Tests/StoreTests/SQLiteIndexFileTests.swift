@@ -246,10 +246,15 @@ import Testing
     @Test func serverPolicyRewritesAStaleFileInTheBackground() async throws {
         let path = try TempStore.newPath()
         _ = try await Self.populated(path)
-        // A temporary abandoned by a killed writer (no process has this id) is cleared by the next write.
+        // A temporary abandoned by a killed writer (no process has this id) is cleared by the next open; one of a
+        // live process (this one) is left alone.
         let abandoned = path + ".index.tmp-\(Int32.max)-1"
+        let live = path + ".index.tmp-\(getpid())-1"
         FileManager.default.createFile(atPath: abandoned, contents: Data([1, 2, 3]))
+        FileManager.default.createFile(atPath: live, contents: Data([1, 2, 3]))
         let server = try SQLiteVectorStore(path: path, indexFile: .mapAndRefresh)
+        #expect(FileManager.default.fileExists(atPath: live))
+        try FileManager.default.removeItem(atPath: live)
         #expect(server.indexLoad == .rows(because: .missing))
         await server.indexFileWritesFinished()
         #expect(server.indexFileWriteError == nil)
