@@ -25,6 +25,8 @@ struct ScaleBench: AsyncParsableCommand {
     @Option(help: "Folder for the store (when --store/--db is not given) and the vectors handed to faiss.")
     var workDir: String?
     @Flag(help: "Print only the JSON object.") var json = false
+    @Option(help: "How list upkeep scores writes: auto (by batch size), scan or gemm (SQLite; to compare them).")
+    var scoring = "auto"
     @OptionGroup var store: StoreOptions
 
     func log(_ text: String) {
@@ -41,11 +43,25 @@ struct ScaleBench: AsyncParsableCommand {
         }
         let names = try ModelName.parseList(models)
         var catalogue = SyntheticCatalogue(seed: seed, movies: movies)
-        let opened = try await location.open()
+        let method: NeighbourScoringMethod?
+        if scoring == "auto" {
+            method = nil
+        } else if let m = NeighbourScoringMethod(rawValue: scoring) {
+            method = m
+        } else {
+            throw ValidationError("--scoring must be auto, scan or gemm")
+        }
+        let opened: any CatalogueStore
+        if case .sqlite(let path) = location, method != nil {
+            opened = try SQLiteVectorStore(path: path, neighbourScoring: method)
+        } else {
+            opened = try await location.open()
+        }
         guard let sqlite = opened as? SQLiteVectorStore else {
             throw ValidationError("bench-scale measures the SQLite store; the PostgreSQL store keeps no lists yet")
         }
         var report = ScaleReport(movies: movies)
+        report.scoring = scoring
 
         // Build: movies, then each space's vectors, batch by batch (the lists are maintained in the same writes).
         let started = ContinuousClock.now
@@ -178,6 +194,8 @@ struct ScaleBench: AsyncParsableCommand {
 /// The figures `make bench-scale` collects for one size (field names as the issue lists them).
 struct ScaleReport: Encodable {
     var movies: Int
+    /// `--scoring`: how list upkeep scored the writes.
+    var scoring = "auto"
     var buildSeconds = 0.0
     var listsSeconds = 0.0
     var listsMsPerInsert = 0.0
@@ -200,7 +218,7 @@ struct ScaleReport: Encodable {
     var faiss: [String: JSONValue] = [:]
 
     enum CodingKeys: String, CodingKey {
-        case movies, faiss
+        case movies, faiss, scoring
         case buildSeconds = "build_s", listsSeconds = "lists_s", listsMsPerInsert = "lists_ms_per_insert"
         case diskBytes = "disk_bytes", serveRSSBytes = "serve_rss_bytes", startupSeconds = "startup_s"
         case byIDp50 = "by_id_p50_ms", byIDp99 = "by_id_p99_ms", byIDExactMatch = "by_id_exact_match"

@@ -20,6 +20,20 @@ struct QueryScores {
     var entering: [(row: Int, key: Float)] = []
 }
 
+/// How the neighbour-list upkeep scores a write's vectors against a space (see `NeighbourScoring`). Both methods give
+/// the same lists; the choice only moves the time. Stores choose by batch size unless told (benchmarks compare them).
+public enum NeighbourScoringMethod: String, Sendable, CaseIterable {
+    case scan
+    case boundedGEMM = "gemm"
+
+    /// Queries per write from which the GEMM is used.
+    static let gemmFromQueries = 32
+
+    static func automatic(queryCount: Int) -> NeighbourScoringMethod {
+        queryCount >= gemmFromQueries ? .boundedGEMM : .scan
+    }
+}
+
 /// Scores a batch of queries against every row of a space, for `NeighbourMaintenance`.
 ///
 /// Two methods give identical results:
@@ -33,17 +47,7 @@ struct QueryScores {
 /// Measured on the 2-core Xeon (50,000 rows, one run, other builds running): 64 queries at 512-d 23 ms by GEMM
 /// against 201 ms by the scan kernel on one thread; at 4096-d 573 against 2,199 ms; 8 queries 30 against 31 ms.
 enum NeighbourScoring {
-    enum Method: Sendable {
-        case scan
-        case boundedGEMM
-
-        /// Queries per write from which the GEMM is used.
-        static let gemmFromQueries = 32
-
-        static func automatic(queryCount: Int) -> Method {
-            queryCount >= gemmFromQueries ? .boundedGEMM : .scan
-        }
-    }
+    typealias Method = NeighbourScoringMethod
 
     /// Scores `queries` against every row of `index`. `worstKey[row]` is the key a candidate must reach to be
     /// considered for `row`'s list (`+inf` for rows without a list, `-inf` for lists that take anything).

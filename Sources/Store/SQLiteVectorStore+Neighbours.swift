@@ -96,7 +96,8 @@ extension SQLiteVectorStore: NeighbourListStore {
         let added = items.reversed().map(\.id).filter { seen.insert($0).inserted }.reversed()
         let replaced = added.filter { before.rowOfMovie[$0] != nil }
         let maintenance = NeighbourMaintenance(
-            before: before, after: after, bounds: base.neighbourBounds[space] ?? [:], threads: searchThreads)
+            before: before, after: after, bounds: base.neighbourBounds[space] ?? [:], threads: searchThreads,
+            method: neighbourScoring)
         let result = try timingLists {
             let result = try maintenance.apply(added: Array(added), removed: replaced) {
                 try Self.readNeighbourList(db, space: space, owner: $0)
@@ -115,7 +116,8 @@ extension SQLiteVectorStore: NeighbourListStore {
             let removed = ids.filter { before.rowOfMovie[$0] != nil }
             guard !removed.isEmpty, let after = next.spaces[name] else { continue }
             let maintenance = NeighbourMaintenance(
-                before: before, after: after, bounds: base.neighbourBounds[name] ?? [:], threads: searchThreads)
+                before: before, after: after, bounds: base.neighbourBounds[name] ?? [:], threads: searchThreads,
+                method: neighbourScoring)
             let result = try timingLists {
                 let result = try maintenance.apply(added: [], removed: removed) {
                     try Self.readNeighbourList(db, space: name, owner: $0)
@@ -193,7 +195,8 @@ extension SQLiteVectorStore: NeighbourListStore {
             let list = lists[owner]!
             dangling += list.entries.filter { index.rowOfMovie[$0.id] == nil }.count
             let row = index.rowOfMovie[owner]!
-            let maintenance = NeighbourMaintenance(before: index, after: index, bounds: [:], threads: searchThreads)
+            let maintenance = NeighbourMaintenance(
+                before: index, after: index, bounds: [:], threads: searchThreads, method: neighbourScoring)
             let exact = maintenance.refill(row: row)
             let prefixMatches = exact.entries.starts(with: list.entries)
             let completeMatches = !list.complete || list.entries.count == index.liveCount - 1
@@ -226,7 +229,9 @@ extension SQLiteVectorStore: NeighbourListStore {
                     guard let index = base.spaces[name] else { throw StoreError.unknownSpace(name) }
                     var bounds = base.neighbourBounds[name] ?? [:]
                     let todo = ids.filter { index.rowOfMovie[$0] != nil && bounds[$0] == nil }
-                    let maintenance = NeighbourMaintenance(before: index, after: index, bounds: bounds, threads: self.searchThreads)
+                    let maintenance = NeighbourMaintenance(
+                        before: index, after: index, bounds: bounds, threads: self.searchThreads,
+                        method: self.neighbourScoring)
                     let lists = maintenance.ownLists(of: todo)
                     try Self.writeNeighbourLists(db, space: name, lists: lists, dropped: [])
                     for (owner, list) in lists { bounds[owner] = list.bound }

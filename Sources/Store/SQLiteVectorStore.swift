@@ -32,6 +32,8 @@ public final class SQLiteVectorStore: VectorStore {
     public let path: String
     /// Threads one query may use for its scan.
     public let searchThreads: Int
+    /// How list upkeep scores writes; nil chooses by batch size (`NeighbourScoringMethod.automatic`).
+    public let neighbourScoring: NeighbourScoringMethod?
 
     /// How often, at most, reads look at the file for other processes' commits.
     public let externalCheckInterval: Duration
@@ -54,9 +56,10 @@ public final class SQLiteVectorStore: VectorStore {
     /// Opens (creating if needed) the store at `path`, migrates it and loads every space's current vectors.
     public init(
         path: String = SQLiteVectorStore.defaultPath, searchThreads: Int = ExactSearch.defaultThreads,
-        externalCheckInterval: Duration = .milliseconds(100)
+        externalCheckInterval: Duration = .milliseconds(100), neighbourScoring: NeighbourScoringMethod? = nil
     ) throws {
         self.path = path
+        self.neighbourScoring = neighbourScoring
         self.searchThreads = max(1, searchThreads)
         self.externalCheckInterval = externalCheckInterval
         let now = ContinuousClock.now
