@@ -28,6 +28,9 @@ struct NeighbourMaintenance {
         var dropped: [MovieID] = []
         /// Bounds after the write.
         var bounds: [MovieID: NeighbourBound]
+        /// Pairs scored (queries × rows), and of those the ones rescored exactly (see `NeighbourScoring`).
+        var pairsScored = 0
+        var pairsRescored = 0
     }
 
     /// `added`: movies whose vector the write stored (new or replaced). `removed`: movies whose old vector left the
@@ -68,6 +71,7 @@ struct NeighbourMaintenance {
                     vector: before.storage.row($0.row), inverseNorm: cosine ? before.inverseNorms[$0.row] : 0, row: nil)
             },
             in: after, worstKey: worstKey, ownLists: false, threads: threads, method: method)
+        result.pairsRescored = oldScores.reduce(0) { $0 + $1.rescored }
         for (j, scores) in oldScores.enumerated() {
             let oldID = Int64(oldRows[j].id)
             for (row, key) in scores.entering where key > worstKey[row] || (key == worstKey[row] && oldID <= worstID[row]) {
@@ -83,6 +87,8 @@ struct NeighbourMaintenance {
                     vector: after.storage.row($0.row), inverseNorm: cosine ? after.inverseNorms[$0.row] : 0, row: $0.row)
             },
             in: after, worstKey: worstKey, ownLists: true, threads: threads, method: method)
+        result.pairsRescored += newScores.reduce(0) { $0 + $1.rescored }
+        result.pairsScored = (oldScores.count + newScores.count) * after.rowCount
         for (j, scores) in newScores.enumerated() {
             let newID = newRows[j].id
             if let list = scores.own {

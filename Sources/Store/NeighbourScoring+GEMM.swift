@@ -221,10 +221,12 @@ private struct GEMMPass: @unchecked Sendable {
         let metric = index.space.metric
         let dim = index.space.dimension
         var result = QueryScores()
+        result.rescored = state.entering.count
         if ownLists {
             let threshold = state.lower.threshold
             var heap = TopKHeap(capacity: NeighbourList.capacity)
             for c in state.ownCandidates where c.upper >= threshold {
+                result.rescored += 1
                 let score = NeighbourScoring.kernelScore(index.storage.row(c.row), q.vector, dimension: dim, metric: metric)
                 let key = NeighbourScoring.ownKey(
                     score, queryInverse: q.inverseNorm, rowInverse: metric == .cosine ? index.inverseNorms[c.row] : 0,

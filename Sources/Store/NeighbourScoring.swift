@@ -18,6 +18,8 @@ struct QueryScores {
     /// Every live row whose list bound the query reaches, `key ≥ worstKey[row]`, with the key as the row's own scan
     /// would rank the query. (Ties against the bound's id are the caller's to decide.)
     var entering: [(row: Int, key: Float)] = []
+    /// Pairs `.boundedGEMM` rescored with the scan kernel because its bound could not decide them (0 for `.scan`).
+    var rescored = 0
 }
 
 /// How the neighbour-list upkeep scores a write's vectors against a space (see `NeighbourScoring`). Both methods give

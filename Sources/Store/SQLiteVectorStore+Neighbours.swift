@@ -77,6 +77,10 @@ extension SQLiteVectorStore: NeighbourListStore {
         return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
+    /// Pairs this instance's list upkeep scored against a space, and how many of them the GEMM's bound left to an
+    /// exact rescoring (a measure of how tight the bound is; see `NeighbourScoring`).
+    public var neighbourListPairs: (scored: Int, rescored: Int) { neighbourPairs.value }
+
     /// Adds the time `body` takes to `neighbourTime`.
     private func timingLists<T>(_ body: () throws -> T) rethrows -> T {
         let started = ContinuousClock.now
@@ -103,6 +107,7 @@ extension SQLiteVectorStore: NeighbourListStore {
                 try Self.readNeighbourList(db, space: space, owner: $0)
             }
             try Self.writeNeighbourLists(db, space: space, lists: result.lists, dropped: result.dropped)
+            neighbourPairs.update { $0.scored += result.pairsScored; $0.rescored += result.pairsRescored }
             return result
         }
         return next.withNeighbourBounds(result.bounds, space: space)
@@ -123,6 +128,7 @@ extension SQLiteVectorStore: NeighbourListStore {
                     try Self.readNeighbourList(db, space: name, owner: $0)
                 }
                 try Self.writeNeighbourLists(db, space: name, lists: result.lists, dropped: result.dropped)
+                neighbourPairs.update { $0.scored += result.pairsScored; $0.rescored += result.pairsRescored }
                 return result
             }
             next = next.withNeighbourBounds(result.bounds, space: name)

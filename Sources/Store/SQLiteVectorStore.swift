@@ -47,6 +47,8 @@ public final class SQLiteVectorStore: VectorStore {
     private let checks: Locked<ExternalCheckState>
     /// Time this instance spent keeping neighbour lists (scoring and writing them), for benchmarks.
     let neighbourTime = Locked<Duration>(.zero)
+    /// Pairs list upkeep scored, and rescored exactly (`NeighbourMaintenance.Result`), since this instance opened.
+    let neighbourPairs = Locked<(scored: Int, rescored: Int)>((0, 0))
 
     struct ExternalCheckState: Sendable {
         var nextCheck: ContinuousClock.Instant
