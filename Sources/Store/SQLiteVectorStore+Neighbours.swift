@@ -162,6 +162,27 @@ extension SQLiteVectorStore: NeighbourListStore {
         return NeighbourList(entries: picked, complete: list.complete).matches(metric: index.space.metric)
     }
 
+    /// An approximate answer by `ListGraphSearch`, or nil when the lists cannot give one (some missing, or the file
+    /// moved past the snapshot's revision): the caller scans.
+    func graphSearch(
+        _ vector: [Float], k: Int, in index: SpaceIndex, snapshot: StoreSnapshot, revision: UInt64
+    ) async throws -> [SearchMatch]? {
+        let space = index.space.name
+        guard (snapshot.neighbourBounds[space]?.count ?? 0) >= index.liveCount else { return nil }
+        let sample = graphEntrySample.value
+        let found: [SearchMatch]? = try await read { db in
+            guard try Self.readRevision(db) == revision else { return nil }
+            return try ListGraphSearch(index: index, entrySample: sample).search(vector, k: k) {
+                try Self.readNeighbourList(db, space: space, owner: $0)
+            }.matches
+        }
+        if found != nil { approximateQueries.update { $0 += 1 } }
+        return found
+    }
+
+    /// Queries by vector this instance answered approximately, through the lists.
+    public var approximateQueryCount: Int { approximateQueries.value }
+
     // MARK: Checking and building
 
     /// Compares the lists of `space` with exact scans: every list when `sample` is nil, else about `sample` of them
