@@ -222,6 +222,8 @@ struct SearchCommand: AsyncParsableCommand {
         @Argument(help: "An image file (JPEG, PNG or WebP).") var file: String
         @Option(help: "Model: clip, resnet50 or vgg16.", transform: ModelName.parseArgument) var model: ModelName
         @OptionGroup var query: QueryOptions
+        @Flag(help: "Always scan (spaces of 100,000+ films otherwise answer through the neighbour lists).")
+        var exact = false
         @OptionGroup var store: StoreOptions
         @OptionGroup var location: ModelLocationOptions
 
@@ -230,7 +232,8 @@ struct SearchCommand: AsyncParsableCommand {
             let image = try PosterDecoder().decode(contentsOf: URL(fileURLWithPath: file))
             let vector = try loaded.embed(images: [image])[0]
             let store = try await store.open()
-            let matches = try await store.query(space: model.rawValue, vector: vector, k: query.k, filter: query.filter)
+            let matches = try await store.query(
+                space: model.rawValue, vector: vector, k: query.k, filter: query.filter, exact: exact)
             try await query.show(matches, space: model.rawValue, store: store)
         }
     }
@@ -239,6 +242,8 @@ struct SearchCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Posters that match a description (CLIP's text tower).")
         @Argument(help: "The description, e.g. \"a lone astronaut on a red planet\".") var text: String
         @OptionGroup var query: QueryOptions
+        @Flag(help: "Always scan (spaces of 100,000+ films otherwise answer through the neighbour lists).")
+        var exact = false
         @OptionGroup var store: StoreOptions
         @OptionGroup var location: ModelLocationOptions
 
@@ -246,7 +251,8 @@ struct SearchCommand: AsyncParsableCommand {
             let loaded = try location.load(.clip)
             let vector = try loaded.embed(texts: [text])[0]
             let store = try await store.open()
-            let matches = try await store.query(space: ModelName.clip.rawValue, vector: vector, k: query.k, filter: query.filter)
+            let matches = try await store.query(
+                space: ModelName.clip.rawValue, vector: vector, k: query.k, filter: query.filter, exact: exact)
             try await query.show(matches, space: ModelName.clip.rawValue, store: store)
         }
     }
