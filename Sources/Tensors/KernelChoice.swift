@@ -111,3 +111,44 @@
 // 3 alternating rounds, loaded machine) bf16 is 0.48× fp32 for CLIP, 0.76× for VGG16 (no bf16 Winograd), 1.31× for
 // ResNet-50. Without AMX, vdpbf16ps gives at best fp32's multiply-add rate, so bf16 stays opt-in for its halved
 // weight memory and for CPUs with AMX; fp32 is the default. int8 was not tried.
+//
+// ResNet-50 fp32 at batch 8 against ONNX Runtime (issue 17's ≤ 0.9× target; 2026-12-04, the same Xeon, shared
+// with two builders compiling, load average 5-7). Where the time goes, from ONEDNN_VERBOSE=1 (the fastest of 4
+// batches per primitive, 1 thread, whose CPU time other processes disturb least), ms per batch of 8: the 36 1×1
+// convolutions (jit_1x1 on nChw16c) 238-250, the 13 Winograd 3×3 layers 81-100, the stem and the three stride-2
+// 3×3 (jit, nChw16c) 61-72, max pool 2-4, the one reorder (the final map, for the average pool) 0.5. So ≥ 98.5% is
+// convolution, and the direct layers run at 55-90 GMAC/s per core, most at 70-90, which is about this core's FMA
+// peak. What the issue listed is in place: batch norm is folded into the weights at load (`foldBatchNorm`), each
+// block's residual sum and ReLU are sum + eltwise post-ops of its last 1×1, primitives are created once per shape
+// and cached, activations come from the arena (no allocation per call once warm), and nothing is reordered
+// between layers. Two changes were tried and dropped (A/B in one window; 2-thread figures are medians of 3
+// alternating rounds of `postersim-bench embed`, run at autogroup nice -10 to get the cores from the builders):
+// - Winograd 8 images per call. oneDNN picks F(4×4,3×3) for a batch of 3 or more where it picks F(2×2,3×3) for one
+//   image; since its weight layout is per batch size, a batch ran in chunks of 8 on a second weight copy, the
+//   remainder image by image. 1 thread: the 13 layers 85-92 vs 81-100 ms; 2 threads: 39.3/31.7/35.3 vs
+//   37.2/34.7/34.7 ms per image, no gain; 200 MB more resident (F(4×4) weights are 128 MB for ResNet-50 against
+//   57 MB, plus larger scratchpads). (For VGG16's 224 and 112 maps a throw-away per-layer C++ timing suggested
+//   F(4×4) batches could gain ~15% of the conv time; not tried end to end.)
+// - Channels-last (`any`) for the direct layers again, with reorders around each Winograd layer: brgconv_1x1 280 vs
+//   jit_1x1 238-250 ms per batch plus 28 reorders (14 ms); 2 threads 38-47 vs 32-39 ms per image.
+// `make bench-embed` (ORT and ours interleaved, 5 rounds, loaded machine at autogroup nice -10, load 6.1-6.4): ORT
+// 37.6, ours 34.0 ms per image, 0.906; the quiet-machine figure of the same code is 0.94 (`Benchmarks/README.md`).
+// The target is not met: with every direct layer near peak, the only lever left in oneDNN 2.6 fp32 is fewer
+// multiplications, which it offers only as Winograd for the 3×3 stride-1 layers, already used. The stride-2 3×3
+// layers run ~20% faster as brgconv on channels-last (38.7 vs 48.6 ms per batch, 1 thread) but need ~5 ms of
+// reorders around them: about 1% end to end, not taken.
+//
+// int8 (issue 17, 2026-12-04, `make bench-int8`; measured, not wired). oneDNN 2.6 runs u8×s8 convolutions with
+// VNNI (brgconv:avx512_core_vnni) on every ResNet-50 and VGG16 shape. Per layer at batch 8, 2 threads, fastest of 7
+// alternating runs, int8 (u8 in and out, per-channel output scales, the same fused post-ops) against fp32 as the
+// engine runs it: ResNet-50's 53 convolutions 54-55 vs 172-174 ms per batch (0.32, every layer 0.25-0.43); VGG16's
+// 13: 218 vs 485 (0.45; Winograd already cuts the fp32 side there). Fidelity, with ONNX Runtime's static quantizer
+// as the stand-in (`Benchmarks/scripts/int8_fidelity.py`: QDQ, per-channel s8 weights, u8 activations, min/max
+// calibrated on 16 of the 48 generated posters, against float32 on all 48): ResNet-50 min cosine 0.99977 but mean
+// top-10 overlap 0.935 (min 0.80), under issue 17's 0.95 — keeping the stem and the last stage in float32 did not
+// lift it (0.942); VGG16 min cosine 0.99916, overlap 0.975 (min 0.90), within both bounds. ORT's own int8 runs at
+// 0.29× (ResNet-50) and 0.26× (VGG16) of its fp32 time. So int8 would pay for VGG16 (about 2× on its
+// convolutions, plus a quarter of fc1's 411 MB of weight traffic) and, for ResNet-50, costs neighbour agreement
+// below the bound. Not wired: it needs per-layer activation scales from a calibration pass at load (the engine
+// sees no images then), u8 activations kept between layers, a float32 input stem or an s8 input, and the
+// `;precision=int8` identity and VNNI check that bf16 has; that is the next step if VGG16's speed matters.
