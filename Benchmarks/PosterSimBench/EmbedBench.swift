@@ -31,7 +31,7 @@ struct EmbedBench: ParsableCommand {
     })
     var batches: [Int] = [1, 8]
 
-    @Option(help: "Threads for the kernels (sets OMP_NUM_THREADS before the engine starts).")
+    @Option(help: "Threads for the kernels (runs the command with OMP_NUM_THREADS set to it).")
     var threads: Int?
 
     @Option(help: "Untimed batches before timing.")
@@ -53,7 +53,14 @@ struct EmbedBench: ParsableCommand {
     @OptionGroup var location: ModelLocationOptions
 
     func run() throws {
-        if let threads { setenv("OMP_NUM_THREADS", String(threads), 1) }
+        if let threads, ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] != String(threads) {
+            // libgomp reads OMP_NUM_THREADS once, when it is loaded (before main), so setting it here would not
+            // change oneDNN's thread count: start this command again with it set.
+            setenv("OMP_NUM_THREADS", String(threads), 1)
+            let arguments = CommandLine.arguments.map { strdup($0) } + [nil]
+            execv("/proc/self/exe", arguments)
+            throw ValidationError("--threads: cannot restart with OMP_NUM_THREADS=\(threads) (errno \(errno))")
+        }
         let loaded = try models.map { try location.load($0) }
         let loadedRSS = ProcessMemory.read()
         for embedder in loaded {
