@@ -138,8 +138,9 @@
 //   jit_1x1 238-250 ms per batch (loaded) plus 28 reorders (14 ms); end to end 38-47 vs 32-39 ms per image.
 // - Not tried: the stride-2 3×3 layers as brgconv on channels-last (38.7 vs 48.6 ms per batch, loaded) need ~5 ms
 //   of reorders around them, about 1% end to end.
-// `make bench-embed` (ORT and ours interleaved, 5 rounds, loaded, load average 6.1-6.4): ORT 37.6, ours 34.0 ms per
-// image, 0.906; the quiet-machine figure of the same code is 0.94 (`Benchmarks/README.md`). Not met: with the direct
+// `make bench-embed` (ORT and ours interleaved, loaded): 5 rounds at load average 6.1-6.4, ORT 37.6 and ours 34.0 ms
+// per image (0.906); 7 rounds at 4.1-4.5, 38.1 and 33.6 (0.882). The quiet-machine figure of the same code is 0.94
+// (`Benchmarks/README.md`): ORT suffers more from the load than we do. Not met on a quiet machine: with the direct
 // layers at peak, the lever left in oneDNN 2.6 fp32 is fewer multiplications, which it has only as Winograd for the
 // 3×3 stride-1 layers, already used. (`postersim-bench embed --threads N` had not changed oneDNN's thread count,
 // libgomp reads OMP_NUM_THREADS before main; it now restarts itself with the variable set. `make bench-embed`
