@@ -103,8 +103,13 @@ Run make(const engine& eng, const Layer& l, int batch, bool int8) {
     if (int8) attr.set_output_scales(1 << 1, std::vector<float>(l.out, 1.f / 64));  // per output channel
     attr.set_scratchpad_mode(scratchpad_mode::user);
     convolution_forward::primitive_desc pd(desc, attr, eng);
-    Run run{convolution_forward(pd), pd.src_desc(), pd.weights_desc(), pd.dst_desc(), pd.bias_desc(),
-            pd.scratchpad_desc()};
+    Run run;
+    run.primitive = convolution_forward(pd);
+    run.src = pd.src_desc();
+    run.weights = pd.weights_desc();
+    run.dst = pd.dst_desc();
+    run.bias = pd.bias_desc();
+    run.scratchpad = pd.scratchpad_desc();
     run.images = images;
     run.impl = pd.impl_info_str();
     const int calls = batch / images;
