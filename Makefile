@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release/postersim
 DEMO_OUT = .build/demo
 
-.PHONY: all build release bench-bin bench-scale soak test browser-test demo bootstrap clean reference-env reference-data parity interop bench-embed bench-ingest fixtures bench-store serve bench-server bench-pg pgserver bench-sync pinecone-sdk-test bench-pinecone
+.PHONY: all build release bench-bin bench-scale soak test browser-test demo bootstrap clean reference-env reference-data parity interop bench-embed bench-int8 bench-ingest fixtures bench-store serve bench-server bench-pg pgserver bench-sync pinecone-sdk-test bench-pinecone
 
 all: build
 
@@ -156,6 +156,16 @@ bench-embed: bench-bin reference-data
 	$(PY) Benchmarks/scripts/export_onnx.py --cache $(FULL_SIZE) --out $(ONNX_DIR)
 	$(PY) Benchmarks/scripts/bench_embed.py --cache $(FULL_SIZE) --onnx $(ONNX_DIR) --swift-cmd "$(BENCH_BIN) embed --json" \
 		$(BENCH_EMBED_ARGS)
+
+# Issue 17's int8 trial (no --precision int8 exists): oneDNN's int8 convolutions against the fp32 ones the engine
+# runs, layer by layer, and the fidelity of a static int8 model (ONNX Runtime's quantizer) against float32.
+INT8_LAYERS = .build/int8_layers
+bench-int8: release reference-data
+	$(CXX) -O2 -std=c++17 Benchmarks/Int8Trial/int8_layers.cpp -o $(INT8_LAYERS) -ldnnl
+	OMP_NUM_THREADS=2 $(INT8_LAYERS) resnet50
+	OMP_NUM_THREADS=2 $(INT8_LAYERS) vgg16
+	$(PY) Benchmarks/scripts/export_onnx.py --cache $(FULL_SIZE) --out $(ONNX_DIR)
+	$(PY) Benchmarks/scripts/int8_fidelity.py --cache $(FULL_SIZE) --onnx $(ONNX_DIR) --swift-cmd "$(RELEASE_BIN)"
 
 # Regenerate the committed fixtures (Tests/Fixtures) with the pinned reference stack.
 fixtures: reference-env

@@ -31,7 +31,7 @@ struct EmbedBench: ParsableCommand {
     })
     var batches: [Int] = [1, 8]
 
-    @Option(help: "Threads for the kernels (sets OMP_NUM_THREADS before the engine starts).")
+    @Option(help: "Threads for the kernels (runs the command with OMP_NUM_THREADS set to it).")
     var threads: Int?
 
     @Option(help: "Untimed batches before timing.")
@@ -43,7 +43,7 @@ struct EmbedBench: ParsableCommand {
     @Option(help: "Minimum timed seconds per model and batch size.")
     var minSeconds = 5.0
 
-    @Flag(help: "Print JSON lines: {\"model\", \"precision\", \"batch\", \"ms_per_image\", \"ms_per_image_min\", \"runs\"} and one {\"memory\": …}.")
+    @Flag(help: "Print JSON lines: {\"model\", \"precision\", \"batch\", \"ms_per_image\", \"ms_per_image_min\", \"cpu_ms_per_image\", \"runs\"} and one {\"memory\": …}.")
     var json = false
 
     @Option(name: .customLong("decode"), parsing: .upToNextOption,
@@ -53,7 +53,14 @@ struct EmbedBench: ParsableCommand {
     @OptionGroup var location: ModelLocationOptions
 
     func run() throws {
-        if let threads { setenv("OMP_NUM_THREADS", String(threads), 1) }
+        if let threads, ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] != String(threads) {
+            // libgomp reads OMP_NUM_THREADS once, when it is loaded (before main), so setting it here would not
+            // change oneDNN's thread count: start this command again with it set.
+            setenv("OMP_NUM_THREADS", String(threads), 1)
+            let arguments = CommandLine.arguments.map { strdup($0) } + [nil]
+            execv("/proc/self/exe", arguments)
+            throw ValidationError("--threads: cannot restart with OMP_NUM_THREADS=\(threads) (errno \(errno))")
+        }
         let loaded = try models.map { try location.load($0) }
         let loadedRSS = ProcessMemory.read()
         for embedder in loaded {
@@ -61,18 +68,22 @@ struct EmbedBench: ParsableCommand {
                 let input = try syntheticBatch(embedder.preprocessor, count: batch)
                 for _ in 0..<warmup { _ = try embedder.embed(input) }
                 var times: [Double] = []
+                let cpuStarted = ProcessCPU.milliseconds()
                 let started = DispatchTime.now().uptimeNanoseconds
                 while times.count < minRuns || Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 < minSeconds {
                     let t0 = DispatchTime.now().uptimeNanoseconds
                     _ = try embedder.embed(input)
                     times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
                 }
+                // CPU time of the whole process (all threads, spin-waits included) per image: on a shared machine
+                // it shows how much of the wall time was work and how much waiting for a core.
+                let cpuPerImage = (ProcessCPU.milliseconds() - cpuStarted) / Double(times.count * batch)
                 times.sort()
                 let median = times[times.count / 2] / Double(batch), fastest = times[0] / Double(batch)
                 // Resident memory after the runs: what this model and batch size leave behind (workspaces, heap).
                 let resident = ProcessMemory.read().resident
                 if json {
-                    print(#"{"model": "\#(embedder.name.rawValue)", "precision": "\#(embedder.precision)", "batch": \#(batch), "ms_per_image": \#(median), "ms_per_image_min": \#(fastest), "runs": \#(times.count), "rss_bytes": \#(resident)}"#)
+                    print(#"{"model": "\#(embedder.name.rawValue)", "precision": "\#(embedder.precision)", "batch": \#(batch), "ms_per_image": \#(median), "ms_per_image_min": \#(fastest), "cpu_ms_per_image": \#(cpuPerImage), "runs": \#(times.count), "rss_bytes": \#(resident)}"#)
                 } else {
                     print("\(embedder.name.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(embedder.precision) "
                           + "batch \(batch): "
@@ -130,6 +141,16 @@ struct EmbedBench: ParsableCommand {
             })
         }
         return try preprocessor.batch(images)
+    }
+}
+
+/// User plus system CPU time of this process so far (all threads), from getrusage.
+enum ProcessCPU {
+    static func milliseconds() -> Double {
+        var usage = rusage()
+        guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return 0 }
+        func ms(_ t: timeval) -> Double { Double(t.tv_sec) * 1e3 + Double(t.tv_usec) / 1e3 }
+        return ms(usage.ru_utime) + ms(usage.ru_stime)
     }
 }
 

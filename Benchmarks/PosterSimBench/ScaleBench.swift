@@ -25,6 +25,10 @@ struct ScaleBench: AsyncParsableCommand {
     @Option(help: "Folder for the store (when --store/--db is not given) and the vectors handed to faiss.")
     var workDir: String?
     @Flag(help: "Print only the JSON object.") var json = false
+    @Option(help: "How list upkeep scores writes: auto (by batch size), scan or gemm (SQLite; to compare them).")
+    var scoring = "auto"
+    @Option(help: "Films from which unfiltered queries by vector go through the lists (SQLite; default: the store's).")
+    var approximateFrom: Int?
     @OptionGroup var store: StoreOptions
 
     func log(_ text: String) {
@@ -41,11 +45,27 @@ struct ScaleBench: AsyncParsableCommand {
         }
         let names = try ModelName.parseList(models)
         var catalogue = SyntheticCatalogue(seed: seed, movies: movies)
-        let opened = try await location.open()
+        let method: NeighbourScoringMethod?
+        if scoring == "auto" {
+            method = nil
+        } else if let m = NeighbourScoringMethod(rawValue: scoring) {
+            method = m
+        } else {
+            throw ValidationError("--scoring must be auto, scan or gemm")
+        }
+        let opened: any CatalogueStore
+        if case .sqlite(let path) = location, method != nil || approximateFrom != nil {
+            opened = try SQLiteVectorStore(
+                path: path, neighbourScoring: method,
+                approximateSearchFrom: approximateFrom ?? SQLiteVectorStore.defaultApproximateSearchFrom)
+        } else {
+            opened = try await location.open()
+        }
         guard let sqlite = opened as? SQLiteVectorStore else {
             throw ValidationError("bench-scale measures the SQLite store; the PostgreSQL store keeps no lists yet")
         }
         var report = ScaleReport(movies: movies)
+        report.scoring = scoring
 
         // Build: movies, then each space's vectors, batch by batch (the lists are maintained in the same writes).
         let started = ContinuousClock.now
@@ -67,6 +87,8 @@ struct ScaleBench: AsyncParsableCommand {
         report.buildSeconds = (ContinuousClock.now - started).seconds
         report.listsSeconds = sqlite.neighbourListSeconds
         report.listsMsPerInsert = report.listsSeconds * 1000 / Double(movies)
+        let pairs = sqlite.neighbourListPairs
+        report.listsRescoredFraction = Double(pairs.rescored) / Double(max(1, pairs.scored))
         report.diskBytes = try await sqlite.stats().bytesOnDisk ?? 0
         log("built in \(report.buildSeconds) s, lists \(report.listsSeconds) s")
 
@@ -75,6 +97,9 @@ struct ScaleBench: AsyncParsableCommand {
         let sample = (0..<queries).map { _ in MovieID(Int.random(in: 1...movies, using: &sampler)) }
         var byID: [Double] = []
         var byVector: [Double] = []
+        var byVectorExact: [Double] = []
+        var vectorHits = 0
+        var vectorAsked = 0
         var exactMatches = 0
         var checked = 0
         var filtered: [String: [Double]] = ["1%": [], "50%": []]
@@ -100,8 +125,13 @@ struct ScaleBench: AsyncParsableCommand {
             for id in sample.prefix(max(1, queries / 2)) {
                 let q = catalogue.perturbed(vectors[id]!)
                 let t0 = ContinuousClock.now
-                _ = try await sqlite.query(space: space.name, vector: q, k: 10, filter: .none)
+                let answer = try await sqlite.query(space: space.name, vector: q, k: 10, filter: .none)
                 byVector.append((ContinuousClock.now - t0).milliseconds)
+                let t1 = ContinuousClock.now
+                let exact = try await sqlite.query(space: space.name, vector: q, k: 10, filter: .none, exact: true)
+                byVectorExact.append((ContinuousClock.now - t1).milliseconds)
+                vectorHits += Set(answer.map(\.movieID)).intersection(exact.map(\.movieID)).count
+                vectorAsked += exact.count
             }
         }
         report.byIDp50 = percentile(byID, 0.5)
@@ -109,6 +139,10 @@ struct ScaleBench: AsyncParsableCommand {
         report.byIDExactMatch = Double(exactMatches) / Double(max(1, checked))
         report.byVectorp50 = percentile(byVector, 0.5)
         report.byVectorp99 = percentile(byVector, 0.99)
+        report.byVectorExactp50 = percentile(byVectorExact, 0.5)
+        report.byVectorExactp99 = percentile(byVectorExact, 0.99)
+        report.recallAt10VsScan = Double(vectorHits) / Double(max(1, vectorAsked))
+        report.byVectorApproximate = sqlite.approximateQueryCount > 0
         report.filteredp99 = percentile(filtered["1%"]! + filtered["50%"]!, 0.99)
         report.filteredp99By = filtered.mapValues { percentile($0, 0.99) }
         report.listChecks = try await spaces.asyncMap { try await sqlite.checkNeighbourLists(space: $0.name, sample: 200) }
@@ -191,9 +225,13 @@ struct ScaleBench: AsyncParsableCommand {
 /// The figures `make bench-scale` collects for one size (field names as the issue lists them).
 struct ScaleReport: Encodable {
     var movies: Int
+    /// `--scoring`: how list upkeep scored the writes.
+    var scoring = "auto"
     var buildSeconds = 0.0
     var listsSeconds = 0.0
     var listsMsPerInsert = 0.0
+    /// Of the pairs list upkeep scored, the fraction the GEMM's bound left to an exact rescoring.
+    var listsRescoredFraction = 0.0
     var diskBytes = 0
     /// `postersim serve` mapping the index file (the usual start).
     var serveRSSBytes = 0
@@ -212,6 +250,12 @@ struct ScaleReport: Encodable {
     var httpByIDp99 = 0.0
     var byVectorp50 = 0.0
     var byVectorp99 = 0.0
+    /// The same queries with `exact: true` (the scan), and the default answers' recall@10 against them.
+    var byVectorExactp50 = 0.0
+    var byVectorExactp99 = 0.0
+    var recallAt10VsScan = 0.0
+    /// Whether the default by-vector answers came through the lists (`ListGraphSearch`) rather than a scan.
+    var byVectorApproximate = false
     /// Against faiss flat on the same queries; nil when faiss was not run.
     var recallAt10: Double?
     var filteredp99 = 0.0
@@ -220,14 +264,17 @@ struct ScaleReport: Encodable {
     var faiss: [String: JSONValue] = [:]
 
     enum CodingKeys: String, CodingKey {
-        case movies, faiss
+        case movies, faiss, scoring
         case buildSeconds = "build_s", listsSeconds = "lists_s", listsMsPerInsert = "lists_ms_per_insert"
+        case listsRescoredFraction = "lists_rescored_fraction"
         case diskBytes = "disk_bytes", serveRSSBytes = "serve_rss_bytes", startupSeconds = "startup_s"
         case serveRowsRSSBytes = "serve_rows_rss_bytes", startupRowsSeconds = "startup_rows_s"
         case indexWriteSeconds = "index_write_s", indexBytes = "index_bytes"
         case byIDp50 = "by_id_p50_ms", byIDp99 = "by_id_p99_ms", byIDExactMatch = "by_id_exact_match"
         case httpByIDp50 = "http_by_id_p50_ms", httpByIDp99 = "http_by_id_p99_ms"
         case byVectorp50 = "by_vector_p50_ms", byVectorp99 = "by_vector_p99_ms", recallAt10 = "recall_at_10"
+        case byVectorExactp50 = "by_vector_exact_p50_ms", byVectorExactp99 = "by_vector_exact_p99_ms"
+        case recallAt10VsScan = "recall_at_10_vs_scan", byVectorApproximate = "by_vector_approximate"
         case filteredp99 = "filtered_p99_ms", filteredp99By = "filtered_p99_ms_by_selectivity"
         case listChecks = "list_checks"
     }

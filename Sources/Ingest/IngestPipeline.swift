@@ -104,6 +104,9 @@ public struct IngestPipeline: Sendable {
         let c = configuration
         guard c.concurrency >= 1 else { throw IngestError.invalidConfiguration("concurrency must be at least 1") }
         guard c.batchSize >= 1 else { throw IngestError.invalidConfiguration("batch size must be at least 1") }
+        if let w = c.writeBatchSize, w < 1 {
+            throw IngestError.invalidConfiguration("write batch size must be at least 1")
+        }
         guard c.pages >= 1 else { throw IngestError.invalidConfiguration("pages must be at least 1") }
         if let limit = c.limit, limit < 0 { throw IngestError.invalidConfiguration("limit must not be negative") }
         guard PosterCache.isSafeComponent(c.posterSize) else {
@@ -206,7 +209,8 @@ public struct IngestPipeline: Sendable {
 
         let gate = CoreGate(width: ProcessInfo.processInfo.activeProcessorCount)
         let state = RunState(
-            embedders: selected, store: store, batchSize: configuration.batchSize, total: work.count, gate: gate,
+            embedders: selected, store: store, batchSize: configuration.batchSize,
+            writeBatchSize: configuration.writeBatchSize ?? configuration.batchSize, total: work.count, gate: gate,
             observer: observer, onEvent: onEvent)
         state.register(work)
         let fetcher = PosterFetcher(
@@ -526,6 +530,9 @@ final class RunState {
     private let embedders: [any EmbeddingModel]
     private let store: any VectorStore
     private let batchSize: Int
+    private let writeBatchSize: Int
+    /// Embedded and validated vectors not yet written, by embedder.
+    private var unwritten: [[EmbeddingInput]]
     /// Taken exclusively by each forward pass, so poster decoding does not share the cores with it.
     private let gate: CoreGate
     private let onEvent: @Sendable (IngestEvent) -> Void
@@ -548,13 +555,16 @@ final class RunState {
     private static let embedQueue = DispatchQueue(label: "postersim.ingest.embed", qos: .userInitiated)
 
     init(
-        embedders: [any EmbeddingModel], store: any VectorStore, batchSize: Int, total: Int, gate: CoreGate,
-        observer: (@Sendable (String, [MovieID]) -> Void)? = nil, onEvent: @escaping @Sendable (IngestEvent) -> Void
+        embedders: [any EmbeddingModel], store: any VectorStore, batchSize: Int, writeBatchSize: Int, total: Int,
+        gate: CoreGate, observer: (@Sendable (String, [MovieID]) -> Void)? = nil,
+        onEvent: @escaping @Sendable (IngestEvent) -> Void
     ) {
         self.observer = observer
         self.embedders = embedders
         self.store = store
         self.batchSize = batchSize
+        self.writeBatchSize = writeBatchSize
+        self.unwritten = Array(repeating: [], count: embedders.count)
         self.gate = gate
         self.total = total
         self.onEvent = onEvent
@@ -603,7 +613,10 @@ final class RunState {
     }
 
     func flushAll() async throws {
-        for index in embedders.indices { try await flush(index) }
+        for index in embedders.indices {
+            try await flush(index)
+            try await write(index)
+        }
     }
 
     private func flush(_ index: Int) async throws {
@@ -640,18 +653,6 @@ final class RunState {
                 rejected.append((id, reason))
             }
         }
-        // A cancelled run stops before committing; the batch is redone next time.
-        try Task.checkCancellation()
-        if !inputs.isEmpty {
-            do {
-                try await store.upsertEmbeddings(inputs, space: space.name, identity: embedder.identity)
-            } catch let error as StoreError {
-                throw IngestError.store(error)
-            }
-            vectorsWritten[space.name, default: 0] += inputs.count
-            observer?(space.name, inputs.map(\.movieID))
-            onEvent(.batchStored(space: space.name, count: inputs.count))
-        }
         if !rejected.isEmpty {
             try await record(
                 rejected.map { id, why in
@@ -662,6 +663,28 @@ final class RunState {
                 })
         }
         for (id, _) in rejected { resolve(id, failed: true) }
+        if !rejected.isEmpty { emitProgress() }
+        unwritten[index].append(contentsOf: inputs)
+        if unwritten[index].count >= writeBatchSize { try await write(index) }
+    }
+
+    /// Writes embedder `index`'s unwritten vectors in one transaction.
+    private func write(_ index: Int) async throws {
+        let inputs = unwritten[index]
+        unwritten[index] = []
+        guard !inputs.isEmpty else { return }
+        let embedder = embedders[index]
+        let space = embedder.space
+        // A cancelled run stops before committing; the batch is redone next time.
+        try Task.checkCancellation()
+        do {
+            try await store.upsertEmbeddings(inputs, space: space.name, identity: embedder.identity)
+        } catch let error as StoreError {
+            throw IngestError.store(error)
+        }
+        vectorsWritten[space.name, default: 0] += inputs.count
+        observer?(space.name, inputs.map(\.movieID))
+        onEvent(.batchStored(space: space.name, count: inputs.count))
         for input in inputs { resolve(input.movieID, failed: false) }
         emitProgress()
     }

@@ -43,8 +43,13 @@ public struct IngestConfiguration: Sendable {
     public var posterCacheDirectory: String? = PosterCache.defaultDirectory
     /// Posters fetched, decoded and preprocessed at the same time; also bounds the posters held in memory.
     public var concurrency: Int = 8
-    /// Images per embedding call and per store transaction.
+    /// Images per embedding call, and per store transaction unless `writeBatchSize` says more.
     public var batchSize: Int = 8
+    /// Vectors per store transaction and model (`--write-batch`); nil writes each forward batch as it comes. On a big
+    /// catalogue a write's neighbour-list upkeep reads the whole space once, whatever the write's size, so fewer,
+    /// bigger writes cost less per film (with 32 or more vectors the SQLite store scores them with one GEMM). A run
+    /// killed in between loses at most the unwritten vectors' forward passes; they are redone on restart.
+    public var writeBatchSize: Int? = nil
     /// Also retry posters an earlier run skipped for a permanent reason (`--retry-skipped`). Without it, only
     /// transient skips (timeouts, network errors, 5xx, 429) are retried, plus permanent ones whose movie has another
     /// `poster_path` (or, for a model's own failure, whose model has another checkpoint) since.

@@ -73,7 +73,10 @@ struct IngestCommand: AsyncParsableCommand {
         @Option(help: "Stop after this many movies.") var limit: Int?
         @Option(help: "TMDB image size of the posters (original, w780, w500, ...).") var posterSize = "original"
         @Option(help: "Posters downloaded at once.") var concurrency = 8
-        @Option(help: "Images per forward pass and per store transaction.") var batchSize = 8
+        @Option(help: "Images per forward pass (and per store transaction unless --write-batch says more).")
+        var batchSize = 8
+        @Option(help: "Vectors per store transaction and model (default: --batch-size). Bigger writes make neighbour-list upkeep cheaper per film on big catalogues.")
+        var writeBatch: Int?
         @Flag(help: """
             Also retry posters an earlier run skipped for a permanent reason (no poster_path, 404, undecodable, \
             too large...). Transient skips (timeouts, network errors, 5xx, 429) are always retried.
@@ -103,6 +106,7 @@ struct IngestCommand: AsyncParsableCommand {
             configuration.posterCacheDirectory = posterCache
             configuration.concurrency = concurrency
             configuration.batchSize = batchSize
+            configuration.writeBatchSize = writeBatch
             configuration.retrySkipped = retrySkipped
             configuration.tmdb = tmdb
             let embedders = try models.map { try location.load($0) }
@@ -219,6 +223,8 @@ struct SearchCommand: AsyncParsableCommand {
         @Argument(help: "An image file (JPEG, PNG or WebP).") var file: String
         @Option(help: "Model: clip, resnet50 or vgg16.", transform: ModelName.parseArgument) var model: ModelName
         @OptionGroup var query: QueryOptions
+        @Flag(help: "Always scan (spaces of 100,000+ films otherwise answer through the neighbour lists).")
+        var exact = false
         @OptionGroup var store: StoreOptions
         @OptionGroup var location: ModelLocationOptions
 
@@ -227,7 +233,8 @@ struct SearchCommand: AsyncParsableCommand {
             let image = try PosterDecoder().decode(contentsOf: URL(fileURLWithPath: file))
             let vector = try loaded.embed(images: [image])[0]
             let store = try await store.open()
-            let matches = try await store.query(space: model.rawValue, vector: vector, k: query.k, filter: query.filter)
+            let matches = try await store.query(
+                space: model.rawValue, vector: vector, k: query.k, filter: query.filter, exact: exact)
             try await query.show(matches, space: model.rawValue, store: store)
         }
     }
@@ -236,6 +243,8 @@ struct SearchCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Posters that match a description (CLIP's text tower).")
         @Argument(help: "The description, e.g. \"a lone astronaut on a red planet\".") var text: String
         @OptionGroup var query: QueryOptions
+        @Flag(help: "Always scan (spaces of 100,000+ films otherwise answer through the neighbour lists).")
+        var exact = false
         @OptionGroup var store: StoreOptions
         @OptionGroup var location: ModelLocationOptions
 
@@ -243,7 +252,8 @@ struct SearchCommand: AsyncParsableCommand {
             let loaded = try location.load(.clip)
             let vector = try loaded.embed(texts: [text])[0]
             let store = try await store.open()
-            let matches = try await store.query(space: ModelName.clip.rawValue, vector: vector, k: query.k, filter: query.filter)
+            let matches = try await store.query(
+                space: ModelName.clip.rawValue, vector: vector, k: query.k, filter: query.filter, exact: exact)
             try await query.show(matches, space: ModelName.clip.rawValue, store: store)
         }
     }

@@ -30,10 +30,17 @@ extension PostgresVectorStore {
     public func query(space name: String, vector: [Float], k: Int, filter: SearchFilter) async throws
         -> [SearchMatch]
     {
+        try await query(space: name, vector: vector, k: k, filter: filter, exact: false)
+    }
+
+    /// `exact` false: HNSW candidates re-ranked exactly where `useApproximate` allows; true: always the exact scan.
+    public func query(space name: String, vector: [Float], k: Int, filter: SearchFilter, exact: Bool) async throws
+        -> [SearchMatch]
+    {
         try StoreError.validate(k: k)
         let info = try await spaceInfo(name)
         try info.space.validate(vector)
-        let approximate = try await useApproximate(info, filter: filter)
+        let approximate = exact ? false : try await useApproximate(info, filter: filter)
         var q = SQL("")
         let spaceParam = q.bindPlaceholder(name)
         let queryVector = q.bindPlaceholder(vector) + "::real[]::vector(\(info.space.dimension))"

@@ -77,6 +77,10 @@ extension SQLiteVectorStore: NeighbourListStore {
         return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
+    /// Pairs this instance's list upkeep scored against a space, and how many of them the GEMM's bound left to an
+    /// exact rescoring (a measure of how tight the bound is; see `NeighbourScoring`).
+    public var neighbourListPairs: (scored: Int, rescored: Int) { neighbourPairs.value }
+
     /// Adds the time `body` takes to `neighbourTime`.
     private func timingLists<T>(_ body: () throws -> T) rethrows -> T {
         let started = ContinuousClock.now
@@ -96,12 +100,14 @@ extension SQLiteVectorStore: NeighbourListStore {
         let added = items.reversed().map(\.id).filter { seen.insert($0).inserted }.reversed()
         let replaced = added.filter { before.rowOfMovie[$0] != nil }
         let maintenance = NeighbourMaintenance(
-            before: before, after: after, bounds: base.neighbourBounds[space] ?? [:], threads: searchThreads)
+            before: before, after: after, bounds: base.neighbourBounds[space] ?? [:], threads: searchThreads,
+            method: neighbourScoring)
         let result = try timingLists {
             let result = try maintenance.apply(added: Array(added), removed: replaced) {
                 try Self.readNeighbourList(db, space: space, owner: $0)
             }
             try Self.writeNeighbourLists(db, space: space, lists: result.lists, dropped: result.dropped)
+            neighbourPairs.update { $0.scored += result.pairsScored; $0.rescored += result.pairsRescored }
             return result
         }
         return next.withNeighbourBounds(result.bounds, space: space)
@@ -115,12 +121,14 @@ extension SQLiteVectorStore: NeighbourListStore {
             let removed = ids.filter { before.rowOfMovie[$0] != nil }
             guard !removed.isEmpty, let after = next.spaces[name] else { continue }
             let maintenance = NeighbourMaintenance(
-                before: before, after: after, bounds: base.neighbourBounds[name] ?? [:], threads: searchThreads)
+                before: before, after: after, bounds: base.neighbourBounds[name] ?? [:], threads: searchThreads,
+                method: neighbourScoring)
             let result = try timingLists {
                 let result = try maintenance.apply(added: [], removed: removed) {
                     try Self.readNeighbourList(db, space: name, owner: $0)
                 }
                 try Self.writeNeighbourLists(db, space: name, lists: result.lists, dropped: result.dropped)
+                neighbourPairs.update { $0.scored += result.pairsScored; $0.rescored += result.pairsRescored }
                 return result
             }
             next = next.withNeighbourBounds(result.bounds, space: name)
@@ -153,6 +161,27 @@ extension SQLiteVectorStore: NeighbourListStore {
         guard picked.count == count || list.complete else { return nil }
         return NeighbourList(entries: picked, complete: list.complete).matches(metric: index.space.metric)
     }
+
+    /// An approximate answer by `ListGraphSearch`, or nil when the lists cannot give one (some missing, or the file
+    /// moved past the snapshot's revision): the caller scans.
+    func graphSearch(
+        _ vector: [Float], k: Int, in index: SpaceIndex, snapshot: StoreSnapshot, revision: UInt64
+    ) async throws -> [SearchMatch]? {
+        let space = index.space.name
+        guard (snapshot.neighbourBounds[space]?.count ?? 0) >= index.liveCount else { return nil }
+        let sample = graphEntrySample.value
+        let found: [SearchMatch]? = try await read { db in
+            guard try Self.readRevision(db) == revision else { return nil }
+            return try ListGraphSearch(index: index, entrySample: sample).search(vector, k: k) {
+                try Self.readNeighbourList(db, space: space, owner: $0)
+            }.matches
+        }
+        if found != nil { approximateQueries.update { $0 += 1 } }
+        return found
+    }
+
+    /// Queries by vector this instance answered approximately, through the lists.
+    public var approximateQueryCount: Int { approximateQueries.value }
 
     // MARK: Checking and building
 
@@ -193,7 +222,8 @@ extension SQLiteVectorStore: NeighbourListStore {
             let list = lists[owner]!
             dangling += list.entries.filter { index.rowOfMovie[$0.id] == nil }.count
             let row = index.rowOfMovie[owner]!
-            let maintenance = NeighbourMaintenance(before: index, after: index, bounds: [:], threads: searchThreads)
+            let maintenance = NeighbourMaintenance(
+                before: index, after: index, bounds: [:], threads: searchThreads, method: neighbourScoring)
             let exact = maintenance.refill(row: row)
             let prefixMatches = exact.entries.starts(with: list.entries)
             let completeMatches = !list.complete || list.entries.count == index.liveCount - 1
@@ -226,7 +256,9 @@ extension SQLiteVectorStore: NeighbourListStore {
                     guard let index = base.spaces[name] else { throw StoreError.unknownSpace(name) }
                     var bounds = base.neighbourBounds[name] ?? [:]
                     let todo = ids.filter { index.rowOfMovie[$0] != nil && bounds[$0] == nil }
-                    let maintenance = NeighbourMaintenance(before: index, after: index, bounds: bounds, threads: self.searchThreads)
+                    let maintenance = NeighbourMaintenance(
+                        before: index, after: index, bounds: bounds, threads: self.searchThreads,
+                        method: self.neighbourScoring)
                     let lists = maintenance.ownLists(of: todo)
                     try Self.writeNeighbourLists(db, space: name, lists: lists, dropped: [])
                     for (owner, list) in lists { bounds[owner] = list.bound }

@@ -35,6 +35,12 @@ public final class SQLiteVectorStore: VectorStore {
     public let path: String
     /// Threads one query may use for its scan.
     public let searchThreads: Int
+    /// How list upkeep scores writes; nil chooses by batch size (`NeighbourScoringMethod.automatic`).
+    public let neighbourScoring: NeighbourScoringMethod?
+    /// Spaces with at least this many films answer unfiltered queries by vector approximately, through the lists,
+    /// unless the caller asks for `exact`; nil: always exact. Below 100,000 films the scan takes a few milliseconds.
+    public let approximateSearchFrom: Int?
+    public static let defaultApproximateSearchFrom = 100_000
 
     /// How often, at most, reads look at the file for other processes' commits.
     public let externalCheckInterval: Duration
@@ -53,6 +59,12 @@ public final class SQLiteVectorStore: VectorStore {
     let indexLoadState: Locked<IndexLoad>
     let indexWriteError = Locked<IndexFileError?>(nil)
     let indexWriter = DispatchQueue(label: "postersim.store.index-file", qos: .utility)
+    /// Pairs list upkeep scored, and rescored exactly (`NeighbourMaintenance.Result`), since this instance opened.
+    let neighbourPairs = Locked<(scored: Int, rescored: Int)>((0, 0))
+    /// Queries by vector answered through the lists (`graphSearch`) since this instance opened.
+    let approximateQueries = Locked(0)
+    /// Rows `ListGraphSearch` samples for its entry points (tests lower it to exercise the graph on small spaces).
+    let graphEntrySample = Locked(ListGraphSearch.defaultEntrySample)
 
     struct ExternalCheckState: Sendable {
         var nextCheck: ContinuousClock.Instant
@@ -63,9 +75,13 @@ public final class SQLiteVectorStore: VectorStore {
     /// the index file when `indexFile` allows and the file is current, else decoded from the rows.
     public init(
         path: String = SQLiteVectorStore.defaultPath, searchThreads: Int = ExactSearch.defaultThreads,
-        externalCheckInterval: Duration = .milliseconds(100), indexFile: IndexFilePolicy = .mapIfCurrent
+        externalCheckInterval: Duration = .milliseconds(100), neighbourScoring: NeighbourScoringMethod? = nil,
+        approximateSearchFrom: Int? = SQLiteVectorStore.defaultApproximateSearchFrom,
+        indexFile: IndexFilePolicy = .mapIfCurrent
     ) throws {
         self.path = path
+        self.approximateSearchFrom = approximateSearchFrom
+        self.neighbourScoring = neighbourScoring
         indexFilePolicy = indexFile
         self.searchThreads = max(1, searchThreads)
         self.externalCheckInterval = externalCheckInterval
@@ -490,12 +506,27 @@ public final class SQLiteVectorStore: VectorStore {
     public func query(space name: String, vector: [Float], k: Int, filter: SearchFilter) async throws
         -> [SearchMatch]
     {
+        try await query(space: name, vector: vector, k: k, filter: filter, exact: false)
+    }
+
+    /// Approximate (`exact` false) only for unfiltered queries for at most `ListGraphSearch.beamWidth` films on
+    /// spaces of `approximateSearchFrom` films or more whose lists are all in place; everything else scans.
+    public func query(space name: String, vector: [Float], k: Int, filter: SearchFilter, exact: Bool) async throws
+        -> [SearchMatch]
+    {
         try StoreError.validate(k: k)
         try await refreshIfChanged()
+        let revision = loadedRevision.value
         let snapshot = current.value
         guard let index = snapshot.spaces[name] else { throw StoreError.unknownSpace(name) }
         try index.space.validate(vector)
         let compiled = filter.isEmpty ? nil : snapshot.interner.compile(filter)
+        if !exact, compiled == nil, let from = approximateSearchFrom, index.liveCount >= from,
+            k <= ListGraphSearch.beamWidth,
+            let found = try await graphSearch(vector, k: k, in: index, snapshot: snapshot, revision: revision)
+        {
+            return found
+        }
         return index.search(vector, k: k, filter: compiled, maxThreads: searchThreads)
     }
 

@@ -48,8 +48,14 @@ public protocol VectorStore: Sendable {
     @discardableResult
     func deleteMovies(ids: [MovieID]) async throws -> Int
 
-    /// The `k` movies closest to `vector` in `space` that pass `filter`.
+    /// The `k` movies closest to `vector` in `space` that pass `filter`: `query(…, exact: false)`.
     func query(space: String, vector: [Float], k: Int, filter: SearchFilter) async throws -> [SearchMatch]
+
+    /// The `k` movies closest to `vector` in `space` that pass `filter`. With `exact` true the answer is always the
+    /// exact one. With `exact` false a store may answer approximately where its documentation says when (the SQLite
+    /// store: unfiltered queries on spaces of `approximateSearchFrom` films or more, by `ListGraphSearch`); the scores
+    /// it returns are still exact for the films it returns. Stores that always scan need not implement it.
+    func query(space: String, vector: [Float], k: Int, filter: SearchFilter, exact: Bool) async throws -> [SearchMatch]
 
     /// The `k` movies closest to movie `id`'s current embedding in `space` that pass `filter`. Unless `excludeSelf`,
     /// the movie itself comes first (if it passes the filter) and counts toward `k`, as in the original service.
@@ -109,6 +115,13 @@ extension VectorStore {
 
     public func query(space: String, vector: [Float], k: Int) async throws -> [SearchMatch] {
         try await query(space: space, vector: vector, k: k, filter: .none)
+    }
+
+    /// Stores whose `query(space:vector:k:filter:)` is always exact.
+    public func query(space: String, vector: [Float], k: Int, filter: SearchFilter, exact: Bool) async throws
+        -> [SearchMatch]
+    {
+        try await query(space: space, vector: vector, k: k, filter: filter)
     }
 
     public func query(space: String, movieID id: MovieID, k: Int, excludeSelf: Bool = false) async throws

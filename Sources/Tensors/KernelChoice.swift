@@ -111,3 +111,52 @@
 // 3 alternating rounds, loaded machine) bf16 is 0.48× fp32 for CLIP, 0.76× for VGG16 (no bf16 Winograd), 1.31× for
 // ResNet-50. Without AMX, vdpbf16ps gives at best fp32's multiply-add rate, so bf16 stays opt-in for its halved
 // weight memory and for CPUs with AMX; fp32 is the default. int8 was not tried.
+//
+// ResNet-50 fp32 at batch 8 against ONNX Runtime (issue 17's ≤ 0.9× target; 2026-12-04, the same Xeon, shared
+// with two builders compiling, load average 5-7; measuring sessions at autogroup nice -10 so the builders did not
+// take their cores). Where the time goes, from ONEDNN_VERBOSE=1 (per primitive the fastest of 6 batches), ms per
+// batch of 8 at 1 / 2 threads: the 36 1×1 convolutions (jit_1x1 on nChw16c) 222.6 / 111.4, at 76 GMAC/s per core;
+// the 13 Winograd 3×3 layers (104 one-image calls) 102.5 / 48.1; the stem and the three stride-2 3×3 (jit on
+// nChw16c) 46.6 / 23.6, at 80 GMAC/s per core, about this core's FMA peak; max pool 3.3 / 1.6; the one reorder (the
+// final map, for the average pool) 0.4 / 0.3. Total 375 / 185, and every primitive runs 1.9-2.1× faster on two
+// threads. End to end on one thread 47.9 ms per image, 2% above the primitives' sum (perf: 97.8% of the samples in
+// oneDNN's JIT code, 0.9% in the rest of libdnnl, 1.3% everything else). What the issue listed is in place: batch
+// norm folded into the weights at load (`foldBatchNorm`), each block's residual sum and ReLU as sum + eltwise
+// post-ops of its last 1×1, primitives created once per shape and cached, activations from the arena (no
+// allocation per call once warm), nothing reordered between layers. The primitives' 2-thread sum, 23.1 ms per
+// image, is under 0.9× ORT's 27.5; the quiet machine's end-to-end 25.7 is not. The gap is not time between
+// primitives (in the fastest 2-thread batch of that run they summed to 256 ms against 261 ms of wall time) but the
+// spread of each primitive's own time around its fastest, which the loaded machine did not let us study. Tried and
+// dropped (A/B in one window, 2 threads; end to end = medians of 3 alternating rounds of `postersim-bench embed`):
+// - Winograd 8 images per call. oneDNN picks F(4×4,3×3) for a batch of 3 or more where it picks F(2×2,3×3) for one
+//   image; since its weight layout is per batch size, a batch ran in chunks of 8 on a second weight copy, the
+//   remainder image by image. The 13 layers 85-92 vs 81-100 ms per batch (loaded), end to end 39.3/31.7/35.3 vs
+//   37.2/34.7/34.7 ms per image: no gain, and 200 MB more resident (F(4×4) weights are 128 MB for ResNet-50
+//   against 57 MB, plus larger scratchpads). (For VGG16's 224 and 112 maps a throw-away per-layer timing suggested
+//   F(4×4) batches could save ~15% of its conv time; not tried end to end.)
+// - Channels-last (`any`) for the direct layers again, with reorders around each Winograd layer: brgconv_1x1 280 vs
+//   jit_1x1 238-250 ms per batch (loaded) plus 28 reorders (14 ms); end to end 38-47 vs 32-39 ms per image.
+// - Not tried: the stride-2 3×3 layers as brgconv on channels-last (38.7 vs 48.6 ms per batch, loaded) need ~5 ms
+//   of reorders around them, about 1% end to end.
+// `make bench-embed` (ORT and ours interleaved, loaded): 5 rounds at load average 6.1-6.4, ORT 37.6 and ours 34.0 ms
+// per image (0.906); 7 rounds at 4.1-4.5, 38.1 and 33.6 (0.882). The quiet-machine figure of the same code is 0.94
+// (`Benchmarks/README.md`): ORT suffers more from the load than we do. Not met on a quiet machine: with the direct
+// layers at peak, the lever left in oneDNN 2.6 fp32 is fewer multiplications, which it has only as Winograd for the
+// 3×3 stride-1 layers, already used. (`postersim-bench embed --threads N` had not changed oneDNN's thread count,
+// libgomp reads OMP_NUM_THREADS before main; it now restarts itself with the variable set. `make bench-embed`
+// asks for 2 threads, the default on this 2-CPU machine, so its earlier figures stand.)
+//
+// int8 (issue 17, 2026-12-04, `make bench-int8`; measured, not wired). oneDNN 2.6 runs u8×s8 convolutions with
+// VNNI (brgconv:avx512_core_vnni) on every ResNet-50 and VGG16 shape. Per layer at batch 8, 2 threads, fastest of 7
+// alternating runs, int8 (u8 in and out, per-channel output scales, the same fused post-ops) against fp32 as the
+// engine runs it: ResNet-50's 53 convolutions 54-55 vs 172-174 ms per batch (0.32, every layer 0.25-0.43); VGG16's
+// 13: 218 vs 485 (0.45; Winograd already cuts the fp32 side there). Fidelity, with ONNX Runtime's static quantizer
+// as the stand-in (`Benchmarks/scripts/int8_fidelity.py`: QDQ, per-channel s8 weights, u8 activations, min/max
+// calibrated on 16 of the 48 generated posters, against float32 on all 48): ResNet-50 min cosine 0.99977 but mean
+// top-10 overlap 0.935 (min 0.80), under issue 17's 0.95 — keeping the stem and the last stage in float32 did not
+// lift it (0.942); VGG16 min cosine 0.99916, overlap 0.975 (min 0.90), within both bounds. ORT's own int8 runs at
+// 0.29× (ResNet-50) and 0.26× (VGG16) of its fp32 time. So int8 would pay for VGG16 (about 2× on its
+// convolutions, plus a quarter of fc1's 411 MB of weight traffic) and, for ResNet-50, costs neighbour agreement
+// below the bound. Not wired: it needs per-layer activation scales from a calibration pass at load (the engine
+// sees no images then), u8 activations kept between layers, a float32 input stem or an s8 input, and the
+// `;precision=int8` identity and VNNI check that bf16 has; that is the next step if VGG16's speed matters.

@@ -288,6 +288,49 @@ func pipelineConfig(_ fake: FakeTMDB, cache: URL, source: IngestConfiguration.So
         #expect(slow.log.batchSizes == Array(repeating: 4, count: 10))
     }
 
+    /// `writeBatchSize` groups forward batches into fewer store transactions; everything is written by the end, and a
+    /// crash loses only the forward passes not yet written (they are redone).
+    @Test func writeBatchGroupsForwardBatches() async throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var (config, bytesByID) = try localCatalogue(in: dir, count: 23)
+        config.batchSize = 3
+        config.writeBatchSize = 7
+        let dbPath = dir.appendingPathComponent("db.sqlite").path
+        let log = EventLog()
+        var crashing = testEmbedders()
+        crashing[1].failAfterBatches = 4
+        do {
+            try await IngestPipeline(configuration: config, store: try SQLiteVectorStore(path: dbPath), embedders: crashing)
+                .run { log.record($0) }
+            Issue.record("expected the injected failure")
+        } catch IngestError.embedder(let space, _) {
+            #expect(space == "resnet50")
+        }
+        let written = log.all.compactMap { e -> Int? in
+            if case .batchStored("resnet50", let n) = e { return n } else { return nil }
+        }
+        // Forward batches of 3 are written once 7 or more wait: 9 after the third; the fourth batch failed.
+        #expect(written == [9])
+        let store = try SQLiteVectorStore(path: dbPath)
+        #expect(try await store.stats().spaces.first { $0.space.name == "resnet50" }?.vectors == 9)
+
+        let resumed = EventLog()
+        let embedders = testEmbedders()
+        _ = try await IngestPipeline(configuration: config, store: store, embedders: embedders).run { resumed.record($0) }
+        let resnetWrites = resumed.all.compactMap { e -> Int? in
+            if case .batchStored("resnet50", let n) = e { return n } else { return nil }
+        }
+        // 14 left: 9 written after three batches, then the last 5 (a batch of 3 and one of 2) at the end.
+        #expect(resnetWrites == [9, 5])
+        try await expectStoredVectors(store: store, embedders: embedders, posters: bytesByID, count: 23)
+        var bad = config
+        bad.writeBatchSize = 0
+        await #expect(throws: IngestError.self) {
+            try await IngestPipeline(configuration: bad, store: store, embedders: embedders).run()
+        }
+    }
+
     @Test func embedderCrashThenResumeEmbedsEachPairOnce() async throws {
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -45,8 +45,12 @@ extension AllServerTests {
         /// Three movies whose 3-d vectors point different ways, so each query has one clear best match.
         static let vectors: [MovieID: [Float]] = [1: [1, -1, -1], 2: [-1, 1, -1], 3: [5, 2, 1]]
 
-        func store(for model: FakeEmbeddingModel) async throws -> SQLiteVectorStore {
-            let store = try SQLiteVectorStore(path: try Fixtures.temporaryFolder().appendingPathComponent("s.sqlite").path)
+        func store(for model: FakeEmbeddingModel, approximateFrom: Int? = SQLiteVectorStore.defaultApproximateSearchFrom)
+            async throws -> SQLiteVectorStore
+        {
+            let store = try SQLiteVectorStore(
+                path: try Fixtures.temporaryFolder().appendingPathComponent("s.sqlite").path,
+                approximateSearchFrom: approximateFrom)
             try await store.upsertMovies((1...3).map(Fixtures.movie))
             _ = try await store.registerSpace(model.space, identity: model.identity)
             try await store.upsertEmbeddings(
@@ -77,6 +81,24 @@ extension AllServerTests {
                 // A model this server did not load is unavailable, not an error of the request.
                 let other = try await server.request("/api/search/image?model=VGG16", method: .POST, body: bytes)
                 #expect(other.status == 503)
+            }
+        }
+
+        /// `exact=true` reaches the store: a space big enough for the lists' approximate search scans instead.
+        @Test func exactParameterForcesTheScan() async throws {
+            let model = try FakeEmbeddingModel()
+            let store = try await store(for: model, approximateFrom: 1)
+            let bytes = try Fixtures.image(Fixtures.imageFiles[0])
+            try await withServer(store: store, models: [model]) { server in
+                for (query, approximate) in [("", 1), ("&exact=true", 1), ("&exact=false", 2)] {
+                    let reply = try await server.request(
+                        "/api/search/image?model=CLIP&topK=3\(query)", method: .POST,
+                        headers: [("Content-Type", "application/octet-stream")], body: bytes)
+                    #expect(reply.status == 200, "\(reply.text)")
+                    #expect(store.approximateQueryCount == approximate, "after \(query)")
+                }
+                let bad = try await server.request("/api/search/image?model=CLIP&exact=maybe", method: .POST, body: bytes)
+                #expect(bad.status == 400)
             }
         }
 

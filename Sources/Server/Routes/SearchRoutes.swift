@@ -29,6 +29,8 @@ extension API {
         let served = try servedModel(q, default: .clip)
         let k = try q.int("topK", default: 10, range: 1...configuration.maxTopK)!
         let filter = try q.filter()
+        // `exact=true`: always the exact scan (big spaces otherwise answer through the neighbour lists).
+        let exact = try q.bool("exact", default: false)
         let limit = configuration.maxBodyBytes
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
             throw APIError(.contentTooLarge, "request body is larger than \(limit) bytes")
@@ -83,7 +85,7 @@ extension API {
             throw APIError(.contentTooLarge, "the image is \(width)x\(height) pixels: too large to embed")
         }
         metrics.recordEmbedding(model: served.name.apiName, kind: "image", duration: ContinuousClock.now - start)
-        return JSONBody.response(try await vectorSearch(vector, served: served, k: k, filter: filter))
+        return JSONBody.response(try await vectorSearch(vector, served: served, k: k, filter: filter, exact: exact))
     }
 
     func searchText(_ request: Request) async throws -> Response {
@@ -92,10 +94,12 @@ extension API {
         guard text.count <= 500 else { throw APIError(.badRequest, "q must be at most 500 characters") }
         let k = try q.int("topK", default: 10, range: 1...configuration.maxTopK)!
         let filter = try q.filter()
+        // `exact=true`: always the exact scan (big spaces otherwise answer through the neighbour lists).
+        let exact = try q.bool("exact", default: false)
         guard let served = models[.clip], served.supportsText else {
             throw APIError(.serviceUnavailable, "text search needs CLIP with its tokenizer, which is not loaded")
         }
-        return try await cached("text|\(k)|\(filter.cacheKey)|\(text)") {
+        return try await cached("text|\(k)|\(filter.cacheKey)|\(exact)|\(text)") {
             let model = served
             let start = ContinuousClock.now
             let vector: [Float]
@@ -106,15 +110,17 @@ extension API {
                 throw APIError(.serviceUnavailable, "too many searches in progress; retry shortly", headers: [.retryAfter: "1"])
             }
             metrics.recordEmbedding(model: served.name.apiName, kind: "text", duration: ContinuousClock.now - start)
-            return try await vectorSearch(vector, served: served, k: k, filter: filter)
+            return try await vectorSearch(vector, served: served, k: k, filter: filter, exact: exact)
         }
     }
 
-    func vectorSearch(_ vector: [Float], served: any EmbeddingModel, k: Int, filter: SearchFilter) async throws -> ByteBuffer {
+    func vectorSearch(
+        _ vector: [Float], served: any EmbeddingModel, k: Int, filter: SearchFilter, exact: Bool
+    ) async throws -> ByteBuffer {
         let space = served.space.name
         let matches: [SearchMatch]
         do {
-            matches = try await store.query(space: space, vector: vector, k: k, filter: filter)
+            matches = try await store.query(space: space, vector: vector, k: k, filter: filter, exact: exact)
         } catch StoreError.unknownSpace {
             throw APIError(.notFound, "The store has no \(served.name.apiName) vectors yet")
         } catch StoreError.dimensionMismatch(_, let expected, let actual) {

@@ -1,0 +1,96 @@
+import PosterSimCore
+import TestSupport
+import Foundation
+import Testing
+@testable import Store
+
+/// Approximate search by vector through the neighbour lists (`ListGraphSearch`), on the SQLite store.
+@Suite struct ListGraphSearchTests {
+    /// A clustered catalogue: `clusters` centres, films spread around them (so the lists' graph falls apart into one
+    /// piece per cluster, the case the sampled entry points are for).
+    static func catalogue(films: Int, clusters: Int, dimension: Int, metric: DistanceMetric, seed: UInt64)
+        -> [[Float]]
+    {
+        var rng = SplitMix64(seed: seed)
+        let centres = (0..<clusters).map { _ in (0..<dimension).map { _ in Float.random(in: -1...1, using: &rng) } }
+        return (0..<films).map { i in
+            centres[i % clusters].map { c in
+                let x = c + 0.3 * Float.random(in: -1...1, using: &rng)
+                return metric == .euclidean ? max(0, x) : x
+            }
+        }
+    }
+
+    func filledStore(metric: DistanceMetric, approximateFrom: Int?) async throws -> (SQLiteVectorStore, [[Float]]) {
+        let store = try SQLiteVectorStore(path: try TempStore.newPath(), approximateSearchFrom: approximateFrom)
+        // 80 of the 1,500 rows: entry points then depend on the graph walk, as they do at a million films.
+        store.graphEntrySample.set(80)
+        let space = VectorSpace(name: "s", dimension: 24, metric: metric)
+        try await store.registerSpace(space, identity: NeighbourListContract.idA)
+        let vectors = Self.catalogue(films: 1500, clusters: 30, dimension: 24, metric: metric, seed: 5)
+        try await store.upsertMovies((1...1500).map(NeighbourListContract.movie))
+        for start in stride(from: 0, to: 1500, by: 500) {
+            try await store.upsertEmbeddings(
+                (start..<(start + 500)).map { EmbeddingInput(movieID: $0 + 1, vector: vectors[$0]) },
+                space: "s", identity: NeighbourListContract.idA)
+        }
+        return (store, vectors)
+    }
+
+    @Test(arguments: [DistanceMetric.cosine, .euclidean])
+    func approximateAnswersAgreeWithExactOnes(metric: DistanceMetric) async throws {
+        let (store, vectors) = try await filledStore(metric: metric, approximateFrom: 1000)
+        var rng = SplitMix64(seed: 77)
+        var found = 0
+        for q in 0..<200 {
+            // Near a film, as a new poster of it would be.
+            let query = vectors[(q * 37) % vectors.count].map { $0 + 0.05 * Float.random(in: -1...1, using: &rng) }
+            let approximate = try await store.query(space: "s", vector: query, k: 10, filter: .none, exact: false)
+            let exact = try await store.query(space: "s", vector: query, k: 10, filter: .none, exact: true)
+            #expect(approximate.count == 10)
+            // Scores of the films found are the exact search's, bit for bit.
+            let exactScores = Dictionary(uniqueKeysWithValues: exact.map { ($0.movieID, $0.score) })
+            for m in approximate where exactScores[m.movieID] != nil { #expect(exactScores[m.movieID] == m.score) }
+            found += Set(approximate.map(\.movieID)).intersection(exact.map(\.movieID)).count
+        }
+        #expect(store.approximateQueryCount == 200, "the lists answered every unfiltered query")
+        let recall = Double(found) / 2000
+        #expect(recall >= 0.99, "recall@10 \(recall)")
+    }
+
+    @Test func filteredSmallAndUnlistedQueriesScan() async throws {
+        let (store, vectors) = try await filledStore(metric: .cosine, approximateFrom: 1000)
+        let query = vectors[5]
+        // A filter, more than the beam holds, or `exact`: the scan answers.
+        _ = try await store.query(space: "s", vector: query, k: 10, filter: SearchFilter(minVoteCount: 1), exact: false)
+        _ = try await store.query(space: "s", vector: query, k: 500, filter: .none, exact: false)
+        _ = try await store.query(space: "s", vector: query, k: 10, filter: .none, exact: true)
+        #expect(store.approximateQueryCount == 0)
+        // The four-argument query is the non-exact one.
+        _ = try await store.query(space: "s", vector: query, k: 10, filter: .none)
+        #expect(store.approximateQueryCount == 1)
+
+        // Below the threshold, or with it off: exact.
+        let (small, _) = try await filledStore(metric: .cosine, approximateFrom: 2000)
+        let (off, _) = try await filledStore(metric: .cosine, approximateFrom: nil)
+        for s in [small, off] {
+            let answer = try await s.query(space: "s", vector: query, k: 10, filter: .none)
+            #expect(answer == (try await s.query(space: "s", vector: query, k: 10, filter: .none, exact: true)))
+            #expect(s.approximateQueryCount == 0)
+        }
+    }
+
+    /// The search reads far fewer rows than a scan: the point of it.
+    @Test func searchScoresAFractionOfTheSpace() throws {
+        let space = VectorSpace(name: "s", dimension: 24, metric: .cosine)
+        let vectors = Self.catalogue(films: 3000, clusters: 50, dimension: 24, metric: .cosine, seed: 9)
+        let meta = RowMeta(year: RowMeta.noYear, adult: false, voteCount: 0, language: 0, genreBits: 0)
+        let ids = (1...3000).map { MovieID($0) }
+        let index = SpaceIndex.empty(space, identity: NeighbourListContract.idA)
+            .upserting(ids.map { ($0, vectors[Int($0) - 1], meta) })
+        let lists = NeighbourMaintenance(before: index, after: index, bounds: [:], threads: 2).ownLists(of: ids)
+        let outcome = ListGraphSearch(index: index, entrySample: 300).search(vectors[123], k: 10) { lists[$0] }
+        #expect(outcome.matches.first?.movieID == 124)
+        #expect(outcome.rowsScored < index.rowCount / 2, "\(outcome.rowsScored) rows scored of \(index.rowCount)")
+    }
+}
