@@ -298,4 +298,22 @@ import Testing
         #expect(bytes.prefix(999).withUnsafeBytes { IndexChecksum.of($0) } != whole)
         #expect((bytes + [0]).withUnsafeBytes { IndexChecksum.of($0) } != whole)
     }
+
+    @Test func anOlderWriteDoesNotReplaceANewerFile() async throws {
+        let path = try TempStore.newPath()
+        let store = try await Self.populated(path)
+        let (older, olderStamp, _) = try await store.pool.read { db in
+            try SQLiteVectorStore.loadSnapshot(db, indexFile: nil)
+        }
+        try await store.upsertMovies([Self.movie(9)])
+        try await store.writeIndexFile()
+        let newer = try SpaceIndexFile.readHeader(path: store.indexFilePath).revision
+        #expect(newer > olderStamp.revision)
+        try SpaceIndexFile.write(older, stamp: olderStamp, to: store.indexFilePath)
+        #expect(try SpaceIndexFile.readHeader(path: store.indexFilePath).revision == newer)
+        #expect(try SQLiteVectorStore(path: path).indexLoad == .mapped)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: (path as NSString).deletingLastPathComponent)
+            .filter { $0.hasPrefix((path as NSString).lastPathComponent + ".index.tmp-") }
+        #expect(leftovers.isEmpty)
+    }
 }

@@ -20,7 +20,8 @@ import Darwin
 /// - The matrices of a loaded snapshot are read-only views of the mapping (see `MatrixStorage`); ids, norms, packed
 ///   fields and bounds are copied out (a few bytes per row against `4 * dimension`).
 enum SpaceIndexFile {
-    /// Writes `snapshot`, which reflects the database as `stamp` describes it, to `path`.
+    /// Writes `snapshot`, which reflects the database as `stamp` describes it, to `path`, unless `path` already holds
+    /// a newer revision of the same database.
     static func write(_ snapshot: StoreSnapshot, stamp: IndexFileStamp, to path: String) throws {
         try requireLittleEndianHost()
         let temp = "\(path)\(temporaryInfix)\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -58,6 +59,14 @@ enum SpaceIndexFile {
             guard fsync(fd) == 0 else { throw IndexFileError.unwritable("fsync: \(String(cString: strerror(errno)))") }
             close(fd)
             isOpen = false
+            // A newer file of the same database, written meanwhile by another writer (a sync finishing while a server
+            // rewrites the file it opened with), stays: ours would only make it stale.
+            if let existing = try? readHeader(path: path), existing.storeID == stamp.storeID,
+                existing.revision > stamp.revision
+            {
+                unlink(temp)
+                return
+            }
             guard rename(temp, path) == 0 else {
                 throw IndexFileError.unwritable("rename to \(path): \(String(cString: strerror(errno)))")
             }
