@@ -28,7 +28,9 @@ public enum IndexLoad: Sendable, Equatable {
 /// rows (`IndexLoad.rows(because:)`). The file is derived data: deleting it is always safe.
 extension SQLiteVectorStore {
     /// Where the index file lives: beside the database.
-    public var indexFilePath: String { path + ".index" }
+    public var indexFilePath: String { Self.indexFilePath(of: path) }
+
+    static func indexFilePath(of database: String) -> String { database + ".index" }
 
     /// How the in-memory indexes were last loaded (at open, or by a reload after another process's commits).
     public var indexLoad: IndexLoad { indexLoadState.value }

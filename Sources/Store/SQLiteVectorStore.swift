@@ -93,7 +93,7 @@ public final class SQLiteVectorStore: VectorStore {
             config.label = "postersim.store"
             pool = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(pool)
-            let sidecar = indexFile == .off ? nil : path + ".index"
+            let sidecar = indexFile == .off ? nil : Self.indexFilePath(of: path)
             // A writer killed mid-write (a server stopped while rewriting the file) leaves its temporary behind.
             if let sidecar { SpaceIndexFile.removeAbandonedTemporaries(of: sidecar) }
             let (snapshot, stamp, load) = try pool.read { db in try Self.loadSnapshot(db, indexFile: sidecar) }
