@@ -32,10 +32,11 @@ public enum ExactSearch {
     ///   - ids: the movie id of each row; negative marks a deleted row.
     ///   - query: `dimension` floats (for cosine, any non-zero norm).
     ///   - accept: optional per-row predicate (filters), called only for rows that would enter the top-k.
+    ///   - rowList: when given, only these rows are scored (one thread; `accept` still applies).
     public static func topK(
         matrix: UnsafePointer<Float>, rows: Int, dimension: Int, metric: DistanceMetric,
         inverseNorms: UnsafePointer<Float>?, ids: UnsafePointer<Int64>, query: UnsafePointer<Float>, k: Int,
-        maxThreads: Int = defaultThreads, accept: (@Sendable (Int) -> Bool)? = nil
+        maxThreads: Int = defaultThreads, accept: (@Sendable (Int) -> Bool)? = nil, rowList: [Int]? = nil
     ) -> [SearchMatch] {
         guard rows > 0, k > 0, dimension > 0 else { return [] }
         var queryScale: Float = 1
@@ -47,6 +48,11 @@ public enum ExactSearch {
         let scan = Scan(
             matrix: matrix, dimension: dimension, metric: metric, inverseNorms: inverseNorms, ids: ids,
             query: query, queryScale: queryScale, k: k, accept: accept)
+        if let rowList {
+            var heap = TopKHeap(capacity: k)
+            scan.run(rowList: rowList, into: &heap)
+            return finish([heap], k: k, metric: metric)
+        }
 
         let wanted = (rows * dimension) / minElementsPerThread
         let blocks = (rows + blockRows - 1) / blockRows
@@ -97,6 +103,24 @@ struct Scan: @unchecked Sendable {
     let queryScale: Float
     let k: Int
     let accept: (@Sendable (Int) -> Bool)?
+
+    /// As `run(rows:into:)` for the listed rows only (the rows a selective filter passes): each row through the same
+    /// kernel call and key arithmetic, so a row's key is the one the block scan gives it.
+    func run(rowList: [Int], into heap: inout TopKHeap) {
+        var score: Float = 0
+        for row in rowList {
+            let base = matrix + row * dimension
+            switch metric {
+            case .cosine:
+                vs_dot_rows(base, 1, dimension, query, &score)
+                if let inv = inverseNorms { score = score * queryScale * inv[row] }
+            case .euclidean:
+                vs_l2sq_rows(base, 1, dimension, query, &score)
+                score = -score
+            }
+            withUnsafeMutablePointer(to: &score) { select(scores: $0, count: 1, firstRow: row, heap: &heap) }
+        }
+    }
 
     func run(rows range: Range<Int>, into heap: inout TopKHeap) {
         let block = ExactSearch.blockRows

@@ -328,12 +328,27 @@ final class SpaceIndex: Sendable {
             inverseNorms: inverseNorms, rowMeta: rowMeta, rowOfMovie: rowOfMovie)
     }
 
+    /// Filters passing at most 1 row in this many are answered by scoring the passing rows only.
+    static let prefilterBelowFraction = 8
+
     /// Exact top-k for a validated query vector, skipping `excludedRow`.
     func search(
         _ query: [Float], k: Int, filter: CompiledFilter?, excludedRow: Int? = nil, maxThreads: Int
     ) -> [SearchMatch] {
         let meta = rowMeta
         let ids = rowIDs
+        // A selective filter: score only the rows it passes (found with integer compares) instead of scanning the
+        // space and filtering the best rows. Same kernel per row, same keys, same answer; at 1% of 100,000 films in
+        // the 4096-d space this is 1,000 rows scored instead of 100,000.
+        var passing: [Int]? = nil
+        if let filter {
+            var rows: [Int] = []
+            for row in 0..<rowCount where ids[row] >= 0 && row != excludedRow && filter.accepts(meta[row], id: ids[row]) {
+                rows.append(row)
+                if rows.count > rowCount / Self.prefilterBelowFraction { break }
+            }
+            if rows.count <= rowCount / Self.prefilterBelowFraction { passing = rows }
+        }
         let accept: (@Sendable (Int) -> Bool)?
         if filter != nil || excludedRow != nil {
             accept = { row in
@@ -352,7 +367,7 @@ final class SpaceIndex: Sendable {
                         return ExactSearch.topK(
                             matrix: storage.base, rows: rowCount, dimension: space.dimension, metric: space.metric,
                             inverseNorms: space.metric == .cosine ? np.baseAddress : nil, ids: idBase, query: qBase,
-                            k: k, maxThreads: maxThreads, accept: accept)
+                            k: k, maxThreads: maxThreads, accept: passing == nil ? accept : nil, rowList: passing)
                     }
                 }
             }

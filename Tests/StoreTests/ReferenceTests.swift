@@ -183,6 +183,34 @@ import Testing
         }
     }
 
+    /// Scoring only a selective filter's rows (`rowList`) gives what scanning every row and filtering gives, ties
+    /// by id included.
+    @Test(arguments: DistanceMetric.allCases)
+    func rowListEqualsFilteredScan(metric: DistanceMetric) {
+        var gen = SplitMix64(seed: 4)
+        let rows = 2000, dim = 515
+        var m = (0..<(rows * dim)).map { _ in gen.nextFloat() }
+        for r in stride(from: 3, to: 400, by: 17) { for i in 0..<dim { m[(rows - 1 - r) * dim + i] = m[r * dim + i] } }
+        let ids = (0..<rows).map { Int64(($0 * 7919) % 100_003) + 1 }
+        let inv = (0..<rows).map { r in
+            1 / (0..<dim).reduce(Float(0)) { $0 + m[r * dim + $1] * m[r * dim + $1] }.squareRoot()
+        }
+        let q = Array(m[(20 * dim)..<(21 * dim)])
+        for modulus in [17, 5] {
+            let accept: @Sendable (Int) -> Bool = { $0 % modulus == 3 || $0 % modulus == (rows - 1 - 3) % modulus }
+            let list = (0..<rows).filter(accept)
+            for k in [10, list.count + 5] {
+                let scanned = ExactSearch.topK(
+                    matrix: m, rows: rows, dimension: dim, metric: metric, inverseNorms: inv, ids: ids, query: q, k: k,
+                    maxThreads: 2, accept: accept)
+                let listed = ExactSearch.topK(
+                    matrix: m, rows: rows, dimension: dim, metric: metric, inverseNorms: inv, ids: ids, query: q, k: k,
+                    rowList: list)
+                #expect(listed == scanned, "modulus \(modulus) k \(k)")
+            }
+        }
+    }
+
     @Test(arguments: DistanceMetric.allCases)
     func threadedTopKEqualsSingleThreaded(metric: DistanceMetric) {
         var gen = SplitMix64(seed: 3)
