@@ -29,6 +29,8 @@ struct ScaleBench: AsyncParsableCommand {
     var scoring = "auto"
     @Option(help: "Films from which unfiltered queries by vector go through the lists (SQLite; default: the store's).")
     var approximateFrom: Int?
+    @Flag(help: "Measure the queries on a store (--db) this bench already built for the same --movies, --models and --seed.")
+    var reuse = false
     @OptionGroup var store: StoreOptions
 
     func log(_ text: String) {
@@ -75,7 +77,13 @@ struct ScaleBench: AsyncParsableCommand {
             try await sqlite.registerSpace(space, identity: catalogue.identity(space))
             spaces.append(space)
         }
-        for start in stride(from: 0, to: movies, by: batch) {
+        // `--reuse` on a store this bench already built with the same size, models and seed: measure the queries again
+        // without rebuilding (build figures are then left at 0).
+        let stats = try await sqlite.stats()
+        let built = reuse && stats.movies == movies
+            && spaces.allSatisfy { s in stats.spaces.contains { $0.space.name == s.name && $0.vectors == movies } }
+        if reuse && !built { throw ValidationError("--reuse: the store does not hold this catalogue") }
+        for start in stride(from: 0, to: built ? 0 : movies, by: batch) {
             let ids = Array(start..<min(movies, start + batch)).map { $0 + 1 }
             try await sqlite.upsertMovies(ids.map { catalogue.movie($0) })
             for space in spaces {
@@ -84,7 +92,7 @@ struct ScaleBench: AsyncParsableCommand {
             }
             if (start / batch) % 10 == 0 { log("built \(ids.last!) / \(movies) films") }
         }
-        report.buildSeconds = (ContinuousClock.now - started).seconds
+        if !built { report.buildSeconds = (ContinuousClock.now - started).seconds }
         report.listsSeconds = sqlite.neighbourListSeconds
         report.listsMsPerInsert = report.listsSeconds * 1000 / Double(movies)
         let pairs = sqlite.neighbourListPairs
