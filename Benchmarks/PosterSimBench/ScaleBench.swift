@@ -108,6 +108,8 @@ struct ScaleBench: AsyncParsableCommand {
         var byVectorExact: [Double] = []
         var vectorHits = 0
         var vectorAsked = 0
+        var farHits = 0
+        var farAsked = 0
         var exactMatches = 0
         var checked = 0
         var filtered: [String: [Double]] = ["1%": [], "50%": []]
@@ -141,6 +143,16 @@ struct ScaleBench: AsyncParsableCommand {
                 vectorHits += Set(answer.map(\.movieID)).intersection(exact.map(\.movieID)).count
                 vectorAsked += exact.count
             }
+            // Queries far from every film, as a text query or an unrelated upload can be: the midpoint of two
+            // sampled films (usually of different clusters). Recall only; the latency is the same search's.
+            let far = Array(sample.prefix(max(2, queries / 2)))
+            for (a, b) in zip(far, far.reversed()).prefix(far.count / 2) where a != b {
+                let q = zip(vectors[a]!, vectors[b]!).map { ($0 + $1) / 2 }
+                let answer = try await sqlite.query(space: space.name, vector: q, k: 10, filter: .none)
+                let exact = try await sqlite.query(space: space.name, vector: q, k: 10, filter: .none, exact: true)
+                farHits += Set(answer.map(\.movieID)).intersection(exact.map(\.movieID)).count
+                farAsked += exact.count
+            }
         }
         report.byIDp50 = percentile(byID, 0.5)
         report.byIDp99 = percentile(byID, 0.99)
@@ -150,6 +162,7 @@ struct ScaleBench: AsyncParsableCommand {
         report.byVectorExactp50 = percentile(byVectorExact, 0.5)
         report.byVectorExactp99 = percentile(byVectorExact, 0.99)
         report.recallAt10VsScan = Double(vectorHits) / Double(max(1, vectorAsked))
+        report.recallAt10FarVsScan = Double(farHits) / Double(max(1, farAsked))
         report.byVectorApproximate = sqlite.approximateQueryCount > 0
         report.filteredp99 = percentile(filtered["1%"]! + filtered["50%"]!, 0.99)
         report.filteredp99By = filtered.mapValues { percentile($0, 0.99) }
@@ -262,6 +275,8 @@ struct ScaleReport: Encodable {
     var byVectorExactp50 = 0.0
     var byVectorExactp99 = 0.0
     var recallAt10VsScan = 0.0
+    /// The same for queries between two films (far from both), against the scan.
+    var recallAt10FarVsScan = 0.0
     /// Whether the default by-vector answers came through the lists (`ListGraphSearch`) rather than a scan.
     var byVectorApproximate = false
     /// Against faiss flat on the same queries; nil when faiss was not run.
@@ -282,7 +297,8 @@ struct ScaleReport: Encodable {
         case httpByIDp50 = "http_by_id_p50_ms", httpByIDp99 = "http_by_id_p99_ms"
         case byVectorp50 = "by_vector_p50_ms", byVectorp99 = "by_vector_p99_ms", recallAt10 = "recall_at_10"
         case byVectorExactp50 = "by_vector_exact_p50_ms", byVectorExactp99 = "by_vector_exact_p99_ms"
-        case recallAt10VsScan = "recall_at_10_vs_scan", byVectorApproximate = "by_vector_approximate"
+        case recallAt10VsScan = "recall_at_10_vs_scan", recallAt10FarVsScan = "recall_at_10_far_vs_scan"
+        case byVectorApproximate = "by_vector_approximate"
         case filteredp99 = "filtered_p99_ms", filteredp99By = "filtered_p99_ms_by_selectivity"
         case listChecks = "list_checks"
     }

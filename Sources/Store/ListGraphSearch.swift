@@ -18,7 +18,7 @@ import PosterSimCore
 struct ListGraphSearch {
     static let defaultEntrySample = 4096
     static let entryPoints = 8
-    static let beamWidth = 128
+    static let beamWidth = 256
 
     let index: SpaceIndex
     var entrySample = Self.defaultEntrySample

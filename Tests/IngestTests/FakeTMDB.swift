@@ -222,9 +222,11 @@ func testSettings(_ fake: FakeTMDB, credentials: TMDBCredentials? = .bearerToken
     var s = TMDBSettings(baseURL: fake.baseURL, imageBaseURL: fake.imageBaseURL, credentials: credentials)
     s.requestsPerSecond = 2000
     s.burst = 50
-    s.connectTimeout = 2
-    s.readTimeout = 2
-    s.requestTimeout = 5
+    // Generous: the suites run in parallel on two cores, and a fake answer that misses a tight timeout turns into a
+    // retry the test did not ask for. Tests of timeouts set their own.
+    s.connectTimeout = 10
+    s.readTimeout = 10
+    s.requestTimeout = 20
     s.maxAttempts = 4
     s.retryBaseDelay = 0.01
     s.maxRetryDelay = 0.05
