@@ -52,11 +52,12 @@ struct SkipScenario {
         return scenario
     }
 
-    /// Client settings with few attempts and a short read timeout, so timeouts cost little.
+    /// Client settings with few attempts and a read timeout short enough that timeouts cost little, yet long enough
+    /// that answers the test does not delay arrive in time while the other suites keep both cores busy.
     static func config(_ fake: FakeTMDB, cache: URL) -> IngestConfiguration {
         var config = pipelineConfig(fake, cache: cache)
         config.tmdb.maxAttempts = 2
-        config.tmdb.readTimeout = 0.5
+        config.tmdb.readTimeout = 2
         return config
     }
 }
@@ -66,7 +67,7 @@ func rerunScenario(store: any VectorStore, dir: URL) async throws {
     let fake = FakeTMDB()
     let scenario = try SkipScenario.serve(fake, movedFixed: false)
     fake.inject([.status(503, retryAfter: "0"), .status(503, retryAfter: "0")], for: "poster:s13.png")
-    fake.inject([.delay(1.5), .delay(1.5)], for: "poster:s14.png")
+    fake.inject([.delay(6), .delay(6)], for: "poster:s14.png")
     fake.inject([.status(403, retryAfter: nil)], for: "poster:s15.png")
     fake.inject(Array(repeating: .status(500, retryAfter: nil), count: 100), for: "poster:s17.png")
     let embedders = testEmbedders()

@@ -82,12 +82,13 @@ import Testing
         // retried), and an answer cut by a 500 before the first trending page.
         fake.inject([.status(429, retryAfter: "1")], for: "/3/movie/now_playing:2")
         fake.inject([.status(503, retryAfter: nil), .status(502, retryAfter: nil)], for: "/3/movie/2")
-        fake.inject([.delay(0.8)], for: "/3/movie/changes:2")
+        fake.inject([.delay(6)], for: "/3/movie/changes:2")
         fake.inject([.status(500, retryAfter: nil)], for: "/3/trending/movie/day:1")
         let settings: @Sendable () -> TMDBSettings = {
             var s = testSettings(fake)
-            s.readTimeout = 0.3
-            s.requestTimeout = 0.4
+            // Wide margins: the other suites keep both cores busy, and only the delayed page may time out.
+            s.readTimeout = 2
+            s.requestTimeout = 3
             return s
         }
         let clientClock = VirtualClock()

@@ -166,10 +166,10 @@ func movies(_ ids: some Sequence<Int>) -> [[String: Any]] {
         // Page 1: slow but within the read timeout. Page 2: first answer slower than the read timeout.
         // Margins wide enough for a machine whose two cores are busy with the other suites running in parallel.
         fake.inject([.delay(0.2)], for: "page:1")
-        fake.inject([.delay(3)], for: "page:2")
+        fake.inject([.delay(12)], for: "page:2")
         let (p1, p2) = try await withFakeTMDB(fake) {
             var settings = testSettings(fake)
-            settings.readTimeout = 1.5
+            settings.readTimeout = 5
             return try await TMDBClient.withClient(settings: settings) { client in
                 (try await client.popularPage(1), try await client.popularPage(2))
             }
