@@ -73,10 +73,7 @@ struct IngestCommand: AsyncParsableCommand {
         @Option(help: "Stop after this many movies.") var limit: Int?
         @Option(help: "TMDB image size of the posters (original, w780, w500, ...).") var posterSize = "original"
         @Option(help: "Posters downloaded at once.") var concurrency = 8
-        @Option(help: "Images per forward pass (and per store transaction unless --write-batch says more).")
-        var batchSize = 8
-        @Option(help: "Vectors per store transaction and model (default: --batch-size). Bigger writes make neighbour-list upkeep cheaper per film on big catalogues.")
-        var writeBatch: Int?
+        @OptionGroup var batching: BatchOptions
         @Flag(help: """
             Also retry posters an earlier run skipped for a permanent reason (no poster_path, 404, undecodable, \
             too large...). Transient skips (timeouts, network errors, 5xx, 429) are always retried.
@@ -105,8 +102,7 @@ struct IngestCommand: AsyncParsableCommand {
             configuration.postersDirectory = postersDirectory
             configuration.posterCacheDirectory = posterCache
             configuration.concurrency = concurrency
-            configuration.batchSize = batchSize
-            configuration.writeBatchSize = writeBatch
+            batching.apply(to: &configuration)
             configuration.retrySkipped = retrySkipped
             configuration.tmdb = tmdb
             let embedders = try models.map { try location.load($0) }

@@ -20,10 +20,7 @@ struct SyncOptions: ParsableArguments {
     @Option(help: "TMDB image size of the posters (as the ingest used).") var posterSize = "original"
     @Option(help: "Where downloaded posters are cached.") var posterCache = ".cache/posters"
     @Option(help: "Posters downloaded at once.") var concurrency = 8
-    @Option(help: "Images per forward pass (and per store transaction unless --write-batch says more).")
-    var batchSize = 8
-    @Option(help: "Vectors per store transaction and model (default: --batch-size). Bigger writes make neighbour-list upkeep cheaper per film on big catalogues.")
-    var writeBatch: Int?
+    @OptionGroup var batching: BatchOptions
     @Flag(help: "Also retry posters an earlier run skipped for a permanent reason.") var retrySkipped = false
     @Option(help: "TMDB API base URL (default TMDB_BASE_URL, else TMDB's public v3 API).") var baseURL: String?
     @Option(help: "TMDB image base URL (default TMDB_IMAGE_BASE_URL, else TMDB's image CDN).") var imageBaseURL: String?
@@ -34,8 +31,7 @@ struct SyncOptions: ParsableArguments {
         ingest.posterSize = posterSize
         ingest.posterCacheDirectory = posterCache
         ingest.concurrency = concurrency
-        ingest.batchSize = batchSize
-        ingest.writeBatchSize = writeBatch
+        batching.apply(to: &ingest)
         ingest.retrySkipped = retrySkipped
         ingest.tmdb = TMDBSettings.resolve(baseURL: baseURL, imageBaseURL: imageBaseURL)
         var c = SyncConfiguration(ingest: ingest)
