@@ -25,7 +25,7 @@ struct ScaleBench: AsyncParsableCommand {
     @Option(help: "Folder for the store (when --store/--db is not given) and the vectors handed to faiss.")
     var workDir: String?
     @Flag(help: "Print only the JSON object.") var json = false
-    @Option(help: "How list upkeep scores writes: auto (by batch size), scan or gemm (SQLite; to compare them).")
+    @Option(help: "How list upkeep scores writes: auto, scan, gemm (float32 screen) or int8 (SQLite; to compare them).")
     var scoring = "auto"
     @Option(help: "Films from which unfiltered queries by vector go through the lists (SQLite; default: the store's).")
     var approximateFrom: Int?

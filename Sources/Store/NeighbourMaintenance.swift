@@ -20,6 +20,8 @@ struct NeighbourMaintenance {
     let threads: Int
     /// How pairs are scored; nil chooses by batch size (tests force each).
     var method: NeighbourScoring.Method? = nil
+    /// Where the int8 codes of `after`'s rows are kept between writes; nil codes them for this write alone.
+    var codesCache: RowCodesCache? = nil
 
     struct Result {
         /// Lists to write (insert or replace), by owner.
@@ -70,7 +72,7 @@ struct NeighbourMaintenance {
                 ScoringQuery(
                     vector: before.storage.row($0.row), inverseNorm: cosine ? before.inverseNorms[$0.row] : 0, row: nil)
             },
-            in: after, worstKey: worstKey, ownLists: false, threads: threads, method: method)
+            in: after, worstKey: worstKey, ownLists: false, threads: threads, method: method, codes: codes)
         result.pairsRescored = oldScores.reduce(0) { $0 + $1.rescored }
         for (j, scores) in oldScores.enumerated() {
             let oldID = Int64(oldRows[j].id)
@@ -86,7 +88,7 @@ struct NeighbourMaintenance {
                 ScoringQuery(
                     vector: after.storage.row($0.row), inverseNorm: cosine ? after.inverseNorms[$0.row] : 0, row: $0.row)
             },
-            in: after, worstKey: worstKey, ownLists: true, threads: threads, method: method)
+            in: after, worstKey: worstKey, ownLists: true, threads: threads, method: method, codes: codes)
         result.pairsRescored += newScores.reduce(0) { $0 + $1.rescored }
         result.pairsScored = (oldScores.count + newScores.count) * after.rowCount
         for (j, scores) in newScores.enumerated() {
@@ -125,10 +127,18 @@ struct NeighbourMaintenance {
                     vector: after.storage.row($0.row), inverseNorm: cosine ? after.inverseNorms[$0.row] : 0, row: $0.row)
             },
             in: after, worstKey: [Float](repeating: .infinity, count: after.rowCount), ownLists: true, threads: threads,
-            method: method)
+            method: method, codes: codes)
         var lists: [MovieID: NeighbourList] = [:]
         for (j, s) in scores.enumerated() { lists[rows[j].id] = s.own }
         return lists
+    }
+
+    /// The int8 codes of `after`'s rows (see `RowCodes`).
+    func codes() -> RowCodes {
+        if let codesCache { return codesCache.codes(for: after, before: before) }
+        let codes = RowCodes(storage: after.storage)
+        codes.extend(to: after.rowCount)
+        return codes
     }
 
     /// The exact list of `row` by a scan of the space after the write.

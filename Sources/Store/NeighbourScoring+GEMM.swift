@@ -26,6 +26,14 @@ struct BoundedGEMMScorer {
     let worstKey: [Float]
     let ownLists: Bool
     let threads: Int
+    var screen = Screen.float32
+
+    /// What the GEMM multiplies: the float32 rows, or their int8 codes (`RowCodes`, whose own bound then joins the
+    /// margins: see `int8DotMargin`).
+    enum Screen {
+        case float32
+        case int8(RowCodes)
+    }
 
     /// Queries per GEMM (a block the GEMM's packing amortises well), and scores per tile (32 MiB of Float).
     static let queriesPerGEMM = 256
@@ -43,6 +51,16 @@ struct BoundedGEMMScorer {
     /// Multiplied by (‖q‖ + ‖r‖)², with 1% headroom for the computed norms' own error.
     static func euclideanMargin(dimension: Int) -> Float {
         Float((3 * gamma(dimension) + 16 * 0x1p-24) * 1.01)
+    }
+
+    /// How far the scan's dot product of a query and a row can lie from the int8 GEMM's value s_q·s_r·(q_q·q_r): the
+    /// codes' bound (`RowCodes`), the rounding of the two multiplications by the scales (3 roundings, taken as 4u of
+    /// ‖q̃‖‖r̃‖ ≤ (‖q‖+‖e_q‖)(‖r‖+‖e_r‖)), and the scan's own error γ_K·‖q‖‖r‖.
+    @inline(__always)
+    static func int8DotMargin(
+        queryNorm nq: Float, queryResidual eq: Float, rowNorm nr: Float, rowResidual er: Float, gamma: Float
+    ) -> Float {
+        (nq * er + eq * (nr + er) + 0x1p-22 * (nq + eq) * (nr + er) + gamma * nq * nr) * 1.0001
     }
 
     func score(_ queries: [ScoringQuery]) -> [QueryScores] {
@@ -87,27 +105,48 @@ struct BoundedGEMMScorer {
         let n = group.count
         let tileRows = max(256, Self.scoresPerTile / n)
         let packed = UnsafeMutablePointer<Float>.allocate(capacity: n * dim)
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: n * min(rows, tileRows))
+        // Float scores (float32 screen) or Int32 sums (int8 screen): both 4 bytes.
+        let scores = UnsafeMutableRawPointer.allocate(byteCount: 4 * n * min(rows, tileRows), alignment: 64)
         defer {
             packed.deallocate()
             scores.deallocate()
         }
         for j in 0..<n { (packed + j * dim).update(from: group[j].vector, count: dim) }
+        var isInt8 = false
+        if case .int8 = screen { isInt8 = true }
+        let queryCodes = QueryCodes(count: isInt8 ? n : 0, dimension: dim)
+        defer { queryCodes.deallocate() }
+        if isInt8 {
+            for j in 0..<n where !queryCodes.code(j, group[j].vector) { return nil }
+        }
         let states = (0..<n).map { j in
             GEMMQueryState(
                 query: group[j],
                 squaredNorm: NeighbourScoring.kernelScore(group[j].vector, group[j].vector, dimension: dim, metric: .cosine))
         }
         let pass = GEMMPass(
-            index: index, worstKey: worstKey, rowSquaredNorms: rowSquaredNorms, ownLists: ownLists, states: states)
+            index: index, worstKey: worstKey, rowSquaredNorms: rowSquaredNorms, ownLists: ownLists, states: states,
+            screen: screen, queryCodes: queryCodes)
         var r0 = 0
         var failed = false
         withExtendedLifetime(index.storage) {
             while r0 < rows && !failed {
                 let t = min(tileRows, rows - r0)
-                let status = dnnl_sgemm(
-                    CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "T")), Int64(n), Int64(t), Int64(dim), 1,
-                    packed, Int64(dim), index.storage.row(r0), Int64(dim), 0, scores, Int64(t))
+                let status: dnnl_status_t
+                switch screen {
+                case .float32:
+                    status = dnnl_sgemm(
+                        CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "T")), Int64(n), Int64(t), Int64(dim), 1,
+                        packed, Int64(dim), index.storage.row(r0), Int64(dim), 0,
+                        scores.assumingMemoryBound(to: Float.self), Int64(t))
+                case .int8(let codes):
+                    // The queries' codes are stored offset by 128 (unsigned); the GEMM takes the offset back out.
+                    var zero: Int32 = 0
+                    status = dnnl_gemm_u8s8s32(
+                        CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "T")), CChar(UInt8(ascii: "F")), Int64(n),
+                        Int64(t), Int64(dim), 1, queryCodes.codes, Int64(dim), 128, codes.codes + r0 * dim, Int64(dim),
+                        0, 0, scores.assumingMemoryBound(to: Int32.self), Int64(t), &zero)
+                }
                 if status != dnnl_success {
                     failed = true
                     break
@@ -146,11 +185,49 @@ private final class GEMMQueryState: @unchecked Sendable {
     }
 }
 
-/// A tile of GEMM scores: `rows` scores per query, for rows `firstRow...`.
+/// A tile of GEMM scores: `rows` scores per query (Float, or Int32 for the int8 screen), for rows `firstRow...`.
 private struct TileScores: @unchecked Sendable {
-    let base: UnsafeMutablePointer<Float>
+    let base: UnsafeMutableRawPointer
     let rows: Int
     let firstRow: Int
+}
+
+/// A block of queries coded as `RowCodes` codes its rows, stored offset by 128 for `dnnl_gemm_u8s8s32`.
+private struct QueryCodes: @unchecked Sendable {
+    let codes: UnsafeMutablePointer<UInt8>
+    let scales: UnsafeMutablePointer<Float>
+    let norms: UnsafeMutablePointer<Float>
+    let residuals: UnsafeMutablePointer<Float>
+    let dimension: Int
+
+    init(count: Int, dimension: Int) {
+        self.dimension = dimension
+        codes = .allocate(capacity: max(1, count * dimension))
+        scales = .allocate(capacity: max(1, count))
+        norms = .allocate(capacity: max(1, count))
+        residuals = .allocate(capacity: max(1, count))
+    }
+
+    /// Codes query `j`; false when `RowCodes` cannot code it (the caller then uses another screen).
+    func code(_ j: Int, _ vector: UnsafePointer<Float>) -> Bool {
+        let row = codes + j * dimension
+        let coded = row.withMemoryRebound(to: Int8.self, capacity: dimension) {
+            RowCodes.code(vector, dimension: dimension, into: $0)
+        }
+        guard let c = coded else { return false }
+        for i in 0..<dimension { row[i] = row[i] &+ 128 }
+        scales[j] = c.scale
+        norms[j] = c.norm
+        residuals[j] = c.residual
+        return true
+    }
+
+    func deallocate() {
+        codes.deallocate()
+        scales.deallocate()
+        norms.deallocate()
+        residuals.deallocate()
+    }
 }
 
 private struct ResultSlots: @unchecked Sendable {
@@ -164,6 +241,8 @@ private struct GEMMPass: @unchecked Sendable {
     let rowSquaredNorms: [Float]
     let ownLists: Bool
     let states: [GEMMQueryState]
+    let screen: BoundedGEMMScorer.Screen
+    let queryCodes: QueryCodes
 
     /// Brackets the exact keys of one query against a tile's rows and records the candidates.
     func bracket(query j: Int, tile: TileScores) {
@@ -173,8 +252,15 @@ private struct GEMMPass: @unchecked Sendable {
         let dim = index.space.dimension
         let cosineMargin = BoundedGEMMScorer.cosineMargin(dimension: dim)
         let euclideanMargin = BoundedGEMMScorer.euclideanMargin(dimension: dim)
+        let gamma = Float(BoundedGEMMScorer.gamma(dim))
         let qNorm = state.squaredNorm.squareRoot()
-        let dots = tile.base + j * tile.rows
+        let floatDots = tile.base.assumingMemoryBound(to: Float.self) + j * tile.rows
+        let intDots = tile.base.assumingMemoryBound(to: Int32.self) + j * tile.rows
+        var codes: RowCodes?
+        if case .int8(let c) = screen { codes = c }
+        let qScale = codes == nil ? 0 : queryCodes.scales[j]
+        let qCodeNorm = codes == nil ? 0 : queryCodes.norms[j]
+        let qResidual = codes == nil ? 0 : queryCodes.residuals[j]
         index.rowIDs.withUnsafeBufferPointer { ids in
             index.inverseNorms.withUnsafeBufferPointer { inv in
                 worstKey.withUnsafeBufferPointer { worst in
@@ -183,15 +269,27 @@ private struct GEMMPass: @unchecked Sendable {
                         for i in 0..<tile.rows {
                             let row = tile.firstRow + i
                             if ids[row] < 0 { continue }
+                            // The GEMM's dot product, and how far the scan's may lie from it beyond what the
+                            // float32 margins below already cover.
+                            let dot: Float
+                            var dotMargin: Float = 0
+                            if let codes {
+                                dot = Float(intDots[i]) * qScale * codes.scales[row]
+                                dotMargin = BoundedGEMMScorer.int8DotMargin(
+                                    queryNorm: qCodeNorm, queryResidual: qResidual, rowNorm: codes.norms[row],
+                                    rowResidual: codes.residuals[row], gamma: gamma)
+                            } else {
+                                dot = floatDots[i]
+                            }
                             let key: Float
                             let margin: Float
                             if cosine {
-                                key = dots[i] * q.inverseNorm * inv[row]
-                                margin = cosineMargin
+                                key = dot * q.inverseNorm * inv[row]
+                                margin = cosineMargin + dotMargin * q.inverseNorm * inv[row] * 1.0001
                             } else {
-                                key = -(state.squaredNorm + rowSq[row] - 2 * dots[i])
+                                key = -(state.squaredNorm + rowSq[row] - 2 * dot)
                                 let s = qNorm + rowSq[row].squareRoot()
-                                margin = euclideanMargin * s * s + 1e-30
+                                margin = euclideanMargin * s * s + 2 * dotMargin + 1e-30
                             }
                             var lowerEnd = key - margin
                             var upperEnd = key + margin
