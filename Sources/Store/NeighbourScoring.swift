@@ -57,14 +57,18 @@ enum NeighbourScoring {
 
     /// Scores `queries` against every row of `index`. `worstKey[row]` is the key a candidate must reach to be
     /// considered for `row`'s list (`+inf` for rows without a list, `-inf` for lists that take anything).
-    /// `codes` gives the int8 codes of `index`'s rows, asked for only when the int8 screen is used.
+    /// `codes` gives the int8 codes of `index`'s rows, asked for only when the int8 screen is used. When `method` is
+    /// nil and the write is big enough for a GEMM, `chooser` picks the screen and learns what it cost.
     static func score(
         _ queries: [ScoringQuery], in index: SpaceIndex, worstKey: [Float], ownLists: Bool, threads: Int,
-        method: Method? = nil, codes: () -> RowCodes
+        method: Method? = nil, codes: () -> RowCodes, chooser: ScreenChooser? = nil
     ) -> [QueryScores] {
         guard !queries.isEmpty else { return [] }
+        var chosen = method ?? .automatic(queryCount: queries.count)
+        let learning = method == nil && chosen != .scan ? chooser : nil
+        if let learning { chosen = learning.pick(int8Available: RowCodes.gemmIsExact) }
         var screen = BoundedGEMMScorer.Screen.float32
-        switch method ?? .automatic(queryCount: queries.count) {
+        switch chosen {
         case .scan:
             return ScanScorer(index: index, worstKey: worstKey, ownLists: ownLists, threads: threads).score(queries)
         case .boundedGEMM:
@@ -75,8 +79,16 @@ enum NeighbourScoring {
                 if c.usable { screen = .int8(c) }
             }
         }
-        return BoundedGEMMScorer(index: index, worstKey: worstKey, ownLists: ownLists, threads: threads, screen: screen)
-            .score(queries)
+        let started = ContinuousClock.now
+        let scores = BoundedGEMMScorer(
+            index: index, worstKey: worstKey, ownLists: ownLists, threads: threads, screen: screen
+        ).score(queries)
+        if let learning {
+            let took = ContinuousClock.now - started
+            let seconds = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
+            learning.record(chosen, seconds: seconds, pairs: queries.count * index.rowCount)
+        }
+        return scores
     }
 
     // MARK: Exact keys, as the scan computes them
