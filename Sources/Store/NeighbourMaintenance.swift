@@ -20,9 +20,8 @@ struct NeighbourMaintenance {
     let threads: Int
     /// How pairs are scored; nil chooses by batch size (tests force each).
     var method: NeighbourScoring.Method? = nil
-    /// The int8 codes of `after`'s rows and the screen chooser, kept between writes; nil codes them for this write
-    /// alone and leaves the screen to `method` (float32 when nil).
-    var screens: GEMMScreens? = nil
+    /// Where the int8 codes of `after`'s rows are kept between writes; nil codes them for this write alone.
+    var codesCache: RowCodesCache? = nil
 
     struct Result {
         /// Lists to write (insert or replace), by owner.
@@ -73,7 +72,7 @@ struct NeighbourMaintenance {
                 ScoringQuery(
                     vector: before.storage.row($0.row), inverseNorm: cosine ? before.inverseNorms[$0.row] : 0, row: nil)
             },
-            in: after, worstKey: worstKey, ownLists: false, threads: threads, method: method, codes: codes, chooser: screens?.chooser(for: after.space.name))
+            in: after, worstKey: worstKey, ownLists: false, threads: threads, method: method, codes: codes)
         result.pairsRescored = oldScores.reduce(0) { $0 + $1.rescored }
         for (j, scores) in oldScores.enumerated() {
             let oldID = Int64(oldRows[j].id)
@@ -89,7 +88,7 @@ struct NeighbourMaintenance {
                 ScoringQuery(
                     vector: after.storage.row($0.row), inverseNorm: cosine ? after.inverseNorms[$0.row] : 0, row: $0.row)
             },
-            in: after, worstKey: worstKey, ownLists: true, threads: threads, method: method, codes: codes, chooser: screens?.chooser(for: after.space.name))
+            in: after, worstKey: worstKey, ownLists: true, threads: threads, method: method, codes: codes)
         result.pairsRescored += newScores.reduce(0) { $0 + $1.rescored }
         result.pairsScored = (oldScores.count + newScores.count) * after.rowCount
         for (j, scores) in newScores.enumerated() {
@@ -128,7 +127,7 @@ struct NeighbourMaintenance {
                     vector: after.storage.row($0.row), inverseNorm: cosine ? after.inverseNorms[$0.row] : 0, row: $0.row)
             },
             in: after, worstKey: [Float](repeating: .infinity, count: after.rowCount), ownLists: true, threads: threads,
-            method: method, codes: codes, chooser: screens?.chooser(for: after.space.name))
+            method: method, codes: codes)
         var lists: [MovieID: NeighbourList] = [:]
         for (j, s) in scores.enumerated() { lists[rows[j].id] = s.own }
         return lists
@@ -136,7 +135,7 @@ struct NeighbourMaintenance {
 
     /// The int8 codes of `after`'s rows (see `RowCodes`).
     func codes() -> RowCodes {
-        if let screens { return screens.codes(for: after, before: before) }
+        if let codesCache { return codesCache.codes(for: after, before: before) }
         let codes = RowCodes(storage: after.storage)
         codes.extend(to: after.rowCount)
         return codes

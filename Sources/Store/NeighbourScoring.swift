@@ -57,18 +57,14 @@ enum NeighbourScoring {
 
     /// Scores `queries` against every row of `index`. `worstKey[row]` is the key a candidate must reach to be
     /// considered for `row`'s list (`+inf` for rows without a list, `-inf` for lists that take anything).
-    /// `codes` gives the int8 codes of `index`'s rows, asked for only when the int8 screen is used. When `method` is
-    /// nil and the write is big enough for a GEMM, `chooser` picks the screen and learns what it cost.
+    /// `codes` gives the int8 codes of `index`'s rows, asked for only when the int8 screen is used.
     static func score(
         _ queries: [ScoringQuery], in index: SpaceIndex, worstKey: [Float], ownLists: Bool, threads: Int,
-        method: Method? = nil, codes: () -> RowCodes, chooser: ScreenChooser? = nil
+        method: Method? = nil, codes: () -> RowCodes
     ) -> [QueryScores] {
         guard !queries.isEmpty else { return [] }
-        var chosen = method ?? .automatic(queryCount: queries.count)
-        let learning = method == nil && chosen != .scan ? chooser : nil
-        if let learning { chosen = learning.pick(int8Available: RowCodes.gemmIsExact) }
         var screen = BoundedGEMMScorer.Screen.float32
-        switch chosen {
+        switch method ?? .automatic(queryCount: queries.count) {
         case .scan:
             return ScanScorer(index: index, worstKey: worstKey, ownLists: ownLists, threads: threads).score(queries)
         case .boundedGEMM:
@@ -79,16 +75,8 @@ enum NeighbourScoring {
                 if c.usable { screen = .int8(c) }
             }
         }
-        let started = ContinuousClock.now
-        let scores = BoundedGEMMScorer(
-            index: index, worstKey: worstKey, ownLists: ownLists, threads: threads, screen: screen
-        ).score(queries)
-        if let learning {
-            let took = ContinuousClock.now - started
-            let seconds = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
-            learning.record(chosen, seconds: seconds, pairs: queries.count * index.rowCount)
-        }
-        return scores
+        return BoundedGEMMScorer(index: index, worstKey: worstKey, ownLists: ownLists, threads: threads, screen: screen)
+            .score(queries)
     }
 
     // MARK: Exact keys, as the scan computes them

@@ -136,12 +136,10 @@ final class RowCodes: @unchecked Sendable {
     }()
 }
 
-/// What list upkeep keeps per space between big writes: the int8 codes of the current storage, so that a write codes
-/// only the rows it appended, and which screen has been cheaper lately (`ScreenChooser`).
-final class GEMMScreens: @unchecked Sendable {
+/// The codes of each space's current storage, kept between writes so that a write codes only the rows it appended.
+final class RowCodesCache: @unchecked Sendable {
     private let lock = NSLock()
-    private var codesBySpace: [String: RowCodes] = [:]
-    private var choosers: [String: ScreenChooser] = [:]
+    private var bySpace: [String: RowCodes] = [:]
 
     /// Codes for every row of `after`, a write's snapshot built on the published `before`. Cached codes are kept only
     /// for rows below `before.rowCount` in the same storage: those rows never change, while rows above it may be
@@ -151,69 +149,14 @@ final class GEMMScreens: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let codes: RowCodes
-        if let cached = codesBySpace[after.space.name], cached.storage === after.storage {
+        if let cached = bySpace[after.space.name], cached.storage === after.storage {
             codes = cached
             codes.truncate(to: before.storage === after.storage ? before.rowCount : 0)
         } else {
             codes = RowCodes(storage: after.storage)
-            codesBySpace[after.space.name] = codes
+            bySpace[after.space.name] = codes
         }
         codes.extend(to: after.rowCount)
         return codes
-    }
-
-    /// The screen for `space`'s next big write, and a place to record what it cost.
-    func chooser(for space: String) -> ScreenChooser {
-        lock.lock()
-        defer { lock.unlock() }
-        if let c = choosers[space] { return c }
-        let c = ScreenChooser()
-        choosers[space] = c
-        return c
-    }
-}
-
-/// Chooses between the float32 and the int8 screen for a space's big writes by what each cost per scored pair lately.
-///
-/// Why measure instead of deciding once: the int8 screen's GEMM is about 4× cheaper, but its bound is about 500× wider
-/// (2% of ‖q‖‖r‖ against 0.004% at 4,096-d), so it pays only while few pairs sit that close to a list's bound. That
-/// depends on the data and on how far the space has grown: on the synthetic catalogue, whose lists hold films of
-/// other clusters until each cluster has 100 members, the int8 screen rescored 8% of the pairs at 20,000 films
-/// against 2% for float32, and took longer. Both screens give the same lists bit for bit, so the choice only moves
-/// time. The faster one lately (a moving average of nanoseconds per pair) is used, the other tried again every
-/// `probeEvery` writes.
-final class ScreenChooser: @unchecked Sendable {
-    static let probeEvery = 16
-    private let lock = NSLock()
-    private var nsPerPair: [NeighbourScoringMethod: Double] = [:]
-    private var picks = 0
-
-    /// The screen to use next: `.boundedGEMM` or `.boundedInt8GEMM` (only where `int8Available`).
-    func pick(int8Available: Bool) -> NeighbourScoringMethod {
-        lock.lock()
-        defer { lock.unlock() }
-        guard int8Available else { return .boundedGEMM }
-        picks += 1
-        guard let int8 = nsPerPair[.boundedInt8GEMM] else { return .boundedInt8GEMM }
-        guard let float32 = nsPerPair[.boundedGEMM] else { return .boundedGEMM }
-        let faster: NeighbourScoringMethod = int8 <= float32 ? .boundedInt8GEMM : .boundedGEMM
-        if picks % Self.probeEvery == 0 { return faster == .boundedGEMM ? .boundedInt8GEMM : .boundedGEMM }
-        return faster
-    }
-
-    /// Records what a write's scoring with `method` cost.
-    func record(_ method: NeighbourScoringMethod, seconds: Double, pairs: Int) {
-        guard pairs > 0, method != .scan else { return }
-        lock.lock()
-        defer { lock.unlock() }
-        let ns = seconds * 1e9 / Double(pairs)
-        nsPerPair[method] = nsPerPair[method].map { 0.7 * $0 + 0.3 * ns } ?? ns
-    }
-
-    /// The moving averages (for tests and benchmarks).
-    var averages: [NeighbourScoringMethod: Double] {
-        lock.lock()
-        defer { lock.unlock() }
-        return nsPerPair
     }
 }

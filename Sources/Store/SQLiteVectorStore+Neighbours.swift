@@ -101,7 +101,7 @@ extension SQLiteVectorStore: NeighbourListStore {
         let replaced = added.filter { before.rowOfMovie[$0] != nil }
         let maintenance = NeighbourMaintenance(
             before: before, after: after, bounds: base.neighbourBounds[space] ?? [:], threads: searchThreads,
-            method: neighbourScoring, screens: gemmScreens)
+            method: neighbourScoring, codesCache: rowCodes)
         let result = try timingLists {
             let result = try maintenance.apply(added: Array(added), removed: replaced) {
                 try Self.readNeighbourList(db, space: space, owner: $0)
@@ -122,7 +122,7 @@ extension SQLiteVectorStore: NeighbourListStore {
             guard !removed.isEmpty, let after = next.spaces[name] else { continue }
             let maintenance = NeighbourMaintenance(
                 before: before, after: after, bounds: base.neighbourBounds[name] ?? [:], threads: searchThreads,
-                method: neighbourScoring, screens: gemmScreens)
+                method: neighbourScoring, codesCache: rowCodes)
             let result = try timingLists {
                 let result = try maintenance.apply(added: [], removed: removed) {
                     try Self.readNeighbourList(db, space: name, owner: $0)
@@ -223,7 +223,7 @@ extension SQLiteVectorStore: NeighbourListStore {
             dangling += list.entries.filter { index.rowOfMovie[$0.id] == nil }.count
             let row = index.rowOfMovie[owner]!
             let maintenance = NeighbourMaintenance(
-                before: index, after: index, bounds: [:], threads: searchThreads, method: neighbourScoring, screens: gemmScreens)
+                before: index, after: index, bounds: [:], threads: searchThreads, method: neighbourScoring, codesCache: rowCodes)
             let exact = maintenance.refill(row: row)
             let prefixMatches = exact.entries.starts(with: list.entries)
             let completeMatches = !list.complete || list.entries.count == index.liveCount - 1
@@ -258,7 +258,7 @@ extension SQLiteVectorStore: NeighbourListStore {
                     let todo = ids.filter { index.rowOfMovie[$0] != nil && bounds[$0] == nil }
                     let maintenance = NeighbourMaintenance(
                         before: index, after: index, bounds: bounds, threads: self.searchThreads,
-                        method: self.neighbourScoring, screens: self.gemmScreens)
+                        method: self.neighbourScoring, codesCache: self.rowCodes)
                     let lists = maintenance.ownLists(of: todo)
                     try Self.writeNeighbourLists(db, space: name, lists: lists, dropped: [])
                     for (owner, list) in lists { bounds[owner] = list.bound }

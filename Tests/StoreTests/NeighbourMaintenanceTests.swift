@@ -121,27 +121,6 @@ import CVectorScan
         }
     }
 
-    /// The chooser tries both screens, then keeps the one that cost less per pair, and still tries the other now and
-    /// then (the data, and so the better screen, changes as a space grows).
-    @Test func screenChooserKeepsTheCheaperAndProbes() {
-        let chooser = ScreenChooser()
-        #expect(chooser.pick(int8Available: false) == .boundedGEMM)
-        let first = chooser.pick(int8Available: true)
-        #expect(first == .boundedInt8GEMM)
-        chooser.record(first, seconds: 2, pairs: 1000)
-        let second = chooser.pick(int8Available: true)
-        #expect(second == .boundedGEMM)
-        chooser.record(second, seconds: 1, pairs: 1000)
-        var picks: [NeighbourScoringMethod] = []
-        for _ in 0..<(2 * ScreenChooser.probeEvery) { picks.append(chooser.pick(int8Available: true)) }
-        #expect(picks.filter { $0 == .boundedInt8GEMM }.count == 2, "probes of the slower screen: \(picks)")
-        #expect(picks.filter { $0 == .boundedGEMM }.count == 2 * ScreenChooser.probeEvery - 2)
-        // The int8 screen gets cheaper (the space grew past its clusters): the moving average follows.
-        for _ in 0..<5 { chooser.record(.boundedInt8GEMM, seconds: 0.2, pairs: 1000) }
-        #expect(chooser.pick(int8Available: true) == .boundedInt8GEMM)
-        #expect(chooser.pick(int8Available: false) == .boundedGEMM)
-    }
-
     /// The int8 screen is only sound where oneDNN's int8 GEMM sums exactly; on the CI machines (VNNI) it must, or the
     /// tests above silently ran the float32 screen instead.
     @Test func int8GEMMIsExactHere() {
@@ -183,7 +162,7 @@ import CVectorScan
             ids.map { id in (MovieID(id), (0..<16).map { Float($0 * id) + salt }, meta) }
         }
         let published = SpaceIndex.empty(space, identity: identity, capacity: 100).upserting(vectors(1...10, 0))
-        let cache = GEMMScreens()
+        let cache = RowCodesCache()
         let rolledBack = published.upserting(vectors(11...20, 0.5))
         _ = cache.codes(for: rolledBack, before: published)
         let next = published.upserting(vectors(21...30, 7))
