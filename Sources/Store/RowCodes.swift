@@ -8,8 +8,8 @@ import Foundation
 /// A row v becomes v = s·q + e with s = max|vᵢ|/127 and q = round(v/s) in [-127, 127]; `norms` holds ‖v‖ and `residuals`
 /// ‖e‖, both rounded up. For two vectors, |x·y − s_x·s_y·(q_x·q_y)| ≤ ‖x‖·‖e_y‖ + ‖e_x‖·(‖y‖ + ‖e_y‖) (Cauchy–Schwarz on
 /// x·e_y and e_x·(s_y·q_y)), and q_x·q_y is an exact integer. The bound is rigorous whatever the data; on the rows of a
-/// 4096-d space it is about 2% of ‖x‖‖y‖ — wide next to the fp32 GEMM's, but still narrow next to the distance from a
-/// list's bound to most rows, so few pairs are left to rescore.
+/// 4096-d space it is about 2% of ‖x‖‖y‖, wide next to the fp32 GEMM's (see `NeighbourScoringMethod.boundedInt8GEMM`
+/// for what that costs).
 ///
 /// Sharing rule: the codes follow their `MatrixStorage` (whose rows below a published count never change, see
 /// `MatrixStorage`), so codes made for rows `0..<count` stay valid for as long as the storage does, and `extend` only

@@ -61,8 +61,8 @@ public final class SQLiteVectorStore: VectorStore {
     let indexWriter = DispatchQueue(label: "postersim.store.index-file", qos: .utility)
     /// Pairs list upkeep scored, and rescored exactly (`NeighbourMaintenance.Result`), since this instance opened.
     let neighbourPairs = Locked<(scored: Int, rescored: Int)>((0, 0))
-    /// The int8 codes list upkeep screens big writes with, kept between writes (about a quarter of the matrices'
-    /// memory, for spaces that took a write of `NeighbourScoringMethod.gemmFromQueries` vectors or more).
+    /// The int8 codes list upkeep screens big writes with when told to (`neighbourScoring: .boundedInt8GEMM`), kept
+    /// between writes: about a quarter of the matrices' memory.
     let rowCodes = RowCodesCache()
     /// Queries by vector answered through the lists (`graphSearch`) since this instance opened.
     let approximateQueries = Locked(0)
