@@ -1,6 +1,7 @@
 import PosterSimCore
 import Foundation
 import GRDB
+import Logging
 
 /// The embedded `VectorStore`: one SQLite file (GRDB `DatabasePool`, WAL mode), with each space's current vectors
 /// also held in memory as one contiguous matrix for exact search.
@@ -59,6 +60,13 @@ public final class SQLiteVectorStore: VectorStore {
     let indexLoadState: Locked<IndexLoad>
     let indexWriteError = Locked<IndexFileError?>(nil)
     let indexWriter = DispatchQueue(label: "postersim.store.index-file", qos: .utility)
+    /// Where the matrices of a mapped index file are checked after the open (`IndexFileVerification`).
+    let indexVerifier = DispatchQueue(label: "postersim.store.index-verify", qos: .utility)
+    /// For what happens in the background: an index file found damaged, or its verification finished.
+    let logger: Logger
+    /// The smallest delta (`SpaceIndex.delta`) of a mapped space that is folded into a new index file
+    /// (`foldDeltaIfLarge`); tests lower it.
+    let foldMinimum = Locked(SQLiteVectorStore.defaultFoldMinimum)
     /// Pairs list upkeep scored, and rescored exactly (`NeighbourMaintenance.Result`), since this instance opened.
     let neighbourPairs = Locked<(scored: Int, rescored: Int)>((0, 0))
     /// Queries by vector answered through the lists (`graphSearch`) since this instance opened.
@@ -77,9 +85,10 @@ public final class SQLiteVectorStore: VectorStore {
         path: String = SQLiteVectorStore.defaultPath, searchThreads: Int = ExactSearch.defaultThreads,
         externalCheckInterval: Duration = .milliseconds(100), neighbourScoring: NeighbourScoringMethod? = nil,
         approximateSearchFrom: Int? = SQLiteVectorStore.defaultApproximateSearchFrom,
-        indexFile: IndexFilePolicy = .mapIfCurrent
+        indexFile: IndexFilePolicy = .mapIfCurrent, logger: Logger = Logger(label: "postersim.store")
     ) throws {
         self.path = path
+        self.logger = logger
         self.approximateSearchFrom = approximateSearchFrom
         self.neighbourScoring = neighbourScoring
         indexFilePolicy = indexFile
@@ -96,11 +105,14 @@ public final class SQLiteVectorStore: VectorStore {
             let sidecar = indexFile == .off ? nil : Self.indexFilePath(of: path)
             // A writer killed mid-write (a server stopped while rewriting the file) leaves its temporary behind.
             if let sidecar { SpaceIndexFile.removeAbandonedTemporaries(of: sidecar) }
-            let (snapshot, stamp, load) = try pool.read { db in try Self.loadSnapshot(db, indexFile: sidecar) }
-            current = Locked(snapshot)
-            loadedRevision = Locked(stamp.revision)
-            indexLoadState = Locked(load)
-            if indexFile == .mapAndRefresh, case .rows = load { writeIndexFileInBackground(snapshot, stamp: stamp) }
+            let loaded = try pool.read { db in try Self.loadSnapshot(db, indexFile: sidecar) }
+            current = Locked(loaded.snapshot)
+            loadedRevision = Locked(loaded.stamp.revision)
+            indexLoadState = Locked(loaded.load)
+            if let verification = loaded.verification { verifyInBackground(verification) }
+            if indexFile == .mapAndRefresh, case .rows = loaded.load {
+                writeIndexFileInBackground(loaded.snapshot, stamp: loaded.stamp)
+            }
         } catch let error as StoreError {
             throw error
         } catch {
@@ -331,6 +343,7 @@ public final class SQLiteVectorStore: VectorStore {
             }
             self.current.set(next)
             self.loadedRevision.set(revision.after)
+            self.foldDeltaIfLarge(db)
         }
     }
 
@@ -351,6 +364,7 @@ public final class SQLiteVectorStore: VectorStore {
             }
             self.current.set(next)
             self.loadedRevision.set(revision.after)
+            self.foldDeltaIfLarge(db)
             return deleted
         }
     }
@@ -662,18 +676,24 @@ public final class SQLiteVectorStore: VectorStore {
     }
 
     /// Loads the snapshot and revision from the file in one read transaction on `db` (the writer connection, so no
-    /// write of this instance interleaves) and publishes them.
-    private func reload(_ db: Database) throws {
-        var loaded: (StoreSnapshot, IndexFileStamp, IndexLoad)?
+    /// write of this instance interleaves) and publishes them. `avoiding`: decode the rows, not the index file, for
+    /// this reason (the file was found damaged).
+    @discardableResult
+    func reload(_ db: Database, avoiding damage: IndexFileError? = nil) throws -> LoadedSnapshot? {
+        var loaded: LoadedSnapshot?
         try db.inTransaction(.deferred) {
             // A process that changed the store may have written the index file for its revision: map it if so.
-            loaded = try Self.loadSnapshot(db, indexFile: indexFilePolicy == .off ? nil : indexFilePath)
+            let file = indexFilePolicy == .off || damage != nil ? nil : indexFilePath
+            loaded = try Self.loadSnapshot(db, indexFile: file)
             return .commit
         }
-        guard let (snapshot, stamp, load) = loaded else { return }
-        current.set(snapshot)
-        loadedRevision.set(stamp.revision)
-        indexLoadState.set(load)
+        guard var loaded else { return nil }
+        if let damage { loaded.load = .rows(because: damage) }
+        current.set(loaded.snapshot)
+        loadedRevision.set(loaded.stamp.revision)
+        indexLoadState.set(loaded.load)
+        if let verification = loaded.verification { verifyInBackground(verification) }
+        return loaded
     }
 
     /// Looks at the file's revision (at most once per `externalCheckInterval` unless `force`) and reloads when another
