@@ -175,7 +175,7 @@ extension SQLiteVectorStore {
             do {
                 let finished = try verification.run { self?.isUsing(verification.file) ?? false }
                 if finished, let self {
-                    self.logger.debug(
+                    self.logger.info(
                         "index file matrices verified",
                         metadata: ["bytes": "\(verification.bytes)", "took": "\(ContinuousClock.now - started)"])
                 }

@@ -28,7 +28,10 @@ import Logging
 ///   `movieCount`, `stats` and `searchTitles` read the file and see them at once.
 /// - With an index file (`IndexFilePolicy`, `SQLiteVectorStore+IndexFile.swift`), opening and reloading map the
 ///   snapshot stored at the file's revision when it equals the database's, instead of decoding every row; the answers
-///   are the same either way.
+///   are the same either way, given that the file's matrices pass the check that runs in the background after the
+///   open (a damaged file is dropped for the rows: `verifyInBackground`). Writes to a mapped space append after the
+///   mapped rows without copying them (`MatrixStorage`), and a large enough delta is folded into a new file
+///   (`foldDeltaIfLarge`).
 public final class SQLiteVectorStore: VectorStore {
     public static let defaultPath = "./postersim.sqlite"
 

@@ -404,16 +404,22 @@ final class IndexFileVerification: Sendable {
         }
     }
 
+    /// Bytes read at a time: a chunk (32 MiB) is read in pieces, so the check holds 1 MiB of memory, not a chunk.
+    static let readBytes = 1 << 20
+
     @discardableResult
     static func check(_ chunks: [Chunk], fd: Int32, keepGoing: () -> Bool) throws -> Bool {
-        let largest = chunks.map(\.range.count).max() ?? 0
-        guard largest > 0 else { return true }
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: largest, alignment: 64)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: readBytes, alignment: 64)
         defer { buffer.deallocate() }
         for chunk in chunks {
             guard keepGoing() else { return false }
-            try IndexFileIO.read(fd, into: buffer, count: chunk.range.count, at: chunk.range.lowerBound)
-            try chunk.check(IndexChecksum.of(UnsafeRawBufferPointer(start: buffer, count: chunk.range.count)))
+            var sum = IndexChecksum()
+            for start in stride(from: chunk.range.lowerBound, to: chunk.range.upperBound, by: readBytes) {
+                let n = min(readBytes, chunk.range.upperBound - start)
+                try IndexFileIO.read(fd, into: buffer, count: n, at: start)
+                sum.update(UnsafeRawBufferPointer(start: buffer, count: n))
+            }
+            try chunk.check(sum.value)
         }
         return true
     }
