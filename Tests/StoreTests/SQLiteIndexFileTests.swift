@@ -281,6 +281,10 @@ import Testing
         let ids = Array(1...(240 + SpaceIndex.minimumTail + 300))
         let rows = try SQLiteVectorStore(path: path, indexFile: .off)
         #expect(try await store.fetchVectors(ids: ids, space: Self.vgg.name) == rows.fetchVectors(ids: ids, space: Self.vgg.name))
+        // The neighbour-list contract's check: by id from the lists equals the scan, over file and tail rows alike.
+        let lists = SQLiteNeighbourListTests().contract
+        let live = ids.filter { !(21...24).contains($0) && $0 != 31 }
+        try await lists.expectQueriesMatchScans(store, ids: live, note: "mapped with a tail")
 
         // Past the threshold, the next write folds the delta into a new file and maps it.
         store.foldMinimum.set(0)
@@ -292,6 +296,7 @@ import Testing
         #expect(store.indexLoad == .mapped)
         #expect(try SpaceIndexFile.readHeader(path: store.indexFilePath).revision == store.loadedRevision.value)
         #expect(try await Self.answers(store) == Self.rowAnswers(path))
+        try await lists.expectQueriesMatchScans(store, ids: live, note: "folded")
         await store.indexFileVerified()
         #expect(store.indexLoad == .mapped)
         // A new instance maps that file without decoding anything.
