@@ -674,7 +674,7 @@ public final class SQLiteVectorStore: VectorStore {
             loadedRevision.set(revision.after)
         } else {
             // Best effort: if the reload fails, the next check retries (the loaded revision still differs).
-            try? reload(db)
+            _ = try? reload(db)
         }
     }
 
