@@ -79,7 +79,10 @@ let package = Package(
         // The embedded vector store (SQLite through GRDB) and its exact in-memory search.
         .target(
             name: "Store",
-            dependencies: ["PosterSimCore", "CVectorScan", "CDNNL", .product(name: "GRDB", package: "GRDB.swift")]),
+            dependencies: [
+                "PosterSimCore", "CVectorScan", "CDNNL", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // The same VectorStore on PostgreSQL + pgvector (postgres-nio and its connection pool).
         .target(
             name: "PostgresStore",

@@ -150,9 +150,11 @@ enum ServeProbe {
         return status.value
     }
 
-    static func residentBytes(pid: Int32) -> Int {
+    /// A process's resident memory (`VmRSS`), or one part of it: `RssAnon` (allocated memory) or `RssFile` (mapped
+    /// file pages, which the kernel can drop and read again).
+    static func residentBytes(pid: Int32, field: String = "VmRSS") -> Int {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        for line in status.split(separator: "\n") where line.hasPrefix(field + ":") {
             let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
             return kb * 1024
         }

@@ -175,7 +175,11 @@ struct ServeCommand: AsyncParsableCommand {
         if let sqlite = store as? SQLiteVectorStore {
             switch sqlite.indexLoad {
             case .mapped:
-                logger.info("store opened from its index file", metadata: ["took": "\(ContinuousClock.now - started)"])
+                // The matrices are checked in the background; a damaged one is logged by the store, which then
+                // answers from the database rows.
+                logger.info(
+                    "store opened from its index file; checking its matrices in the background",
+                    metadata: ["took": "\(ContinuousClock.now - started)"])
             case .rows(let reason):
                 logger.info(
                     "store loaded from its rows; writing its index file in the background",

@@ -1,6 +1,12 @@
 import PosterSimCore
 import Foundation
 import GRDB
+import Logging
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// How a SQLite store uses its index file, `<database>.index` (see `SpaceIndexFile`).
 public enum IndexFilePolicy: Sendable {
@@ -93,15 +99,120 @@ extension SQLiteVectorStore {
         }
     }
 
+    /// A snapshot with the stamp of the database it reflects, how it was loaded, and, when mapped, the check of its
+    /// matrices still to run.
+    struct LoadedSnapshot: Sendable {
+        var snapshot: StoreSnapshot
+        var stamp: IndexFileStamp
+        var load: IndexLoad
+        var verification: IndexFileVerification?
+    }
+
     /// Inside a read transaction: the snapshot and the stamp of the database, from the index file at `indexFile` when it
-    /// is current and whole, else decoded from the rows.
-    static func loadSnapshot(_ db: Database, indexFile: String?) throws -> (StoreSnapshot, IndexFileStamp, IndexLoad) {
+    /// is current and all but its matrices check out, else decoded from the rows.
+    static func loadSnapshot(_ db: Database, indexFile: String?) throws -> LoadedSnapshot {
         let stamp = try indexFileStamp(db)
-        guard let indexFile else { return (try loadSnapshot(db), stamp, .rows(because: nil)) }
+        guard let indexFile else { return LoadedSnapshot(snapshot: try loadSnapshot(db), stamp: stamp, load: .rows(because: nil)) }
         do {
-            return (try SpaceIndexFile.load(path: indexFile, expecting: stamp), stamp, .mapped)
+            let (snapshot, verification) = try SpaceIndexFile.load(path: indexFile, expecting: stamp)
+            return LoadedSnapshot(snapshot: snapshot, stamp: stamp, load: .mapped, verification: verification)
         } catch {
-            return (try loadSnapshot(db), stamp, .rows(because: error as? IndexFileError ?? .unreadable("\(error)")))
+            return LoadedSnapshot(
+                snapshot: try loadSnapshot(db), stamp: stamp,
+                load: .rows(because: error as? IndexFileError ?? .unreadable("\(error)")))
+        }
+    }
+
+    // MARK: Folding writes into the file
+
+    public static let defaultFoldMinimum = 10_000
+
+    /// The delta of a mapped space of `mappedRows` file rows above which it is folded: 1/32 of the space, at least
+    /// `foldMinimum` rows. At a million films that is 31,250 rows, 0.8 GB of tail in the three spaces.
+    func foldThreshold(mappedRows: Int) -> Int { max(foldMinimum.value, mappedRows / 32) }
+
+    /// In the writer, right after a write published its snapshot: when a mapped space's delta (rows written since the
+    /// mapping, in its anonymous tail, and file rows replaced or deleted) has passed `foldThreshold`, writes the index
+    /// file for the current snapshot and maps it, so memory and scans go back to the file's live rows. Still holding
+    /// the writer, so no write moves the revision while the file is written: writes wait for it (the whole file is
+    /// written once per 1/32 of the space changed), queries do not. A failure is logged and kept in
+    /// `indexFileWriteError`; the store goes on with its tail.
+    func foldDeltaIfLarge(_ db: Database) {
+        guard indexFilePolicy != .off else { return }
+        let snapshot = current.value
+        guard snapshot.spaces.values.contains(where: {
+            $0.storage.isMapped && $0.delta > foldThreshold(mappedRows: $0.storage.mappedRows)
+        }) else { return }
+        do {
+            var stamp: IndexFileStamp?
+            try db.inTransaction(.deferred) {
+                stamp = try Self.indexFileStamp(db)
+                return .commit
+            }
+            guard let stamp, stamp.revision == loadedRevision.value else { return }
+            try SpaceIndexFile.write(snapshot, stamp: stamp, to: indexFilePath)
+            indexWriteError.set(nil)
+            try reload(db)
+        } catch {
+            let failure = error as? IndexFileError ?? .unwritable("\(error)")
+            indexWriteError.set(failure)
+            logger.warning("folding writes into the index file failed", metadata: ["error": "\(failure)"])
+        }
+    }
+
+    // MARK: Checking the matrices after a mapped open
+
+    /// Checks the matrices of a freshly mapped index file on the verifier queue, chunk by chunk, while queries are
+    /// answered from the mapping. Guarantee: when a chunk differs from its checksum, the store logs an error naming
+    /// it, deletes the file (if its path still names it; the file is derived data), reloads its indexes from the
+    /// database rows (`indexLoad` becomes `.rows(because: .corrupt(…))`; queries and writes go on, from the old
+    /// snapshot until the reload publishes), and under `.mapAndRefresh` writes a new file in the background. Until the
+    /// check reaches a damaged chunk, queries may read its rows as they are. The check stops when the mapping is no
+    /// longer in use (a reload replaced it) or the store is gone.
+    func verifyInBackground(_ verification: IndexFileVerification) {
+        indexVerifier.async { [weak self] in
+            let started = ContinuousClock.now
+            do {
+                let finished = try verification.run { self?.isUsing(verification.file) ?? false }
+                if finished, let self {
+                    self.logger.info(
+                        "index file matrices verified",
+                        metadata: ["bytes": "\(verification.bytes)", "took": "\(ContinuousClock.now - started)"])
+                }
+            } catch {
+                self?.recoverFromDamaged(verification.file, error as? IndexFileError ?? .unreadable("\(error)"))
+            }
+        }
+    }
+
+    /// Returns when the matrix checks started so far have finished, and the reload a damaged file causes with them.
+    public func indexFileVerified() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in indexVerifier.async { c.resume() } }
+    }
+
+    /// Whether the current snapshot reads any matrix from `file`.
+    func isUsing(_ file: MappedFile) -> Bool {
+        current.value.spaces.values.contains { $0.storage.mapping === file }
+    }
+
+    /// On the verifier queue: `file` failed its check. Stops using it (see `verifyInBackground`).
+    private func recoverFromDamaged(_ file: MappedFile, _ damage: IndexFileError) {
+        logger.error(
+            "index file damaged; answering from the database rows instead",
+            metadata: ["path": "\(indexFilePath)", "error": "\(damage)"])
+        if file.isStill(at: indexFilePath) { unlink(indexFilePath) }
+        do {
+            let loaded = try pool.writeWithoutTransaction { db -> LoadedSnapshot? in
+                // A reload since (another process's commit) may have replaced the mapping already.
+                guard self.isUsing(file) else { return nil }
+                return try self.reload(db, avoiding: damage)
+            }
+            if let loaded, indexFilePolicy == .mapAndRefresh { writeIndexFileInBackground(loaded.snapshot, stamp: loaded.stamp) }
+        } catch {
+            // Nothing retries this (the revision has not moved), so the mapping stays in use: say so.
+            logger.error(
+                "reload after a damaged index file failed; still answering from the damaged file",
+                metadata: ["error": "\(error)"])
         }
     }
 

@@ -1,6 +1,7 @@
 import PosterSimCore
 import Foundation
 import GRDB
+import Logging
 
 /// The embedded `VectorStore`: one SQLite file (GRDB `DatabasePool`, WAL mode), with each space's current vectors
 /// also held in memory as one contiguous matrix for exact search.
@@ -27,7 +28,10 @@ import GRDB
 ///   `movieCount`, `stats` and `searchTitles` read the file and see them at once.
 /// - With an index file (`IndexFilePolicy`, `SQLiteVectorStore+IndexFile.swift`), opening and reloading map the
 ///   snapshot stored at the file's revision when it equals the database's, instead of decoding every row; the answers
-///   are the same either way.
+///   are the same either way, given that the file's matrices pass the check that runs in the background after the
+///   open (a damaged file is dropped for the rows: `verifyInBackground`). Writes to a mapped space append after the
+///   mapped rows without copying them (`MatrixStorage`), and a large enough delta is folded into a new file
+///   (`foldDeltaIfLarge`).
 public final class SQLiteVectorStore: VectorStore {
     public static let defaultPath = "./postersim.sqlite"
 
@@ -59,6 +63,13 @@ public final class SQLiteVectorStore: VectorStore {
     let indexLoadState: Locked<IndexLoad>
     let indexWriteError = Locked<IndexFileError?>(nil)
     let indexWriter = DispatchQueue(label: "postersim.store.index-file", qos: .utility)
+    /// Where the matrices of a mapped index file are checked after the open (`IndexFileVerification`).
+    let indexVerifier = DispatchQueue(label: "postersim.store.index-verify", qos: .utility)
+    /// For what happens in the background: an index file found damaged, or its verification finished.
+    let logger: Logger
+    /// The smallest delta (`SpaceIndex.delta`) of a mapped space that is folded into a new index file
+    /// (`foldDeltaIfLarge`); tests lower it.
+    let foldMinimum = Locked(SQLiteVectorStore.defaultFoldMinimum)
     /// Pairs list upkeep scored, and rescored exactly (`NeighbourMaintenance.Result`), since this instance opened.
     let neighbourPairs = Locked<(scored: Int, rescored: Int)>((0, 0))
     /// The int8 codes list upkeep screens big writes with when told to (`neighbourScoring: .boundedInt8GEMM`), kept
@@ -80,9 +91,10 @@ public final class SQLiteVectorStore: VectorStore {
         path: String = SQLiteVectorStore.defaultPath, searchThreads: Int = ExactSearch.defaultThreads,
         externalCheckInterval: Duration = .milliseconds(100), neighbourScoring: NeighbourScoringMethod? = nil,
         approximateSearchFrom: Int? = SQLiteVectorStore.defaultApproximateSearchFrom,
-        indexFile: IndexFilePolicy = .mapIfCurrent
+        indexFile: IndexFilePolicy = .mapIfCurrent, logger: Logger = Logger(label: "postersim.store")
     ) throws {
         self.path = path
+        self.logger = logger
         self.approximateSearchFrom = approximateSearchFrom
         self.neighbourScoring = neighbourScoring
         indexFilePolicy = indexFile
@@ -99,11 +111,14 @@ public final class SQLiteVectorStore: VectorStore {
             let sidecar = indexFile == .off ? nil : Self.indexFilePath(of: path)
             // A writer killed mid-write (a server stopped while rewriting the file) leaves its temporary behind.
             if let sidecar { SpaceIndexFile.removeAbandonedTemporaries(of: sidecar) }
-            let (snapshot, stamp, load) = try pool.read { db in try Self.loadSnapshot(db, indexFile: sidecar) }
-            current = Locked(snapshot)
-            loadedRevision = Locked(stamp.revision)
-            indexLoadState = Locked(load)
-            if indexFile == .mapAndRefresh, case .rows = load { writeIndexFileInBackground(snapshot, stamp: stamp) }
+            let loaded = try pool.read { db in try Self.loadSnapshot(db, indexFile: sidecar) }
+            current = Locked(loaded.snapshot)
+            loadedRevision = Locked(loaded.stamp.revision)
+            indexLoadState = Locked(loaded.load)
+            if let verification = loaded.verification { verifyInBackground(verification) }
+            if indexFile == .mapAndRefresh, case .rows = loaded.load {
+                writeIndexFileInBackground(loaded.snapshot, stamp: loaded.stamp)
+            }
         } catch let error as StoreError {
             throw error
         } catch {
@@ -334,6 +349,7 @@ public final class SQLiteVectorStore: VectorStore {
             }
             self.current.set(next)
             self.loadedRevision.set(revision.after)
+            self.foldDeltaIfLarge(db)
         }
     }
 
@@ -354,6 +370,7 @@ public final class SQLiteVectorStore: VectorStore {
             }
             self.current.set(next)
             self.loadedRevision.set(revision.after)
+            self.foldDeltaIfLarge(db)
             return deleted
         }
     }
@@ -660,23 +677,29 @@ public final class SQLiteVectorStore: VectorStore {
             loadedRevision.set(revision.after)
         } else {
             // Best effort: if the reload fails, the next check retries (the loaded revision still differs).
-            try? reload(db)
+            _ = try? reload(db)
         }
     }
 
     /// Loads the snapshot and revision from the file in one read transaction on `db` (the writer connection, so no
-    /// write of this instance interleaves) and publishes them.
-    private func reload(_ db: Database) throws {
-        var loaded: (StoreSnapshot, IndexFileStamp, IndexLoad)?
+    /// write of this instance interleaves) and publishes them. `avoiding`: decode the rows, not the index file, for
+    /// this reason (the file was found damaged).
+    @discardableResult
+    func reload(_ db: Database, avoiding damage: IndexFileError? = nil) throws -> LoadedSnapshot? {
+        var loaded: LoadedSnapshot?
         try db.inTransaction(.deferred) {
             // A process that changed the store may have written the index file for its revision: map it if so.
-            loaded = try Self.loadSnapshot(db, indexFile: indexFilePolicy == .off ? nil : indexFilePath)
+            let file = indexFilePolicy == .off || damage != nil ? nil : indexFilePath
+            loaded = try Self.loadSnapshot(db, indexFile: file)
             return .commit
         }
-        guard let (snapshot, stamp, load) = loaded else { return }
-        current.set(snapshot)
-        loadedRevision.set(stamp.revision)
-        indexLoadState.set(load)
+        guard var loaded else { return nil }
+        if let damage { loaded.load = .rows(because: damage) }
+        current.set(loaded.snapshot)
+        loadedRevision.set(loaded.stamp.revision)
+        indexLoadState.set(loaded.load)
+        if let verification = loaded.verification { verifyInBackground(verification) }
+        return loaded
     }
 
     /// Looks at the file's revision (at most once per `externalCheckInterval` unless `force`) and reloads when another

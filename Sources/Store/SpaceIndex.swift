@@ -1,23 +1,35 @@
 import PosterSimCore
 import CVectorScan
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A row-major Float32 matrix with room for `capacityRows` rows, 64-byte aligned: either allocated in anonymous memory
-/// (large ones on huge pages where the OS allows, `vs_matrix_alloc`: a scan is then not bound by TLB misses), or a
-/// read-only view of a mapped index file (`SpaceIndexFile`).
+/// (large ones on huge pages where the OS allows, `vs_matrix_alloc`: a scan is then not bound by TLB misses), or the
+/// rows of a mapped index file (`SpaceIndexFile`) followed, at the next addresses, by a tail of anonymous memory.
 ///
 /// Sharing rule (why this class may be `@unchecked Sendable`): published `SpaceIndex` snapshots read only rows below
 /// their own `rowCount`; the single writer appends only at or above the newest snapshot's `rowCount` and publishes the
 /// new count afterwards through a lock, which orders the writes before any reader that sees the new count. Rows below
-/// a published count are never written again. A mapped matrix is never written at all: its `capacityRows` equals its
-/// row count, so the writer's first append into that space finds no room and compacts into allocated storage
-/// (`SpaceIndex.upserting`): the space moves to anonymous memory once, at the cost of one copy of its rows.
+/// a published count are never written again. The file's rows (below `mappedRows`) are never written at all (mapped
+/// read-only): writes to a mapped space append into the tail, so the first write after a mapped open costs its own
+/// rows, not a copy of the space, and the matrix stays one contiguous array for every scan (`SpaceIndex.upserting`
+/// grows the tail by copying the tail only; `SQLiteVectorStore` folds a large tail back into the index file).
 final class MatrixStorage: @unchecked Sendable {
     let dimension: Int
     let capacityRows: Int
     let base: UnsafeMutablePointer<Float>
-    /// The mapping this matrix lives in (kept alive as long as the matrix), or nil when allocated.
+    /// The index file these rows come from (kept alive as long as the matrix), or nil when allocated.
     let mapping: MappedFile?
+    /// Rows read from the file: `0..<mappedRows` (0 when allocated).
+    let mappedRows: Int
+    /// Where the file's rows start in the file.
+    private let fileOffset: Int
+    /// The address range this matrix reserved (file rows and tail), unmapped with it; nil when allocated.
+    private let reservation: (address: UnsafeMutableRawPointer, bytes: Int)?
 
     init(dimension: Int, capacityRows: Int) {
         self.dimension = dimension
@@ -28,18 +40,72 @@ final class MatrixStorage: @unchecked Sendable {
         }
         base = raw.bindMemory(to: Float.self, capacity: count)
         mapping = nil
+        mappedRows = 0
+        fileOffset = 0
+        reservation = nil
     }
 
-    /// `rows` (at least 1) rows of `dimension` floats at `byteOffset` (a multiple of 64) in a read-only mapping.
-    init(mapping: MappedFile, byteOffset: Int, rows: Int, dimension: Int) {
-        precondition(rows >= 1 && byteOffset % 64 == 0 && byteOffset + rows * dimension * 4 <= mapping.length)
+    /// `rows` (at least 1) rows of `dimension` floats at `byteOffset` (a multiple of the page size) in the mapped file,
+    /// followed by room for `tailRows` more. The whole pages of the file's rows are mapped read-only from the file at
+    /// the start of one reserved address range; the rest of the range is anonymous memory (reserved, not committed:
+    /// untouched tail pages cost nothing), starting with a copy of the file's last partial page.
+    init(mapping: MappedFile, byteOffset: Int, rows: Int, dimension: Int, tailRows: Int) throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let fileBytes = rows * dimension * 4
+        precondition(rows >= 1 && byteOffset + fileBytes <= mapping.length)
+        guard byteOffset % page == 0 else {
+            // The file aligns matrices to 4096 bytes; a system with larger pages decodes the rows instead.
+            throw IndexFileError.unsupportedFormat(IndexFileHeader.currentFormat)
+        }
+        let capacity = rows + max(1, tailRows)
+        let bytes = (capacity * dimension * 4 + page - 1) / page * page
+        let wholePages = fileBytes / page * page
+        guard let reserved = mmap(nil, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+            reserved != MAP_FAILED
+        else { throw IndexFileError.unreadable("reserving \(bytes) bytes: \(String(cString: strerror(errno)))") }
+        var mapped = true
+        if wholePages > 0 {
+            let p = mmap(reserved, wholePages, PROT_READ, MAP_PRIVATE | MAP_FIXED, mapping.fd, off_t(byteOffset))
+            mapped = p == reserved
+        }
+        if mapped {
+            let p = mmap(
+                reserved + wholePages, bytes - wholePages, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0)
+            mapped = p == reserved + wholePages
+        }
+        guard mapped else {
+            let message = String(cString: strerror(errno))
+            munmap(reserved, bytes)
+            throw IndexFileError.unreadable("mapping a matrix: \(message)")
+        }
+        (reserved + wholePages).copyMemory(from: mapping.base + byteOffset + wholePages, byteCount: fileBytes - wholePages)
         self.dimension = dimension
-        capacityRows = rows
-        base = UnsafeMutablePointer(mutating: (mapping.base + byteOffset).bindMemory(to: Float.self, capacity: rows * dimension))
+        capacityRows = capacity
+        base = reserved.bindMemory(to: Float.self, capacity: capacity * dimension)
         self.mapping = mapping
+        mappedRows = rows
+        fileOffset = byteOffset
+        reservation = (reserved, bytes)
     }
 
-    deinit { if mapping == nil { vs_matrix_free(base) } }
+    deinit {
+        if let reservation {
+            munmap(reservation.address, reservation.bytes)
+        } else {
+            vs_matrix_free(base)
+        }
+    }
+
+    /// A mapped matrix with the same file rows and room for `tailRows` after them, holding this one's tail rows up to
+    /// `rowCount` (copied: the tail only, never the file's rows).
+    func withTail(_ tailRows: Int, keepingRowsBelow rowCount: Int) throws -> MatrixStorage {
+        guard let mapping else { preconditionFailure("only a mapped matrix has a tail") }
+        let grown = try MatrixStorage(
+            mapping: mapping, byteOffset: fileOffset, rows: mappedRows, dimension: dimension, tailRows: tailRows)
+        if rowCount > mappedRows { grown.row(mappedRows).update(from: row(mappedRows), count: (rowCount - mappedRows) * dimension) }
+        return grown
+    }
 
     var isMapped: Bool { mapping != nil }
 
@@ -220,6 +286,17 @@ final class SpaceIndex: Sendable {
         self.rowOfMovie = rowOfMovie
     }
 
+    /// Rows of room a mapped space's tail starts with, and grows by at least.
+    static let minimumTail = 1024
+
+    /// Rows written since the space was mapped (its tail) plus mapped rows replaced or deleted since: what folding it
+    /// into a new index file would remove from memory and from every scan. 0 for an allocated space.
+    var delta: Int {
+        guard storage.isMapped else { return 0 }
+        let mapped = storage.mappedRows
+        return rowCount - mapped + rowIDs[0..<mapped].lazy.filter { $0 < 0 }.count
+    }
+
     static func empty(_ space: VectorSpace, identity: ModelIdentity, capacity: Int = 0) -> SpaceIndex {
         SpaceIndex(
             space: space, identity: identity, storage: MatrixStorage(dimension: space.dimension, capacityRows: capacity),
@@ -253,7 +330,15 @@ final class SpaceIndex: Sendable {
         var storage = self.storage
         var rowCount = self.rowCount
         let dead = rowIDs.lazy.filter { $0 < 0 }.count
-        if rowCount + fresh.count > storage.capacityRows || dead > max(1024, live / 4) {
+        if storage.isMapped, rowCount + fresh.count > storage.capacityRows,
+            let grown = try? storage.withTail(
+                max(Self.minimumTail, (rowCount + fresh.count - storage.mappedRows) * 2), keepingRowsBelow: rowCount)
+        {
+            // A mapped space keeps its file rows where they are, tombstones included: compacting would copy the whole
+            // space into memory. The store folds the tail and the tombstones into a new index file instead.
+            storage = grown
+        }
+        if rowCount + fresh.count > storage.capacityRows || (!storage.isMapped && dead > max(1024, live / 4)) {
             // Compact the live rows into new storage with headroom for growth.
             let newStorage = MatrixStorage(dimension: dim, capacityRows: max(64, live + live / 2))
             var newIDs: [Int64] = []

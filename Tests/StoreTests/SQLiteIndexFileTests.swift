@@ -177,10 +177,12 @@ import Testing
         let header = try SpaceIndexFile.readHeader(path: store.indexFilePath)
         let vgg = try #require(header.spaces.first { $0.key.name == Self.vgg.name })
         let size = pristine.count
-        // Byte offsets in every part of the file: magic, a matrix, ids, packed rows, bounds, interner, header JSON,
-        // trailer (length, checksum, magic).
+        // Byte offsets in every part of the file an open checks: magic, ids, norms, packed rows, bounds, interner,
+        // header JSON, trailer (length, checksum, magic). The matrices are checked after the open
+        // (`aChangedMatrixIsFoundAfterTheOpen`).
+        let clip = try #require(header.spaces.first { $0.key.name == Self.clip.name })
         let flips = [
-            0, vgg.matrix.offset + 13, vgg.ids.offset + 2, vgg.meta.offset + 4, vgg.bounds.offset + 9,
+            0, vgg.ids.offset + 2, clip.inverseNorms.offset + 5, vgg.meta.offset + 4, vgg.bounds.offset + 9,
             header.interner.offset + 3, header.bodyLength + 10, size - 24, size - 16, size - 1,
         ]
         let cuts = [0, 7, 31, vgg.matrix.offset + 100, header.bodyLength, size - 24, size - 1]
@@ -219,14 +221,18 @@ import Testing
         #expect(try await store.deleteMovies(ids: [7, 8]) == 2)
         #expect(Self.isMapped(store, Self.vgg))
         #expect(try await Self.answers(store) == Self.rowAnswers(path))
-        // An append moves the space into allocated memory; the other space stays mapped.
+        // An append goes into the mapped space's tail: the file's rows stay mapped, none is copied.
+        let mappedAtOpen = try #require(store.current.value.spaces[Self.vgg.name]?.storage)
         var rng = SplitMix64(seed: 91)
         try await store.upsertMovies((241...260).map(Self.movie))
         try await store.upsertEmbeddings(
             (241...260).map { EmbeddingInput(movieID: $0, vector: Self.vector(&rng, Self.vgg.dimension)) } + [
                 EmbeddingInput(movieID: 3, vector: Self.vector(&rng, Self.vgg.dimension))
             ], space: Self.vgg.name, identity: NeighbourListContract.idV)
-        #expect(!Self.isMapped(store, Self.vgg))
+        let afterAppend = try #require(store.current.value.spaces[Self.vgg.name])
+        #expect(afterAppend.storage === mappedAtOpen)
+        #expect(afterAppend.storage.mappedRows == mappedAtOpen.mappedRows && afterAppend.rowCount == mappedAtOpen.mappedRows + 21)
+        #expect(afterAppend.delta == 21 + 3)  // 21 rows in the tail, 2 deleted and 1 replaced file rows
         #expect(Self.isMapped(store, Self.clip))
         #expect(try await Self.answers(store) == Self.rowAnswers(path))
         #expect(try await store.checkNeighbourLists(space: Self.vgg.name).isConsistent)
@@ -241,6 +247,62 @@ import Testing
         let mapped = try SQLiteVectorStore(path: path)
         #expect(mapped.indexLoad == .mapped)
         #expect(try await Self.answers(mapped) == Self.rowAnswers(path))
+    }
+
+    @Test func aMappedSpaceGrowsItsTailThenFoldsItIntoTheFile() async throws {
+        let path = try TempStore.newPath()
+        let built = try await Self.populated(path)
+        try await built.writeIndexFile()
+        let store = try SQLiteVectorStore(path: path)
+        #expect(store.indexLoad == .mapped)
+        store.foldMinimum.set(.max)
+        let file = try #require(store.current.value.spaces[Self.vgg.name]?.storage.mapping)
+        let mappedRows = try #require(store.current.value.spaces[Self.vgg.name]?.storage.mappedRows)
+        // More new rows than the tail holds (`SpaceIndex.minimumTail`), in batches, with replacements and deletions of
+        // file rows and of tail rows between them: the tail grows (a copy of the tail), the file rows stay mapped.
+        var rng = SplitMix64(seed: 12)
+        let added = Array(241...(240 + SpaceIndex.minimumTail + 300))
+        try await store.upsertMovies(added.map(Self.movie))
+        for (n, batch) in stride(from: 0, to: added.count, by: 400).map({ Array(added[$0..<min(added.count, $0 + 400)]) }).enumerated() {
+            let replaced = [5 + n, 300 + 7 * n]  // a file row and a tail row (or a new one)
+            try await store.upsertEmbeddings(
+                (batch + replaced).map { EmbeddingInput(movieID: $0, vector: Self.vector(&rng, Self.vgg.dimension)) },
+                space: Self.vgg.name, identity: NeighbourListContract.idV)
+            #expect(try await store.deleteMovies(ids: [21 + n, batch[0]]) == 2)  // not a movie `answers` asks for
+        }
+        let grown = try #require(store.current.value.spaces[Self.vgg.name])
+        #expect(grown.storage.mapping === file && grown.storage.mappedRows == mappedRows)
+        #expect(grown.rowCount > mappedRows + SpaceIndex.minimumTail)
+        #expect(store.indexLoad == .mapped)
+        #expect(try await Self.answers(store) == Self.rowAnswers(path))
+        for space in [Self.clip, Self.vgg] {
+            #expect(try await store.checkNeighbourLists(space: space.name).isConsistent)
+        }
+        let ids = Array(1...(240 + SpaceIndex.minimumTail + 300))
+        let rows = try SQLiteVectorStore(path: path, indexFile: .off)
+        #expect(try await store.fetchVectors(ids: ids, space: Self.vgg.name) == rows.fetchVectors(ids: ids, space: Self.vgg.name))
+        // The neighbour-list contract's check: by id from the lists equals the scan, over file and tail rows alike.
+        let lists = SQLiteNeighbourListTests().contract
+        let live = ids.filter { !(21...24).contains($0) && $0 != 31 }
+        try await lists.expectQueriesMatchScans(store, ids: live, note: "mapped with a tail")
+
+        // Past the threshold, the next write folds the delta into a new file and maps it.
+        store.foldMinimum.set(0)
+        #expect(try await store.deleteMovies(ids: [31]) == 1)
+        #expect(store.indexFileWriteError == nil)
+        let folded = try #require(store.current.value.spaces[Self.vgg.name])
+        #expect(folded.storage.mapping !== file && folded.storage.mappedRows == folded.liveCount)
+        #expect(folded.delta == 0 && folded.rowCount == folded.liveCount)
+        #expect(store.indexLoad == .mapped)
+        #expect(try SpaceIndexFile.readHeader(path: store.indexFilePath).revision == store.loadedRevision.value)
+        #expect(try await Self.answers(store) == Self.rowAnswers(path))
+        try await lists.expectQueriesMatchScans(store, ids: live, note: "folded")
+        await store.indexFileVerified()
+        #expect(store.indexLoad == .mapped)
+        // A new instance maps that file without decoding anything.
+        let next = try SQLiteVectorStore(path: path)
+        #expect(next.indexLoad == .mapped)
+        #expect(try await Self.answers(next) == Self.rowAnswers(path))
     }
 
     @Test func serverPolicyRewritesAStaleFileInTheBackground() async throws {
@@ -302,9 +364,8 @@ import Testing
     @Test func anOlderWriteDoesNotReplaceANewerFile() async throws {
         let path = try TempStore.newPath()
         let store = try await Self.populated(path)
-        let (older, olderStamp, _) = try await store.pool.read { db in
-            try SQLiteVectorStore.loadSnapshot(db, indexFile: nil)
-        }
+        let loaded = try await store.pool.read { db in try SQLiteVectorStore.loadSnapshot(db, indexFile: nil) }
+        let (older, olderStamp) = (loaded.snapshot, loaded.stamp)
         try await store.upsertMovies([Self.movie(9)])
         try await store.writeIndexFile()
         let newer = try SpaceIndexFile.readHeader(path: store.indexFilePath).revision
@@ -315,5 +376,116 @@ import Testing
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: (path as NSString).deletingLastPathComponent)
             .filter { $0.hasPrefix((path as NSString).lastPathComponent + ".index.tmp-") }
         #expect(leftovers.isEmpty)
+    }
+
+    /// A file written with 4096-byte checksum chunks, so the small test matrices span several.
+    static func writeSmallChunks(_ store: SQLiteVectorStore) async throws {
+        let loaded = try await store.pool.read { db in try SQLiteVectorStore.loadSnapshot(db, indexFile: nil) }
+        try SpaceIndexFile.write(loaded.snapshot, stamp: loaded.stamp, to: store.indexFilePath, chunkBytes: 4096)
+    }
+
+    @Test func aChangedMatrixIsFoundAfterTheOpen() async throws {
+        let path = try TempStore.newPath()
+        let store = try await Self.populated(path)
+        try await Self.writeSmallChunks(store)
+        let expected = try await Self.rowAnswers(path)
+        let pristine = try Data(contentsOf: URL(fileURLWithPath: store.indexFilePath))
+        let header = try SpaceIndexFile.readHeader(path: store.indexFilePath)
+        let vgg = try #require(header.spaces.first { $0.key.name == Self.vgg.name })
+        #expect(vgg.matrix.checksums.count == 2)
+        // An intact file passes the check and stays in use.
+        let intact = try SQLiteVectorStore(path: path)
+        await intact.indexFileVerified()
+        #expect(intact.indexLoad == .mapped && Self.isMapped(intact, Self.vgg))
+        #expect(try await Self.answers(intact) == expected)
+
+        for policy in [IndexFilePolicy.mapIfCurrent, .mapAndRefresh] {
+            var damaged = pristine
+            damaged[vgg.matrix.offset + 4096 + 7] ^= 0x40  // a byte of the second chunk
+            try damaged.write(to: URL(fileURLWithPath: store.indexFilePath))
+            // Loading reads no matrix, so it accepts the file (the store's open then maps it); the check behind it
+            // finds the chunk and falls back. (Asked of `load` itself: the store's check may already have finished.)
+            _ = try SpaceIndexFile.load(path: store.indexFilePath, expecting: header.stamp)
+            let opened = try SQLiteVectorStore(path: path, indexFile: policy)
+            await opened.indexFileVerified()
+            guard case .rows(because: .corrupt(let message)?) = opened.indexLoad else {
+                Issue.record("\(policy): expected a fall-back to the rows, got \(opened.indexLoad)")
+                continue
+            }
+            #expect(message.contains("matrix of 'vgg16', chunk 2 of 2"), "\(message)")
+            #expect(!Self.isMapped(opened, Self.vgg) && !Self.isMapped(opened, Self.clip))
+            #expect(try await Self.answers(opened) == expected)
+            #expect(try await opened.checkNeighbourLists(space: Self.vgg.name).isConsistent)
+            await opened.indexFileWritesFinished()
+            if policy == .mapAndRefresh {
+                // The server writes a good file again; the next open maps it.
+                #expect(opened.indexFileWriteError == nil)
+                let next = try SQLiteVectorStore(path: path)
+                #expect(next.indexLoad == .mapped)
+                await next.indexFileVerified()
+                #expect(next.indexLoad == .mapped)
+            } else {
+                // The damaged file is gone, so the next open does not map it again.
+                #expect(!FileManager.default.fileExists(atPath: store.indexFilePath))
+                #expect(try SQLiteVectorStore(path: path).indexLoad == .rows(because: .missing))
+            }
+        }
+        // The whole-file check that `writeIndexFile` makes reads the matrices too: a damaged file is rewritten.
+        var damaged = pristine
+        damaged[vgg.matrix.offset + 3] ^= 1
+        try damaged.write(to: URL(fileURLWithPath: store.indexFilePath))
+        #expect(throws: IndexFileError.self) {
+            try SpaceIndexFile.verify(path: store.indexFilePath, expecting: header.stamp)
+        }
+        #expect(try await store.writeIndexFile())
+        try SpaceIndexFile.verify(path: store.indexFilePath, expecting: header.stamp)
+    }
+
+    @Test func aFileOfTheFirstFormatIsRebuilt() async throws {
+        let path = try TempStore.newPath()
+        let store = try await Self.populated(path)
+        try await store.writeIndexFile()
+        // The same body under a header of format 1 (one body checksum, no table), as the previous version wrote.
+        var file = try Data(contentsOf: URL(fileURLWithPath: store.indexFilePath))
+        let header = try SpaceIndexFile.readHeader(path: store.indexFilePath)
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(file[header.bodyLength..<(file.count - 24)])) as? [String: Any])
+        json["format"] = 1
+        json["chunkBytes"] = nil
+        json["bodyChecksum"] = "0123456789abcdef"
+        let headerBytes = try JSONSerialization.data(withJSONObject: json)
+        var trailer = Data(count: 24)
+        trailer.withUnsafeMutableBytes { t in
+            t.storeBytes(of: UInt64(headerBytes.count).littleEndian, toByteOffset: 0, as: UInt64.self)
+            headerBytes.withUnsafeBytes { t.storeBytes(of: IndexChecksum.of($0).littleEndian, toByteOffset: 8, as: UInt64.self) }
+        }
+        trailer.replaceSubrange(16..<24, with: IndexFileHeader.magic)
+        file = file.prefix(header.bodyLength) + headerBytes + trailer
+        try file.write(to: URL(fileURLWithPath: store.indexFilePath))
+        let old = try SQLiteVectorStore(path: path, indexFile: .mapAndRefresh)
+        #expect(old.indexLoad == .rows(because: .unsupportedFormat(1)))
+        #expect(try await Self.answers(old) == Self.rowAnswers(path))
+        await old.indexFileWritesFinished()
+        let next = try SQLiteVectorStore(path: path)
+        #expect(next.indexLoad == .mapped)
+        #expect(try SpaceIndexFile.readHeader(path: store.indexFilePath).format == IndexFileHeader.currentFormat)
+    }
+
+    @Test func chunkedChecksumsMatchTheirRanges() {
+        var rng = SplitMix64(seed: 8)
+        let bytes = (0..<10_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        for chunk in [4096, 8192, 16384] {
+            var c = ChunkedChecksum(chunkBytes: chunk)
+            // Fed in uneven pieces: the chunks are cut at multiples of `chunk` all the same.
+            for start in stride(from: 0, to: bytes.count, by: 1000) {
+                bytes[start..<min(bytes.count, start + 1000)].withUnsafeBytes { c.update($0) }
+            }
+            let section = IndexFileHeader.Section(offset: 0, length: bytes.count, checksums: c.values())
+            let ranges = section.chunks(of: chunk)
+            #expect(ranges.count == section.checksums.count)
+            #expect(ranges.last?.upperBound == bytes.count)
+            for (range, sum) in zip(ranges, section.checksums) {
+                #expect(bytes[range].withUnsafeBytes { IndexChecksum.hex(IndexChecksum.of($0)) } == sum)
+            }
+        }
     }
 }

@@ -55,24 +55,42 @@ struct IndexFileStamp: Sendable, Equatable {
 ///     "PSIMIDX1"                       8 bytes of magic
 ///     sections                          each space's matrix (4096-aligned), ids, inverse norms, packed rows and list
 ///                                       bounds (64-aligned), then the interner (JSON); all little-endian
-///     header                            JSON (`IndexFileHeader`)
+///     header                            JSON (`IndexFileHeader`), with the checksum table
 ///     trailer                           header length (UInt64), header checksum (UInt64), "PSIMIDX1"
 ///
-/// The body (magic and sections) is covered by one checksum in the header and the header by one in the trailer, so a
-/// truncated file (no trailer, or lengths that do not add up) and changed bytes anywhere are detected before use.
+/// Integrity is checked piece by piece, so that opening a store does not have to read its vectors (26.6 GB at a
+/// million films in the three spaces): the trailer holds the header's checksum, and the header holds the checksum
+/// table, one checksum per `chunkBytes` of every section (`Section.checksums`). A truncated file (no trailer, or
+/// lengths that do not add up) and a changed byte in any section are detected: the header, the magic and every small
+/// section (ids, norms, packed rows, bounds, interner; tens of bytes per row) when the file is opened, the matrices
+/// chunk by chunk afterwards, without delaying readiness (see `SpaceIndexFile` and `IndexFileVerification`). The
+/// alignment padding between sections is covered by no checksum: nothing reads it.
 /// Rows are written in ascending movie id order, live rows only, as the database load produces them.
 struct IndexFileHeader: Codable, Equatable {
-    static let currentFormat = 1
+    /// 1: one checksum over the whole body, read at every open. 2: the checksum table. A file of another format is
+    /// not read (`IndexFileError.unsupportedFormat`): the store decodes its rows and writes the current format.
+    static let currentFormat = 2
     static let magic = Array("PSIMIDX1".utf8)
     static let trailerLength = 24
     static let matrixAlignment = 4096
     static let sectionAlignment = 64
     static let metaRecordLength = 20
     static let boundRecordLength = 32
+    /// The checksum chunk written by default: 32 MiB is 830 entries for the 26.6 GB of a million films (about 15 KB
+    /// of header), and one chunk is read and checked in a few milliseconds.
+    static let defaultChunkBytes = 32 << 20
 
+    /// `length` bytes at `offset`, with one checksum (16 hex digits: JSON numbers are not exact to 64 bits everywhere)
+    /// per `chunkBytes` from its start, the last chunk shorter; none for an empty section.
     struct Section: Codable, Equatable {
         var offset: Int
         var length: Int
+        var checksums: [String]
+
+        /// The byte ranges, relative to the file, that `checksums` cover, in order.
+        func chunks(of chunkBytes: Int) -> [Range<Int>] {
+            stride(from: 0, to: length, by: chunkBytes).map { offset + $0..<offset + min(length, $0 + chunkBytes) }
+        }
     }
 
     struct SpaceKey: Codable, Equatable, Sendable {
@@ -90,6 +108,11 @@ struct IndexFileHeader: Codable, Equatable {
         var inverseNorms: Section
         var meta: Section
         var bounds: Section
+
+        /// Every section but the matrix: what an open reads and checks in full.
+        var smallSections: [(what: String, section: Section)] {
+            [("ids", ids), ("norms", inverseNorms), ("rows", meta), ("bounds", bounds)]
+        }
     }
 
     var format: Int
@@ -99,8 +122,8 @@ struct IndexFileHeader: Codable, Equatable {
     var spaces: [Space]
     var interner: Section
     var bodyLength: Int
-    /// The body checksum as 16 hex digits (JSON numbers are not exact to 64 bits everywhere).
-    var bodyChecksum: String
+    /// The size of a checksum chunk (a multiple of 4096).
+    var chunkBytes: Int
 
     var stamp: IndexFileStamp {
         IndexFileStamp(storeID: storeID, revision: revision, schema: schema, spaces: spaces.map(\.key))
@@ -119,12 +142,19 @@ struct IndexFileHeader: Codable, Equatable {
         }
     }
 
-    /// Throws unless every section lies inside the body, is aligned, and has the length its row count implies.
+    /// Throws unless every section lies inside the body, is aligned, has the length its row count implies and one
+    /// checksum per chunk.
     func checkLayout() throws {
+        guard chunkBytes >= 4096, chunkBytes <= 1 << 30, chunkBytes % 4096 == 0 else {
+            throw IndexFileError.corrupt("checksum chunk of \(chunkBytes) bytes")
+        }
         func inBody(_ s: Section, _ what: String, alignment: Int) throws {
             guard s.offset >= Self.magic.count, s.length >= 0, s.offset % alignment == 0,
                 s.offset <= bodyLength - s.length
             else { throw IndexFileError.corrupt("\(what) section \(s.offset)+\(s.length) outside the body of \(bodyLength) bytes") }
+            guard s.checksums.count == (s.length + chunkBytes - 1) / chunkBytes,
+                s.checksums.allSatisfy({ $0.utf8.count == 16 && UInt64($0, radix: 16) != nil })
+            else { throw IndexFileError.corrupt("\(what) section has \(s.checksums.count) checksums for \(s.length) bytes") }
         }
         for space in spaces {
             let k = space.key
@@ -132,10 +162,9 @@ struct IndexFileHeader: Codable, Equatable {
                 let metric = DistanceMetric(rawValue: k.metric)
             else { throw IndexFileError.corrupt("space '\(k.name)' has an invalid shape") }
             try inBody(space.matrix, "matrix of '\(k.name)'", alignment: Self.matrixAlignment)
-            try inBody(space.ids, "ids of '\(k.name)'", alignment: Self.sectionAlignment)
-            try inBody(space.inverseNorms, "norms of '\(k.name)'", alignment: Self.sectionAlignment)
-            try inBody(space.meta, "rows of '\(k.name)'", alignment: Self.sectionAlignment)
-            try inBody(space.bounds, "bounds of '\(k.name)'", alignment: Self.sectionAlignment)
+            for (what, section) in space.smallSections {
+                try inBody(section, "\(what) of '\(k.name)'", alignment: Self.sectionAlignment)
+            }
             let (rows, overflow) = space.rows.multipliedReportingOverflow(by: k.dimension * 4)
             guard !overflow, space.matrix.length == rows, space.ids.length == space.rows * 8,
                 space.inverseNorms.length == (metric == .cosine ? space.rows * 4 : 0),
@@ -210,6 +239,39 @@ struct IndexChecksum {
     static func hex(_ v: UInt64) -> String {
         let s = String(v, radix: 16)
         return String(repeating: "0", count: 16 - s.count) + s
+    }
+}
+
+/// The checksums of one section as it is written: a fresh `IndexChecksum` every `chunkBytes` bytes (the entries of
+/// `IndexFileHeader.Section.checksums`).
+struct ChunkedChecksum {
+    let chunkBytes: Int
+    private var current = IndexChecksum()
+    private var filled = 0
+    private var finished: [UInt64] = []
+
+    init(chunkBytes: Int) { self.chunkBytes = chunkBytes }
+
+    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        guard var p = bytes.baseAddress else { return }
+        var left = bytes.count
+        while left > 0 {
+            let take = min(chunkBytes - filled, left)
+            current.update(UnsafeRawBufferPointer(start: p, count: take))
+            filled += take
+            p += take
+            left -= take
+            if filled == chunkBytes {
+                finished.append(current.value)
+                current = IndexChecksum()
+                filled = 0
+            }
+        }
+    }
+
+    /// The checksums of the whole chunks and of the last, partial one.
+    func values() -> [String] {
+        (filled > 0 ? finished + [current.value] : finished).map(IndexChecksum.hex)
     }
 }
 

@@ -19,18 +19,38 @@ import Darwin
 final class MappedFile: @unchecked Sendable {
     let base: UnsafeRawPointer
     let length: Int
+    /// A descriptor of the mapped file, open as long as the mapping: the chunks not checked at open are read through
+    /// it (`pread`, so checking them adds page-cache pages, not pages of this process), and it names the file that was
+    /// mapped even after another file has been renamed over its path.
+    let fd: Int32
 
-    /// Maps `length` bytes (at least 1) of the open file `fd`; the descriptor may be closed afterwards.
+    /// Maps `length` bytes (at least 1) of the open file `fd`, keeping a duplicate of the descriptor; the caller
+    /// closes its own.
     init(fd: Int32, length: Int) throws {
         guard length > 0 else { throw IndexFileError.corrupt("empty file") }
+        let own = dup(fd)
+        guard own >= 0 else { throw IndexFileError.unreadable("dup: \(String(cString: strerror(errno)))") }
         guard let p = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+            close(own)
             throw IndexFileError.unreadable("mmap: \(String(cString: strerror(errno)))")
         }
         base = UnsafeRawPointer(p)
         self.length = length
+        self.fd = own
     }
 
-    deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
+    deinit {
+        munmap(UnsafeMutableRawPointer(mutating: base), length)
+        close(fd)
+    }
+
+    /// Whether `path` still names the file this maps (same device and inode).
+    func isStill(at path: String) -> Bool {
+        var mine = stat()
+        var theirs = stat()
+        guard fstat(fd, &mine) == 0, stat(path, &theirs) == 0 else { return false }
+        return mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino
+    }
 }
 
 /// Blocking file I/O for the index file, with errors as `IndexFileError`.
