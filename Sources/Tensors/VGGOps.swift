@@ -51,6 +51,7 @@ public final class DenseLayer: @unchecked Sendable {
     public init(weights: UnsafeBufferPointer<Float>, outFeatures: Int, inFeatures: Int, bias: [Float],
                 activation: Activation, storage: DenseWeightStorage, precision: Precision = .fp32) throws(EngineError) {
         guard outFeatures >= 1, inFeatures >= 1 else { throw .invalidArgument("dense layer \(inFeatures)→\(outFeatures)") }
+        try precision.requireFloat("DenseLayer")
         guard try checkedProduct([outFeatures, inFeatures]) == weights.count, let source = weights.baseAddress else {
             throw .shapeMismatch("\(weights.count) dense weights for \(outFeatures)×\(inFeatures)")
         }

@@ -129,6 +129,23 @@ public final class Workspace: @unchecked Sendable {
         guard tensor.blockedLayout != nil else { return tensor }
         return try converted(tensor, to: MemoryDescriptor(plain: tensor.shape))
     }
+
+    /// Float32 `tensor` as u8 in `layout`: round(x · scale), saturated to 0...255 (int8 layers' input).
+    func quantized(_ tensor: Tensor, to layout: MemoryDescriptor, scale: Float) throws(EngineError) -> Tensor {
+        let result = try makeTensor(shape: tensor.shape, layout: layout)
+        try engine.reorder(from: tensor.memoryLayout(), tensor.storage.base, to: layout, result.storage.base,
+                           stream: stream, scale: scale)
+        return result
+    }
+
+    /// u8 `tensor` whose values stand for value / `scale` (an int8 layer's output) as a plain float32 tensor.
+    public func dequantized(_ tensor: Tensor, scale: Float) throws(EngineError) -> Tensor {
+        guard scale.isFinite, scale > 0 else { throw .invalidArgument("dequantisation scale \(scale)") }
+        let result = try makeTensor(shape: tensor.shape)
+        try engine.reorder(from: tensor.memoryLayout(), tensor.storage.base, to: MemoryDescriptor(plain: tensor.shape),
+                           result.storage.base, stream: stream, scale: 1 / scale)
+        return result
+    }
 }
 
 /// A thread-safe pool of workspaces: concurrent callers each borrow their own, so shared models need no locks

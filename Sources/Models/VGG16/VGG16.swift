@@ -70,6 +70,8 @@ struct VGGConvLayer: Sendable {
 struct VGGFeatures: Sendable {
     enum Step: Sendable {
         case conv(VGGConvLayer)
+        /// An int8 layer (`--precision int8`): u8 in, u8 out, see `VGG16+Int8.swift`.
+        case quantized(QuantizedConv2d)
         case pool(MaxPool2d)
     }
 
@@ -81,6 +83,17 @@ struct VGGFeatures: Sendable {
     let outChannels: Int
     /// Output width of each conv layer, in order, as read from the checkpoint.
     let widths: [Int]
+    /// For int8 layers, the scale of the final map's u8 values (value / scale is the float activation); nil when
+    /// the last layer computes in float.
+    let outputScale: Float?
+
+    init(steps: [Step], inChannels: Int, widths: [Int], outputScale: Float?) {
+        self.steps = steps
+        self.inChannels = inChannels
+        self.outChannels = widths.last ?? inChannels
+        self.widths = widths
+        self.outputScale = outputScale
+    }
 
     init(_ source: VGGTensorSource, expectedInput: Int = 224, convolutions: ConvolutionAlgorithm,
          precision: Precision) throws {
@@ -108,6 +121,7 @@ struct VGGFeatures: Sendable {
         self.steps = steps
         self.widths = widths
         outChannels = channels
+        outputScale = nil
     }
 
     /// Spatial size of the final map for an `height`×`width` input (floor division by 2 per pool).
@@ -276,7 +290,7 @@ public final class VGG16: ImageNetwork {
     /// Length of each output vector (fc7's width, 4096 for the real network).
     public let outputDimension: Int
 
-    private let featureLayers: VGGFeatures
+    let featureLayers: VGGFeatures
     private let head: Head
     private let workspaces: WorkspacePool
 
@@ -290,10 +304,16 @@ public final class VGG16: ImageNetwork {
     ///     `ConvolutionAlgorithm`); `.direct` keeps every sum in PyTorch's form.
     ///   - precision: `.bf16` runs the convolutions and both fully-connected layers on bfloat16 weights and
     ///     inputs (float32 sums and outputs of the head); the head's weights are then packed whatever
-    ///     `headWeights` says, at half the float32 bytes.
+    ///     `headWeights` says, at half the float32 bytes. `.int8` runs every convolution after the first in int8
+    ///     with activation scales from `calibration` (`VGG16+Int8.swift`); the first convolution and the head
+    ///     stay float32.
+    ///   - calibration: preprocessed images `[N, C, H, W]` that fix the int8 activation scales; required for
+    ///     `.int8` (`load` makes them from `CalibrationPosters` through the folder's preprocessing), ignored
+    ///     otherwise.
     public init(weights: some CheckpointReader, config: TimmModelConfig? = nil,
                 headWeights: HeadWeights = .mapped, workspaces: WorkspacePool = .shared,
-                convolutions: ConvolutionAlgorithm = .winograd, precision: Precision = .fp32) throws {
+                convolutions: ConvolutionAlgorithm = .winograd, precision: Precision = .fp32,
+                calibration: ImageTensor? = nil) throws {
         self.workspaces = workspaces
         let source = VGGTensorSource(reader: weights)
         let names = Set(weights.tensorNames)
@@ -309,7 +329,17 @@ public final class VGG16: ImageNetwork {
                 throw ModelError.unsupportedConfig("architecture \"\(config.architecture)\" (expected vgg16)")
             }
         }
-        featureLayers = try VGGFeatures(source, convolutions: convolutions, precision: precision)
+        if precision == .int8 {
+            guard let calibration else {
+                throw ModelError.badInput("int8 needs calibration images to fix its activation scales")
+            }
+            featureLayers = try VGGFeatures.int8(source, calibration: calibration, convolutions: convolutions,
+                                                 workspaces: workspaces)
+        } else {
+            featureLayers = try VGGFeatures(source, convolutions: convolutions, precision: precision)
+        }
+        // The head computes in float32 at int8 (see VGG16+Int8.swift).
+        let headPrecision = precision == .int8 ? Precision.fp32 : precision
         if let expected = config?.numFeatures, expected != featureLayers.outChannels {
             throw ModelError.unsupportedConfig(
                 "num_features \(expected) but the last conv (features.28) has \(featureLayers.outChannels) channels")
@@ -317,12 +347,12 @@ public final class VGG16: ImageNetwork {
         switch layout {
         case .timm:
             let mlp = try VGGConvMlp(source, inChannels: featureLayers.outChannels, globalPool: config?.globalPool,
-                                     storage: headWeights, precision: precision)
+                                     storage: headWeights, precision: headPrecision)
             head = .preLogits(mlp)
             outputDimension = mlp.layers.fc7.outFeatures
         case .torchvision:
             let classifier = try VGGClassifier(source, inChannels: featureLayers.outChannels, storage: headWeights,
-                                               precision: precision)
+                                               precision: headPrecision)
             head = .classifier(classifier)
             outputDimension = classifier.layers.fc7.outFeatures
         }
@@ -345,8 +375,10 @@ public final class VGG16: ImageNetwork {
                             convolutions: ConvolutionAlgorithm = .winograd, precision: Precision = .fp32) throws -> VGG16 {
         let config = try ModelFolder.config(in: directory, required: false).map { try TimmModelConfig.load(from: $0) }
         let checkpointURL = try ModelFolder.checkpoint(in: directory, names: ["model.safetensors"], anySinglePyTorchFile: true)
+        let calibration = precision == .int8
+            ? try ImagePreprocessor.load(modelDirectory: directory).batch(CalibrationPosters.images()) : nil
         return try VGG16(weights: openCheckpoint(at: checkpointURL), config: config, headWeights: headWeights,
-                         convolutions: convolutions, precision: precision)
+                         convolutions: convolutions, precision: precision, calibration: calibration)
     }
 
     /// fc7 vectors for a batch `[N, C, H, W]` (plain float32, NCHW), one `[Float]` of `outputDimension` per image.
@@ -388,14 +420,7 @@ public final class VGG16: ImageNetwork {
         let count = batch.shape[0]
         let group = VGG16.maxImagesPerConvolutionPass
         func run(_ input: Tensor, _ relay: inout WorkspaceRelay) throws -> Tensor {
-            var x = input
-            for step in featureLayers.steps {
-                switch step {
-                case .conv(let layer): x = try relay.run(x) { ws in try layer.conv(x, workspace: ws) }
-                case .pool(let pool): x = try relay.run(x) { ws in try pool(x, workspace: ws) }
-                }
-            }
-            return x
+            try featureLayers.run(input, relay: &relay)
         }
         if count <= group { return try run(batch, &relay) }
         let imageSize = batch.count / count
