@@ -113,9 +113,16 @@ public final class Workspace: @unchecked Sendable {
     /// `tensor`'s `rows·columns` elements as a dense row-major `[rows, columns]` matrix of `precision`'s type, the
     /// input of a matmul: the tensor itself when it already is one (e.g. a bf16 layer's output), else a plain
     /// float32 view, converted to bfloat16 in the arena for `.bf16`. Returns the tensor and its descriptor.
-    func matrix(_ tensor: Tensor, rows: Int, columns: Int,
-                precision: Precision) throws(EngineError) -> (Tensor, MemoryDescriptor) {
+    ///
+    /// At `.int8` the matrix is u8, quantised from float32 with `scale` (an int8 matmul's input scale).
+    func matrix(_ tensor: Tensor, rows: Int, columns: Int, precision: Precision,
+                scale: Float? = nil) throws(EngineError) -> (Tensor, MemoryDescriptor) {
         let layout = try MemoryDescriptor(plain: [rows, columns], dataType: precision.dataType)
+        if precision == .int8 {
+            guard let scale else { throw .invalidArgument("an int8 matmul's input needs its scale") }
+            let plain = try self.plain(tensor).reshaped([rows, columns])
+            return (try quantized(plain, to: layout, scale: scale), layout)
+        }
         if let held = tensor.blockedLayout, held.dataType == layout.dataType, held.byteCount == layout.byteCount,
            try held == MemoryDescriptor(plain: tensor.shape, dataType: held.dataType) {
             return (tensor, layout)

@@ -82,3 +82,33 @@ private func seeded(_ count: Int, _ seed: UInt64, _ range: ClosedRange<Float>) -
         }
     }
 }
+
+@Suite("Quantized dense layer") struct QuantizedDenseTests {
+    /// An int8 `DenseLayer` (u8 input in a given scale, s8 weights per output) against the float32 one.
+    @Test func matchesFloat32WithinQuantisation() throws {
+        let (rows, inFeatures, outFeatures) = (5, 300, 40)
+        let weights = seeded(outFeatures * inFeatures, 7, -0.05...0.05).enumerated().map { $1 * Float(1 + $0 / inFeatures) }
+        let bias = seeded(outFeatures, 8, -1...1)
+        let input = seeded(rows * inFeatures, 9, 0...3)
+        func layer(_ precision: Precision) throws -> DenseLayer {
+            try weights.withUnsafeBufferPointer { values in
+                try DenseLayer(weights: values, outFeatures: outFeatures, inFeatures: inFeatures, bias: bias,
+                               activation: .relu, storage: .packed(expectedRows: 8), precision: precision,
+                               inputScale: precision == .int8 ? 255 / 3 : nil)
+            }
+        }
+        let (expected, values) = try pool.withWorkspace { ws in
+            let x = try Tensor(shape: [rows, inFeatures], values: input)
+            return (try layer(.fp32)(x, workspace: ws).toArray(), try layer(.int8)(x, workspace: ws).toArray())
+        }
+        let top = expected.max()!
+        let worst = zip(values, expected).map { abs($0 - $1) }.max()!
+        #expect(top > 1 && worst > 0 && worst <= 0.01 * top, "max |int8 − fp32| = \(worst), output max \(top)")
+        #expect(throws: EngineError.self) {
+            try weights.withUnsafeBufferPointer { values in
+                try DenseLayer(weights: values, outFeatures: outFeatures, inFeatures: inFeatures, bias: bias,
+                               activation: .relu, storage: .packed(expectedRows: 8), precision: .int8)
+            }
+        }
+    }
+}

@@ -137,16 +137,23 @@ struct VGGFullyConnected: Sendable {
 
     /// - Parameters: names and shapes as stored (conv `[out, in, kh, kw]` or linear `[out, in]`), read as
     ///   `[out, in·kh·kw]` matrices.
-    /// At bf16 both layers hold bfloat16 weights (packed: float32 memory cannot be read in place as bf16).
+    /// At bf16 both layers hold bfloat16 weights (packed: float32 memory cannot be read in place as bf16). At int8
+    /// fc6 holds s8 weights and quantises its input with `int8InputScale` (the convolutions' output scale, so the
+    /// u8 map is read back exactly), and fc7, whose output is the vector, stays float32.
     init(_ source: VGGTensorSource, fc6 name6: String, inFeatures: Int, fc7 name7: String,
-         storage: VGG16.HeadWeights, precision: Precision) throws {
-        fc6 = try VGGFullyConnected.dense(source, name6, inFeatures: inFeatures, storage: storage, precision: precision)
+         storage: VGG16.HeadWeights, precision: Precision, int8InputScale: Float? = nil) throws {
+        fc6 = try VGGFullyConnected.dense(source, name6, inFeatures: inFeatures, storage: storage, precision: precision,
+                                          inputScale: int8InputScale)
+        // fc6's float32 rows (411 MB for the real network) were read once to quantise them: let their pages go now
+        // rather than at the end of loading, so they are not resident next to the s8 copies (the load's peak).
+        if precision == .int8 { source.reader.dropResidentPages() }
         fc7 = try VGGFullyConnected.dense(source, name7, inFeatures: fc6.outFeatures, storage: storage,
-                                          precision: precision)
+                                          precision: precision == .int8 ? .fp32 : precision)
     }
 
     private static func dense(_ source: VGGTensorSource, _ key: String, inFeatures: Int,
-                              storage: VGG16.HeadWeights, precision: Precision) throws -> DenseLayer {
+                              storage: VGG16.HeadWeights, precision: Precision,
+                              inputScale: Float? = nil) throws -> DenseLayer {
         let weightName = "\(key).weight"
         let found = try source.shape(weightName)
         // The caller already checked rank and trailing dims through `inFeatures` when the stored shape is 4-D.
@@ -162,7 +169,7 @@ struct VGGFullyConnected: Sendable {
             ? .borrowed(owner: weight) : .packed(expectedRows: 8)
         return try weight.withUnsafeBufferPointer { values in
             try DenseLayer(weights: values, outFeatures: out, inFeatures: inFeatures, bias: bias, activation: .relu,
-                           storage: mode, precision: precision)
+                           storage: mode, precision: precision, inputScale: inputScale)
         }
     }
 }
@@ -176,7 +183,7 @@ struct VGGConvMlp: Sendable {
     let pooling: RowPooling
 
     init(_ source: VGGTensorSource, inChannels: Int, globalPool: String?, storage: VGG16.HeadWeights,
-         precision: Precision) throws {
+         precision: Precision, int8InputScale: Float? = nil) throws {
         let fc1 = try source.shape("pre_logits.fc1.weight")
         // timm's VGG builds `ConvMlp(prev_chs, 4096, 7, ...)`: the kernel is 7 whatever the widths.
         kernel = 7
@@ -195,7 +202,8 @@ struct VGGConvMlp: Sendable {
         case let other: throw ModelError.unsupportedConfig("global_pool \"\(other)\" (only avg and max are implemented)")
         }
         layers = try VGGFullyConnected(source, fc6: "pre_logits.fc1", inFeatures: inChannels * kernel * kernel,
-                                       fc7: "pre_logits.fc2", storage: storage, precision: precision)
+                                       fc7: "pre_logits.fc2", storage: storage, precision: precision,
+                                       int8InputScale: int8InputScale)
     }
 
     func callAsFunction(_ map: Tensor, relay: inout WorkspaceRelay) throws -> Tensor {
@@ -219,7 +227,8 @@ struct VGGClassifier: Sendable {
     static let poolSize = 7
     let layers: VGGFullyConnected
 
-    init(_ source: VGGTensorSource, inChannels: Int, storage: VGG16.HeadWeights, precision: Precision) throws {
+    init(_ source: VGGTensorSource, inChannels: Int, storage: VGG16.HeadWeights, precision: Precision,
+         int8InputScale: Float? = nil) throws {
         let area = VGGClassifier.poolSize * VGGClassifier.poolSize
         let fc6 = try source.shape("classifier.0.weight")
         guard fc6.count == 2, fc6[0] >= 1, fc6[1] == inChannels * area else {
@@ -231,7 +240,7 @@ struct VGGClassifier: Sendable {
             throw ModelError.wrongShape(name: "classifier.3.weight", expected: [max(fc7.first ?? 1, 1), fc6[0]], found: fc7)
         }
         layers = try VGGFullyConnected(source, fc6: "classifier.0", inFeatures: inChannels * area, fc7: "classifier.3",
-                                       storage: storage, precision: precision)
+                                       storage: storage, precision: precision, int8InputScale: int8InputScale)
     }
 
     func callAsFunction(_ map: Tensor, relay: inout WorkspaceRelay) throws -> Tensor {
@@ -304,9 +313,9 @@ public final class VGG16: ImageNetwork {
     ///     `ConvolutionAlgorithm`); `.direct` keeps every sum in PyTorch's form.
     ///   - precision: `.bf16` runs the convolutions and both fully-connected layers on bfloat16 weights and
     ///     inputs (float32 sums and outputs of the head); the head's weights are then packed whatever
-    ///     `headWeights` says, at half the float32 bytes. `.int8` runs every convolution after the first in int8
-    ///     with activation scales from `calibration` (`VGG16+Int8.swift`); the first convolution and the head
-    ///     stay float32.
+    ///     `headWeights` says, at half the float32 bytes. `.int8` runs every convolution after the first, and fc6,
+    ///     in int8 with activation scales from `calibration` (`VGG16+Int8.swift`); the first convolution and fc7
+    ///     (the vector) stay float32.
     ///   - calibration: preprocessed images `[N, C, H, W]` that fix the int8 activation scales; required for
     ///     `.int8` (`load` makes them from `CalibrationPosters` through the folder's preprocessing), ignored
     ///     otherwise.
@@ -338,8 +347,8 @@ public final class VGG16: ImageNetwork {
         } else {
             featureLayers = try VGGFeatures(source, convolutions: convolutions, precision: precision)
         }
-        // The head computes in float32 at int8 (see VGG16+Int8.swift).
-        let headPrecision = precision == .int8 ? Precision.fp32 : precision
+        // At int8, fc6 reads the convolutions' output in their scale; fc7 stays float32 (see VGG16+Int8.swift).
+        let headScale = precision == .int8 ? featureLayers.outputScale : nil
         if let expected = config?.numFeatures, expected != featureLayers.outChannels {
             throw ModelError.unsupportedConfig(
                 "num_features \(expected) but the last conv (features.28) has \(featureLayers.outChannels) channels")
@@ -347,12 +356,12 @@ public final class VGG16: ImageNetwork {
         switch layout {
         case .timm:
             let mlp = try VGGConvMlp(source, inChannels: featureLayers.outChannels, globalPool: config?.globalPool,
-                                     storage: headWeights, precision: headPrecision)
+                                     storage: headWeights, precision: precision, int8InputScale: headScale)
             head = .preLogits(mlp)
             outputDimension = mlp.layers.fc7.outFeatures
         case .torchvision:
             let classifier = try VGGClassifier(source, inChannels: featureLayers.outChannels, storage: headWeights,
-                                               precision: headPrecision)
+                                               precision: precision, int8InputScale: headScale)
             head = .classifier(classifier)
             outputDimension = classifier.layers.fc7.outFeatures
         }
