@@ -12,7 +12,8 @@ public enum CalibrationPosters {
     /// so it would have to change the int8 identity too; keep it fixed.
     public static let seed: UInt64 = 0x1717_0008
     /// Pictures in the set: enough for stable maxima (the trial's ONNX Runtime calibration used 16), few enough to
-    /// keep the pass at load near a second for VGG16.
+    /// keep the pass at load near a second for VGG16 on a quiet machine. 8 measured a little worse (full-size
+    /// VGG16 on 48 other generated posters: top-10 overlap 0.969 against 0.977) for half the load cost.
     public static let count = 16
 
     /// The calibration set: `count` pictures from `seed`.

@@ -87,6 +87,9 @@ extension VGGFeatures {
         let size = calibration.shape.count == 4 ? calibration.shape[2] : 224
         let float = try VGGFeatures(source, expectedInput: size, convolutions: convolutions, precision: .fp32)
         let maxima = try float.activationMaxima(calibration, workspaces: workspaces)
+        // The calibration's activation arenas would otherwise stay resident next to fc6's quantisation, which
+        // follows (the load's peak); inference grows them again as it needs.
+        workspaces.releaseIdle()
         func scale(_ maximum: Float) -> Float { maximum > 0 && maximum.isFinite ? 255 / maximum : 1 }
         var steps: [Step] = []
         var index = 0, mapSize = size
