@@ -177,6 +177,8 @@
 // - final 3 alternating rounds (fp32, int8, …), loaded: fp32 177 / 183 / 49, int8 69 / 111 / 81 wall (the third
 //   fp32 run caught a quiet window, its int8 partner did not); CPU ms per image, the steadier figure under load,
 //   fp32 181 / 197 / 99 vs int8 73 / 72 / 78 (medians 181 vs 73, 2.5×).
+// - `bench_embed.py` (make bench-embed's script, our runtimes only: no PyTorch/ORT environment that session),
+//   medians of 3 alternating rounds at load 5.1-7.7: fp32 135.4, bf16 359.6, int8 56.8 (fp32/int8 2.39).
 // - fc6 in int8 against the float32 head (3 alternating rounds, loaded): CPU ms per image medians 66 vs 81, and
 //   resident memory after the runs 384-422 MB vs 690-723 MB (fp32: 844-864 MB).
 // Peak resident set of the whole `postersim embed`: int8 807-816 MB, fp32 827-851 MB (the calibration's arenas are
