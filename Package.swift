@@ -106,7 +106,7 @@ let package = Package(
         // CLIP's BPE tokenizer (text search).
         .target(name: "Tokenization", dependencies: ["CZlib"]),
         // Seeded test-data generation shared by the test targets and the benchmarks (not part of the product).
-        .target(name: "TestSupport"),
+        .target(name: "TestSupport", dependencies: ["PosterSimCore"]),
         // Our tensor layer over oneDNN (convolutions, matmul, pooling) plus own loops for the rest.
         .target(name: "Tensors", dependencies: ["PosterSimCore", "CDNNL"]),
         // ResNet-50, VGG16 and CLIP built from checkpoints on top of Tensors.
@@ -172,7 +172,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["PosterSimCore", "Imaging", "TensorFiles", "TestSupport"]),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "TestSupport"], exclude: ["Goldens"]),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TensorFiles"]),
+        .testTarget(name: "TensorsTests", dependencies: ["PosterSimCore", "Tensors", "TensorFiles"]),
         .testTarget(
             name: "ModelsTests",
             dependencies: ["PosterSimCore", "Embedding", "Models", "Tensors", "TensorFiles", "Imaging", "Tokenization"]),

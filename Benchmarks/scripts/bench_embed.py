@@ -3,7 +3,7 @@
 
     python Benchmarks/scripts/bench_embed.py --cache .cache/full-size --onnx .cache/onnx \\
         [--threads 2] [--batches 1,8] [--models clip,resnet50,vgg16] [--runtimes pytorch,ort] \\
-        [--swift-cmd ".build/release/postersim bench-embed --json"] [--precisions fp32,bf16] \\
+        [--swift-cmd ".build/release/postersim bench-embed --json"] [--precisions fp32,bf16,int8] \\
         [--min-runs 10] [--min-seconds 5] [--warmup 2] [--rounds 1] [--json]
 
 Each runtime runs in a process of its own (one process per runtime and round), which loads all the chosen models
@@ -16,7 +16,9 @@ batch); only the model forward is timed (no decoding, no preprocessing).
   ort      onnxruntime CPUExecutionProvider, intra_op_num_threads=T, inter_op_num_threads=1, sequential,
            ORT_ENABLE_ALL graph optimisations, on OUT/<model>.onnx from export_onnx.py
   ours     the `--swift-cmd` command (see "Contract" below), once per `--precisions` entry with `--precision P`
-           appended (ours-fp32, ours-bf16); a precision the CPU cannot run shows as FAILED with the command's error
+           appended (ours-fp32, ours-bf16, ours-int8); a precision the CPU cannot run shows as FAILED with the
+           command's error; ours-int8 runs only the models that compute in int8 (VGG16), so its memory figure is
+           VGG16's alone
 
 With `--rounds R > 1` the runtimes run R times in turn (pytorch, ort, ours-fp32, ours-bf16, pytorch, ...) and each
 figure is the median over the rounds of each round's median (`--merge best` takes the best round instead): on a
@@ -159,14 +161,27 @@ def parse_batches(text: str) -> list[int]:
     return out
 
 
-def common_options(args) -> list[str]:
-    return ["--models", args.models, "--batches", args.batches, "--threads", str(args.threads),
+# The models each of our precisions computes (Precision.supportedModels): int8 is VGG16's alone, and the bench loads
+# every listed model, so ours-int8 runs with the others left out.
+PRECISION_MODELS = {"fp32": None, "bf16": None, "int8": {"vgg16"}}
+
+
+def models_for(runtime: str, args) -> str:
+    allowed = PRECISION_MODELS.get(runtime[len("ours-"):]) if runtime.startswith("ours-") else None
+    if allowed is None:
+        return args.models
+    return ",".join(m for m in bm.parse_models(args.models) if m in allowed)
+
+
+def common_options(args, models: str | None = None) -> list[str]:
+    return ["--models", models or args.models, "--batches", args.batches, "--threads", str(args.threads),
             "--warmup", str(args.warmup), "--min-runs", str(args.min_runs), "--min-seconds", str(args.min_seconds)]
 
 
 def command_for(runtime: str, args) -> list[str]:
     if runtime.startswith("ours-"):
-        return shlex.split(args.swift_cmd) + ["--precision", runtime[len("ours-"):]] + common_options(args)
+        return (shlex.split(args.swift_cmd) + ["--precision", runtime[len("ours-"):]]
+                + common_options(args, models_for(runtime, args)))
     return [sys.executable, str(Path(__file__).resolve()), "--worker", runtime, "--cache", str(args.cache),
             "--onnx", str(args.onnx)] + common_options(args)
 
@@ -289,8 +304,10 @@ def print_report(results: dict, args, machine: dict, weights: dict) -> None:
     names = [rt[len("ours-"):] for rt in ours]
     head = (f"{'model':<9} {'batch':>5} {'PyTorch':>9} {'ORT':>9} " + "".join(f"{n:>9}" for n in names)
             + "".join(f"{n + '/ORT':>10} {n + '/PyT':>10}" for n in names)
-            + (f" {'fp32/bf16':>10}" if {"fp32", "bf16"} <= set(names) else "") + f" {'PyT/ORT':>8}")
-    print("\nms per image (median); ours at each precision, ratios < 1 mean ours is faster; fp32/bf16 is bf16's speed-up")
+            + (f" {'fp32/bf16':>10}" if {"fp32", "bf16"} <= set(names) else "")
+            + (f" {'fp32/int8':>10}" if {"fp32", "int8"} <= set(names) else "") + f" {'PyT/ORT':>8}")
+    print("\nms per image (median); ours at each precision, ratios < 1 mean ours is faster; fp32/bf16 and fp32/int8 "
+          "are the speed-ups (int8: VGG16 only)")
     print(head)
     print("-" * len(head))
     for m in models:
@@ -302,6 +319,8 @@ def print_report(results: dict, args, machine: dict, weights: dict) -> None:
             line += "".join(f"{ratio(v[rt], v['ort']):>10} {ratio(v[rt], v['pytorch']):>10}" for rt in ours)
             if {"fp32", "bf16"} <= set(names):
                 line += f" {ratio(v['ours-fp32'], v['ours-bf16']):>10}"
+            if {"fp32", "int8"} <= set(names):
+                line += f" {ratio(v['ours-fp32'], v['ours-int8']):>10}"
             print(line + f" {ratio(v['pytorch'], v['ort']):>8}")
     total_w = sum(weights.values())
     print(f"\nresident memory, all of {', '.join(models)} loaded; weights in the cache: {mb(total_w)} "
@@ -336,7 +355,7 @@ def main() -> int:
     ap.add_argument("--models", default=",".join(bm.MODEL_NAMES))
     ap.add_argument("--runtimes", default="pytorch,ort", help="of pytorch,ort; `ours` is added by --swift-cmd")
     ap.add_argument("--swift-cmd", help="PosterSim's bench command, e.g. \".build/release/postersim bench-embed --json\"")
-    ap.add_argument("--precisions", default="fp32,bf16", help="the --precision values to run the --swift-cmd at")
+    ap.add_argument("--precisions", default="fp32,bf16,int8", help="the --precision values to run the --swift-cmd at")
     ap.add_argument("--merge", choices=("median", "best"), default="median", help="how rounds combine")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--min-runs", type=int, default=10)
@@ -359,8 +378,10 @@ def main() -> int:
             ap.error(f"--runtimes: unknown runtime {r!r} (pytorch, ort; ours comes from --swift-cmd)")
     if args.swift_cmd:
         for p in (p.strip() for p in args.precisions.split(",")):
-            if p not in ("fp32", "bf16"):
-                ap.error(f"--precisions: unknown precision {p!r} (fp32, bf16)")
+            if p not in PRECISION_MODELS:
+                ap.error(f"--precisions: unknown precision {p!r} ({', '.join(PRECISION_MODELS)})")
+            if not models_for(f"ours-{p}", args):
+                continue  # none of the listed models computes at this precision
             runtimes.append(f"ours-{p}")
     if not runtimes:
         ap.error("nothing to run")

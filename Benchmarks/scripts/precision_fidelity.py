@@ -30,15 +30,15 @@ METRIC = {"clip": "cosine", "resnet50": "euclidean", "vgg16": "euclidean"}
 
 
 def write_posters(folder: Path, count: int) -> list[Path]:
-    import fixture_images
-    from PIL import Image
     folder.mkdir(parents=True, exist_ok=True)
     sizes = [(300, 450), (500, 750), (185, 278), (342, 513), (154, 231), (780, 1170)]
     paths = []
     for i in range(count):
         w, h = sizes[i % len(sizes)]
         path = folder / f"poster_{i:03d}_{w}x{h}.jpg"
-        if not path.is_file():
+        if not path.is_file():  # drawing needs Pillow; posters written before do not
+            import fixture_images
+            from PIL import Image
             Image.fromarray(fixture_images.poster(w, h, 5000 + i)).save(path, quality=90)
         paths.append(path)
     return paths

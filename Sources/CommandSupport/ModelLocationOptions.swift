@@ -27,10 +27,12 @@ public struct ModelLocationOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
         "The models' arithmetic: fp32 (PyTorch's vectors) or bf16 (bfloat16 weights and activations with float32 "
             + "sums: half the weights' memory, needs AVX-512 BF16 and is refused without it; vectors within cosine "
-            + "0.999 of fp32's; faster or slower depending on the CPU, see Benchmarks/README.md). The store keeps the "
-            + "precision with each vector: vectors of the other precision count as stale and are embedded again by "
+            + "0.999 of fp32's; faster or slower depending on the CPU, see Benchmarks/README.md) or int8 (VGG16 "
+            + "only, other models are refused: s8 weights and u8 activations with scales calibrated at load, about 2x "
+            + "faster, needs VNNI and is refused without it; vectors within cosine 0.999 of fp32's). The store keeps "
+            + "the precision with each vector: vectors of another precision count as stale and are embedded again by "
             + "ingest.",
-        valueName: "fp32|bf16"))
+        valueName: "fp32|bf16|int8"))
     public var precision: Precision = .fp32
 
     public init() {}

@@ -27,6 +27,8 @@ public enum ModelError: Error, CustomStringConvertible, Sendable, Equatable {
     case emptyBatch
     /// The checkpoint's vectors have another length than the product's model of that name.
     case dimensionMismatch(model: ModelName, expected: Int, actual: Int)
+    /// The model cannot compute at this precision (`Precision.supportedModels`); there is no fallback to another.
+    case unsupportedPrecision(model: ModelName, precision: Precision)
 
     public var description: String {
         switch self {
@@ -44,6 +46,16 @@ public enum ModelError: Error, CustomStringConvertible, Sendable, Equatable {
         case .emptyBatch: return "nothing to embed: the batch is empty"
         case .dimensionMismatch(let model, let expected, let actual):
             return "\(model) produced \(actual)-d vectors, but \(model) is a \(expected)-d model: wrong checkpoint?"
+        case .unsupportedPrecision(let model, let precision):
+            let models = precision.supportedModels.map(\.rawValue).joined(separator: ", ")
+            return "\(model) cannot compute at precision \(precision) (only \(models) can); use fp32 or bf16 for \(model)"
+        }
+    }
+
+    /// Throws `.unsupportedPrecision` unless `model` computes at `precision`.
+    public static func require(_ precision: Precision, for model: ModelName) throws(ModelError) {
+        guard precision.supportedModels.contains(model) else {
+            throw .unsupportedPrecision(model: model, precision: precision)
         }
     }
 }

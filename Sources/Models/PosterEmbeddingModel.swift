@@ -11,7 +11,7 @@ import PosterSimCore
 ///
 /// Guarantees (besides `EmbeddingModel`'s): at `.fp32`, vectors are exactly what the reference computes from the
 /// checkpoint (CLIP `get_image_features`, ResNet `pooler_output`, VGG16 fc7 after ReLU), unnormalised; at `.bf16`
-/// they are within cosine 0.999 of those, and `identity` says so (`identity.precision`), so the store never mixes
+/// (and `.int8`, VGG16 only) they are within cosine 0.999 of those, and `identity` says so (`identity.precision`), so the store never mixes
 /// them with fp32 vectors. A precision the CPU cannot run is refused before anything loads.
 public final class PosterEmbeddingModel: EmbeddingModel {
     public let name: ModelName
@@ -30,11 +30,13 @@ public final class PosterEmbeddingModel: EmbeddingModel {
     /// Loads `name` from a folder in repository layout (a cache snapshot or a `--model-dir`). `identity` names the
     /// checkpoint in the store (the hub knows its weights' sha256); the model's identity is that checkpoint at
     /// `precision`. `convolutions` picks how the 3×3 convolutions of ResNet-50 and VGG16 compute
-    /// (`ConvolutionAlgorithm`). A `precision` that `cpu` cannot run throws `EngineError.missingInstructions`
-    /// naming what is missing, before any file is read.
+    /// (`ConvolutionAlgorithm`). A `precision` the model does not support (`Precision.supportedModels`: int8 is
+    /// VGG16's only) throws `ModelError.unsupportedPrecision`, and one that `cpu` cannot run throws
+    /// `EngineError.missingInstructions` naming what is missing, both before any file is read.
     public init(_ name: ModelName, directory: URL, identity: ModelIdentity,
                 convolutions: ConvolutionAlgorithm = .winograd, precision: Precision = .fp32,
                 cpu: CPUCapabilities = .detected) throws {
+        try ModelError.require(precision, for: name)
         try cpu.require(precision)
         self.name = name
         self.directory = directory

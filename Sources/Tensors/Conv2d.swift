@@ -138,6 +138,7 @@ public final class Conv2d: Sendable {
                 weightSource: (@Sendable () throws -> [Float])? = nil,
                 precision: Precision = .fp32, layout: ActivationLayout = .any) throws(EngineError) {
         guard weightShape.count == 4 else { throw .shapeMismatch("conv weight shape \(weightShape) is not OIHW") }
+        try precision.requireFloat("Conv2d")
         guard stride >= 1, padding >= 0 else { throw .invalidArgument("conv stride \(stride), padding \(padding)") }
         let count = try checkedProduct(weightShape)
         guard count == weight.count else { throw .shapeMismatch("\(weight.count) conv weights for \(weightShape)") }

@@ -44,17 +44,25 @@ public final class Engine: @unchecked Sendable {
         return Tensor(shape: tensor.shape, blockedLayout: nil, storage: storage)
     }
 
-    /// Copies memory between two layouts of the same logical tensor with a oneDNN reorder primitive.
+    /// Copies memory between two layouts of the same logical tensor with a oneDNN reorder primitive. With `scale`,
+    /// each value is multiplied by it on the way (oneDNN output scale), rounded to nearest and saturated when the
+    /// destination is an integer type: the quantisation of float32 activations to u8 and back.
     func reorder(from source: MemoryDescriptor, _ sourceBase: UnsafeMutableRawPointer,
                  to destination: MemoryDescriptor, _ destinationBase: UnsafeMutableRawPointer,
-                 stream: Stream) throws(EngineError) {
-        if source == destination {
+                 stream: Stream, scale: Float? = nil) throws(EngineError) {
+        if source == destination, scale == nil {
             destinationBase.copyMemory(from: sourceBase, byteCount: source.byteCount)
             return
         }
         var descriptor: dnnl_primitive_desc_t?
         var src = source.raw, dst = destination.raw
-        try check(dnnl_reorder_primitive_desc_create(&descriptor, &src, raw, &dst, raw, nil),
+        var attributes: PrimitiveAttributes?
+        if let scale {
+            let scaled = try PrimitiveAttributes(scratchpad: false)
+            try scaled.setOutputScales([scale])
+            attributes = scaled
+        }
+        try check(dnnl_reorder_primitive_desc_create(&descriptor, &src, raw, &dst, raw, attributes?.raw),
                   "dnnl_reorder_primitive_desc_create")
         let primitive = try Primitive(descriptor: descriptor)
         try primitive.execute(stream: stream, arguments: [
@@ -133,13 +141,24 @@ final class PrimitiveAttributes {
     let raw: dnnl_primitive_attr_t
     private var postOps: dnnl_post_ops_t?
 
-    init() throws(EngineError) {
+    /// - Parameter scratchpad: false for a reorder, which `Engine.reorder` runs without one (as oneDNN's library
+    ///   mode does for attribute-less reorders).
+    init(scratchpad: Bool = true) throws(EngineError) {
         var attr: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create")
         guard let attr else { throw .dnnl(call: "dnnl_primitive_attr_create", status: "no attr") }
         raw = attr
-        try check(dnnl_primitive_attr_set_scratchpad_mode(raw, dnnl_scratchpad_mode_user),
-                  "dnnl_primitive_attr_set_scratchpad_mode")
+        if scratchpad {
+            try check(dnnl_primitive_attr_set_scratchpad_mode(raw, dnnl_scratchpad_mode_user),
+                      "dnnl_primitive_attr_set_scratchpad_mode")
+        }
+    }
+
+    /// oneDNN 2.x output scales: one value for the whole tensor, or one per output channel (dimension 1) when
+    /// `scales` has more than one entry. Applied to the sums before the post-ops.
+    func setOutputScales(_ scales: [Float]) throws(EngineError) {
+        try check(dnnl_primitive_attr_set_output_scales(raw, Int64(scales.count), scales.count > 1 ? 1 << 1 : 0, scales),
+                  "dnnl_primitive_attr_set_output_scales")
     }
 
     /// Appends post-ops in order: an optional sum (dst += previous dst contents) and an optional activation.

@@ -46,6 +46,7 @@ public final class Linear: Sendable {
                 activation: Activation = .identity, expectedRows: Int = 8, precision: Precision = .fp32,
                 bf16Output: Bool = false) throws(EngineError) {
         guard outFeatures >= 1, inFeatures >= 1 else { throw .invalidArgument("linear \(inFeatures)→\(outFeatures)") }
+        try precision.requireFloat("Linear")
         guard try checkedProduct([outFeatures, inFeatures]) == weight.count else {
             throw .shapeMismatch("\(weight.count) linear weights for \(outFeatures)×\(inFeatures)")
         }

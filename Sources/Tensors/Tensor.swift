@@ -140,6 +140,14 @@ public struct Tensor: @unchecked Sendable {
         return Array(UnsafeBufferPointer(start: plain.storage.floats, count: count))
     }
 
+    /// The largest float32 value held, blocked layouts' zero padding included (so at least 0 for a blocked
+    /// tensor): for the activation ranges of ReLU outputs, which int8 calibration records (`QuantizedConv2d`).
+    public func maximum() throws(EngineError) -> Float {
+        guard isFloat32 else { throw .invalidArgument("maximum() reads float32 tensors") }
+        let values = UnsafeBufferPointer(start: storage.floats, count: blockedLayout == nil ? count : storage.byteCount / 4)
+        return values.reduce(-Float.infinity) { Swift.max($0, $1) }
+    }
+
     /// Read-only access to the raw (row-major) floats of a plain tensor.
     public func withUnsafeFloats<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
         guard blockedLayout == nil else { throw EngineError.invalidArgument("tensor is in a blocked layout") }

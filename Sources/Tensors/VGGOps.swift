@@ -31,8 +31,12 @@ public final class DenseLayer: @unchecked Sendable {
     public let activation: Activation
     /// True when the weights were packed into oneDNN's layout at load; false when used in place.
     public let isPacked: Bool
-    /// The data type of the weights and of the matmul's input (its output and bias are float32).
+    /// The data type of the weights and of the matmul's input (its output and bias are float32); at `.int8`, s8
+    /// weights and a u8 input.
     public let precision: Precision
+    /// At `.int8`: u8 input = round(x · inputScale), and per output the output scale 1 / (inputScale · t[n]), where
+    /// t[n] = 127 / max|w[n]| quantised the weights (oneDNN 2.x output scales, bias added in the sums' scale).
+    private let quantization: (inputScale: Float, outputScales: [Float])?
 
     private let weightBase: UnsafeMutableRawPointer
     private let weightLayout: MemoryDescriptor
@@ -47,10 +51,18 @@ public final class DenseLayer: @unchecked Sendable {
     ///     otherwise it is only read during init.
     ///   - bias: `outFeatures` values.
     ///   - precision: `.bf16` packs the weights as bfloat16 (half the bytes; `.borrowed` float32 memory cannot be
-    ///     used in place then, so it is packed too) and converts each input to bfloat16; sums stay float32.
+    ///     used in place then, so it is packed too) and converts each input to bfloat16; sums stay float32. `.int8`
+    ///     packs them as s8 quantised per output (a quarter of the bytes) and quantises each float32 input to u8
+    ///     with `inputScale` (required then); s32 sums, float32 output.
     public init(weights: UnsafeBufferPointer<Float>, outFeatures: Int, inFeatures: Int, bias: [Float],
-                activation: Activation, storage: DenseWeightStorage, precision: Precision = .fp32) throws(EngineError) {
+                activation: Activation, storage: DenseWeightStorage, precision: Precision = .fp32,
+                inputScale: Float? = nil) throws(EngineError) {
         guard outFeatures >= 1, inFeatures >= 1 else { throw .invalidArgument("dense layer \(inFeatures)→\(outFeatures)") }
+        if precision == .int8 {
+            guard let inputScale, inputScale.isFinite, inputScale > 0 else {
+                throw .invalidArgument("an int8 dense layer needs a finite positive input scale, got \(String(describing: inputScale))")
+            }
+        }
         guard try checkedProduct([outFeatures, inFeatures]) == weights.count, let source = weights.baseAddress else {
             throw .shapeMismatch("\(weights.count) dense weights for \(outFeatures)×\(inFeatures)")
         }
@@ -61,13 +73,25 @@ public final class DenseLayer: @unchecked Sendable {
         self.outFeatures = outFeatures
         self.activation = activation
         self.precision = precision
-        self.bias = try Tensor(shape: [1, outFeatures], values: bias)
         // Logical matmul weights are K×N; PyTorch's [N, K] row-major memory is that matrix in `ba` order.
         var plainRaw = dnnl_memory_desc_t()
-        try check(dnnl_memory_desc_init_by_tag(&plainRaw, 2, [Int64(inFeatures), Int64(outFeatures)], dnnl_f32, dnnl_ba),
+        try check(dnnl_memory_desc_init_by_tag(&plainRaw, 2, [Int64(inFeatures), Int64(outFeatures)],
+                                               precision == .int8 ? dnnl_s8 : dnnl_f32, dnnl_ba),
                   "dnnl_memory_desc_init_by_tag(dense weights)")
         let plain = MemoryDescriptor(raw: plainRaw)
-        let sourceBase = UnsafeMutableRawPointer(mutating: source)
+        var sourceBase = UnsafeMutableRawPointer(mutating: source)
+        var quantisedWeights: TensorStorage?
+        if precision == .int8, let inputScale {
+            let (bytes, weightScales) = try DenseLayer.quantise(weights, outFeatures: outFeatures, inFeatures: inFeatures)
+            quantisedWeights = bytes
+            sourceBase = bytes.base
+            quantization = (inputScale, weightScales.map { 1 / (inputScale * $0) })
+            self.bias = try Tensor(shape: [1, outFeatures],
+                                   values: (0..<outFeatures).map { bias[$0] * inputScale * weightScales[$0] })
+        } else {
+            quantization = nil
+            self.bias = try Tensor(shape: [1, outFeatures], values: bias)
+        }
         var storage = storage
         if precision != .fp32, case .borrowed = storage { storage = .packed(expectedRows: 8) }
         switch storage {
@@ -79,7 +103,8 @@ public final class DenseLayer: @unchecked Sendable {
             packedStorage = nil
         case .packed(let expectedRows):
             let layout = try DenseLayer.preferredWeightLayout(rows: max(expectedRows, 1), inFeatures: inFeatures,
-                                                              outFeatures: outFeatures, precision: precision)
+                                                              outFeatures: outFeatures, precision: precision,
+                                                              outputScales: quantization?.outputScales)
             let packed = try TensorStorage(ownedBytes: layout.byteCount)
             let engine = try Engine.shared()
             try engine.reorder(from: plain, sourceBase, to: layout, packed.base, stream: try Stream(engine: engine))
@@ -89,16 +114,34 @@ public final class DenseLayer: @unchecked Sendable {
             borrowedOwner = nil
             packedStorage = packed
         }
+        withExtendedLifetime(quantisedWeights) {}  // the s8 rows were read by the packing reorder above
+    }
+
+    /// `weights` (`[out, in]` row-major) as s8 rows, each scaled by t[n] = 127 / max|w[n]|, and the t[n].
+    private static func quantise(_ weights: UnsafeBufferPointer<Float>, outFeatures: Int,
+                                 inFeatures: Int) throws(EngineError) -> (TensorStorage, [Float]) {
+        let storage = try TensorStorage(ownedBytes: outFeatures * inFeatures)
+        let bytes = storage.base.assumingMemoryBound(to: Int8.self)
+        var scales = [Float](repeating: 1, count: outFeatures)
+        for n in 0..<outFeatures {
+            let row = UnsafeBufferPointer(rebasing: weights[(n * inFeatures)..<((n + 1) * inFeatures)])
+            let largest = row.reduce(Float(0)) { max($0, abs($1)) }
+            let t: Float = largest > 0 ? 127 / largest : 1
+            scales[n] = t
+            for k in 0..<inFeatures { bytes[n * inFeatures + k] = Int8(max(-127, min(127, (row[k] * t).rounded()))) }
+        }
+        return (storage, scales)
     }
 
     /// The weight layout oneDNN's matmul asks for (`any`) at `rows` rows.
-    private static func preferredWeightLayout(rows: Int, inFeatures: Int, outFeatures: Int,
-                                              precision: Precision) throws(EngineError) -> MemoryDescriptor {
+    private static func preferredWeightLayout(rows: Int, inFeatures: Int, outFeatures: Int, precision: Precision,
+                                              outputScales: [Float]?) throws(EngineError) -> MemoryDescriptor {
         var wei = dnnl_memory_desc_t()
-        try check(dnnl_memory_desc_init_by_tag(&wei, 2, [Int64(inFeatures), Int64(outFeatures)], precision.dataType,
+        try check(dnnl_memory_desc_init_by_tag(&wei, 2, [Int64(inFeatures), Int64(outFeatures)],
+                                               precision == .int8 ? dnnl_s8 : precision.dataType,
                                                dnnl_format_tag_any), "dnnl_memory_desc_init_by_tag(weights)")
         let pd = try matmulDescriptor(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, weights: wei,
-                                      activation: .identity, precision: precision)
+                                      activation: .identity, precision: precision, outputScales: outputScales)
         defer { dnnl_primitive_desc_destroy(pd) }
         return MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee)
     }
@@ -106,9 +149,12 @@ public final class DenseLayer: @unchecked Sendable {
     /// A fused matmul (+ bias + activation) descriptor for `rows` rows with `weights` as the weight layout (a fixed
     /// layout or `any`), the input in `precision`'s type and the output float32, or bfloat16 with `bf16Output`.
     /// Shared with `Linear`.
+    /// At `.int8` the input is u8 and `outputScales` (one per output) scale the s32 sums.
     static func matmulDescriptor(rows: Int, inFeatures: Int, outFeatures: Int, weights: dnnl_memory_desc_t,
                                  activation: Activation, precision: Precision = .fp32,
-                                 bf16Output: Bool = false) throws(EngineError) -> dnnl_primitive_desc_t {
+                                 bf16Output: Bool = false, outputScales: [Float]? = nil) throws(EngineError)
+        -> dnnl_primitive_desc_t
+    {
         var src = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t(), bia = dnnl_memory_desc_t(), wei = weights
         let m = Int64(rows), k = Int64(inFeatures), n = Int64(outFeatures)
         try check(dnnl_memory_desc_init_by_tag(&src, 2, [m, k], precision.dataType, dnnl_ab),
@@ -119,6 +165,7 @@ public final class DenseLayer: @unchecked Sendable {
         var desc = dnnl_matmul_desc_t()
         try check(dnnl_matmul_desc_init(&desc, &src, &wei, &bia, &dst), "dnnl_matmul_desc_init")
         let attributes = try PrimitiveAttributes()
+        if let outputScales { try attributes.setOutputScales(outputScales) }
         try attributes.setPostOps(sum: false, activation: activation)
         var pd: dnnl_primitive_desc_t?
         try check(dnnl_primitive_desc_create(&pd, &desc, attributes.raw, try Engine.shared().raw, nil),
@@ -131,7 +178,8 @@ public final class DenseLayer: @unchecked Sendable {
     private func primitive(rows: Int) throws(EngineError) -> Primitive {
         if let found = plans.withLock({ $0[rows] }) { return found }
         let pd = try DenseLayer.matmulDescriptor(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
-                                                 weights: weightLayout.raw, activation: activation, precision: precision)
+                                                 weights: weightLayout.raw, activation: activation, precision: precision,
+                                                 outputScales: quantization?.outputScales)
         let primitive = try Primitive(descriptor: pd)
         return plans.withLock { cache in
             if let existing = cache[rows] { return existing }
@@ -147,7 +195,8 @@ public final class DenseLayer: @unchecked Sendable {
             throw .shapeMismatch("dense layer expects [rows, \(inFeatures)], got \(input.shape)")
         }
         let rows = first
-        let (source, sourceLayout) = try workspace.matrix(input, rows: rows, columns: inFeatures, precision: precision)
+        let (source, sourceLayout) = try workspace.matrix(input, rows: rows, columns: inFeatures, precision: precision,
+                                                          scale: quantization?.inputScale)
         let primitive = try primitive(rows: rows)
         let result = try workspace.makeTensor(shape: [rows, outFeatures])
         try primitive.execute(stream: workspace.stream, arguments: [

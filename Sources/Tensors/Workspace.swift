@@ -113,9 +113,16 @@ public final class Workspace: @unchecked Sendable {
     /// `tensor`'s `rows·columns` elements as a dense row-major `[rows, columns]` matrix of `precision`'s type, the
     /// input of a matmul: the tensor itself when it already is one (e.g. a bf16 layer's output), else a plain
     /// float32 view, converted to bfloat16 in the arena for `.bf16`. Returns the tensor and its descriptor.
-    func matrix(_ tensor: Tensor, rows: Int, columns: Int,
-                precision: Precision) throws(EngineError) -> (Tensor, MemoryDescriptor) {
+    ///
+    /// At `.int8` the matrix is u8, quantised from float32 with `scale` (an int8 matmul's input scale).
+    func matrix(_ tensor: Tensor, rows: Int, columns: Int, precision: Precision,
+                scale: Float? = nil) throws(EngineError) -> (Tensor, MemoryDescriptor) {
         let layout = try MemoryDescriptor(plain: [rows, columns], dataType: precision.dataType)
+        if precision == .int8 {
+            guard let scale else { throw .invalidArgument("an int8 matmul's input needs its scale") }
+            let plain = try self.plain(tensor).reshaped([rows, columns])
+            return (try quantized(plain, to: layout, scale: scale), layout)
+        }
         if let held = tensor.blockedLayout, held.dataType == layout.dataType, held.byteCount == layout.byteCount,
            try held == MemoryDescriptor(plain: tensor.shape, dataType: held.dataType) {
             return (tensor, layout)
@@ -128,6 +135,23 @@ public final class Workspace: @unchecked Sendable {
     public func plain(_ tensor: Tensor) throws(EngineError) -> Tensor {
         guard tensor.blockedLayout != nil else { return tensor }
         return try converted(tensor, to: MemoryDescriptor(plain: tensor.shape))
+    }
+
+    /// Float32 `tensor` as u8 in `layout`: round(x · scale), saturated to 0...255 (int8 layers' input).
+    func quantized(_ tensor: Tensor, to layout: MemoryDescriptor, scale: Float) throws(EngineError) -> Tensor {
+        let result = try makeTensor(shape: tensor.shape, layout: layout)
+        try engine.reorder(from: tensor.memoryLayout(), tensor.storage.base, to: layout, result.storage.base,
+                           stream: stream, scale: scale)
+        return result
+    }
+
+    /// u8 `tensor` whose values stand for value / `scale` (an int8 layer's output) as a plain float32 tensor.
+    public func dequantized(_ tensor: Tensor, scale: Float) throws(EngineError) -> Tensor {
+        guard scale.isFinite, scale > 0 else { throw .invalidArgument("dequantisation scale \(scale)") }
+        let result = try makeTensor(shape: tensor.shape)
+        try engine.reorder(from: tensor.memoryLayout(), tensor.storage.base, to: MemoryDescriptor(plain: tensor.shape),
+                           result.storage.base, stream: stream, scale: 1 / scale)
+        return result
     }
 }
 

@@ -19,6 +19,13 @@ import Testing
         return info.split(separator: "\n").contains { $0.hasPrefix("flags") && $0.split(separator: " ").contains("avx512_bf16") }
     }()
 
+    static let hasVNNI: Bool = {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        return info.split(separator: "\n").contains {
+            $0.hasPrefix("flags") && !$0.split(separator: " ").filter { $0 == "avx512_vnni" || $0 == "avx_vnni" }.isEmpty
+        }
+    }()
+
     struct Run { var status: Int32; var output: String; var errors: String }
 
     /// Runs `postersim embed --model NAME --json` on three fixture images with `extra` options.
@@ -75,5 +82,29 @@ import Testing
 
         let unknown = try Self.embed(name, ["--precision", "fp8"])
         #expect(unknown.status == 64 && unknown.errors.contains("fp32") && unknown.errors.contains("bf16"))
+    }
+
+    /// `--precision int8`: VGG16 only (the others fail naming the model), vectors within the bound of fp32's where
+    /// the CPU has VNNI, and the missing-instruction error where oneDNN is capped below VNNI.
+    @Test func int8Flag() throws {
+        let fp32 = try Self.embed("vgg16", [])
+        let int8 = try Self.embed("vgg16", ["--precision", "int8"])
+        if Self.hasVNNI {
+            #expect(int8.status == 0, "\(int8.errors)")
+            // The fixture network's bound (Tests/ModelsTests/PrecisionTests.swift says why it is looser than 0.999).
+            let pairs = zip(try Self.vectors(fp32), try Self.vectors(int8))
+            #expect(pairs.allSatisfy { Self.cosine($0, $1) >= 0.995 && $0 != $1 })
+        } else {
+            #expect(int8.status != 0 && int8.errors.contains("vnni"), "\(int8.errors)")
+        }
+        for name in ["clip", "resnet50"] {
+            let refused = try Self.embed(name, ["--precision", "int8"])
+            #expect(refused.status != 0 && refused.output.isEmpty)
+            #expect(refused.errors.contains("\(name) cannot compute at precision int8"), "\(refused.errors)")
+        }
+        let capped = try Self.embed("vgg16", ["--precision", "int8"], environment: ["ONEDNN_MAX_CPU_ISA": "AVX512_CORE"])
+        #expect(capped.status == 1 && capped.output.isEmpty)
+        #expect(capped.errors.contains("precision int8 needs the CPU instructions avx512_vnni or avx_vnni"),
+                "\(capped.errors)")
     }
 }

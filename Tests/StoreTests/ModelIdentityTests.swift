@@ -27,6 +27,7 @@ import Testing
     @Test func bf16StoredForm() {
         let identity = ModelIdentity(repo: "timm/vgg16.tv_in1k", weightsSHA256: Self.hex, precision: .bf16)
         #expect(identity.storedForm == "timm/vgg16.tv_in1k@sha256:\(Self.hex);precision=bf16")
+        #expect(identity.at(.int8).storedForm == "timm/vgg16.tv_in1k@sha256:\(Self.hex);precision=int8")
     }
 
     /// Unknown precisions and a spelled-out fp32 (which has one form only, without suffix) do not parse.

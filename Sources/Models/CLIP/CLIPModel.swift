@@ -43,6 +43,7 @@ public final class CLIPModel: ImageNetwork {
     public init(config: CLIPConfig, checkpoint: any CheckpointReader, tokenizer: CLIPTokenizer? = nil,
                 expectedBatch: Int = 8, workspaces: WorkspacePool = .shared, precision: Precision = .fp32) throws {
         self.workspaces = workspaces
+        try ModelError.require(precision, for: .clip)
         let reader: any CheckpointReader =
             OpenCLIPCheckpoint.recognizes(checkpoint) ? OpenCLIPCheckpoint(checkpoint) : checkpoint
         let weights = CLIPWeights(reader: reader, precision: precision)

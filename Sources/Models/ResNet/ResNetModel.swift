@@ -207,6 +207,8 @@ public final class ResNetModel: ImageNetwork {
     public init(config: ResNetConfig, checkpoint store: some CheckpointReader, imageSize: Int = 224,
                 workspaces: WorkspacePool = .shared, convolutions: ConvolutionAlgorithm = .winograd,
                 precision: Precision = .fp32) throws {
+        // int8 was measured for ResNet-50 and missed the neighbour-overlap bound (KernelChoice.swift): refused.
+        try ModelError.require(precision, for: .resnet50)
         self.workspaces = workspaces
         let config = try config.validated()
         self.config = config

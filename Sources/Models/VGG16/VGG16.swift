@@ -70,6 +70,8 @@ struct VGGConvLayer: Sendable {
 struct VGGFeatures: Sendable {
     enum Step: Sendable {
         case conv(VGGConvLayer)
+        /// An int8 layer (`--precision int8`): u8 in, u8 out, see `VGG16+Int8.swift`.
+        case quantized(QuantizedConv2d)
         case pool(MaxPool2d)
     }
 
@@ -81,6 +83,17 @@ struct VGGFeatures: Sendable {
     let outChannels: Int
     /// Output width of each conv layer, in order, as read from the checkpoint.
     let widths: [Int]
+    /// For int8 layers, the scale of the final map's u8 values (value / scale is the float activation); nil when
+    /// the last layer computes in float.
+    let outputScale: Float?
+
+    init(steps: [Step], inChannels: Int, widths: [Int], outputScale: Float?) {
+        self.steps = steps
+        self.inChannels = inChannels
+        self.outChannels = widths.last ?? inChannels
+        self.widths = widths
+        self.outputScale = outputScale
+    }
 
     init(_ source: VGGTensorSource, expectedInput: Int = 224, convolutions: ConvolutionAlgorithm,
          precision: Precision) throws {
@@ -108,6 +121,7 @@ struct VGGFeatures: Sendable {
         self.steps = steps
         self.widths = widths
         outChannels = channels
+        outputScale = nil
     }
 
     /// Spatial size of the final map for an `height`×`width` input (floor division by 2 per pool).
@@ -123,16 +137,23 @@ struct VGGFullyConnected: Sendable {
 
     /// - Parameters: names and shapes as stored (conv `[out, in, kh, kw]` or linear `[out, in]`), read as
     ///   `[out, in·kh·kw]` matrices.
-    /// At bf16 both layers hold bfloat16 weights (packed: float32 memory cannot be read in place as bf16).
+    /// At bf16 both layers hold bfloat16 weights (packed: float32 memory cannot be read in place as bf16). At int8
+    /// fc6 holds s8 weights and quantises its input with `int8InputScale` (the convolutions' output scale, so the
+    /// u8 map is read back exactly), and fc7, whose output is the vector, stays float32.
     init(_ source: VGGTensorSource, fc6 name6: String, inFeatures: Int, fc7 name7: String,
-         storage: VGG16.HeadWeights, precision: Precision) throws {
-        fc6 = try VGGFullyConnected.dense(source, name6, inFeatures: inFeatures, storage: storage, precision: precision)
+         storage: VGG16.HeadWeights, precision: Precision, int8InputScale: Float? = nil) throws {
+        fc6 = try VGGFullyConnected.dense(source, name6, inFeatures: inFeatures, storage: storage, precision: precision,
+                                          inputScale: int8InputScale)
+        // fc6's float32 rows (411 MB for the real network) were read once to quantise them: let their pages go now
+        // rather than at the end of loading, so they are not resident next to the s8 copies (the load's peak).
+        if precision == .int8 { source.reader.dropResidentPages() }
         fc7 = try VGGFullyConnected.dense(source, name7, inFeatures: fc6.outFeatures, storage: storage,
-                                          precision: precision)
+                                          precision: precision == .int8 ? .fp32 : precision)
     }
 
     private static func dense(_ source: VGGTensorSource, _ key: String, inFeatures: Int,
-                              storage: VGG16.HeadWeights, precision: Precision) throws -> DenseLayer {
+                              storage: VGG16.HeadWeights, precision: Precision,
+                              inputScale: Float? = nil) throws -> DenseLayer {
         let weightName = "\(key).weight"
         let found = try source.shape(weightName)
         // The caller already checked rank and trailing dims through `inFeatures` when the stored shape is 4-D.
@@ -148,7 +169,7 @@ struct VGGFullyConnected: Sendable {
             ? .borrowed(owner: weight) : .packed(expectedRows: 8)
         return try weight.withUnsafeBufferPointer { values in
             try DenseLayer(weights: values, outFeatures: out, inFeatures: inFeatures, bias: bias, activation: .relu,
-                           storage: mode, precision: precision)
+                           storage: mode, precision: precision, inputScale: inputScale)
         }
     }
 }
@@ -162,7 +183,7 @@ struct VGGConvMlp: Sendable {
     let pooling: RowPooling
 
     init(_ source: VGGTensorSource, inChannels: Int, globalPool: String?, storage: VGG16.HeadWeights,
-         precision: Precision) throws {
+         precision: Precision, int8InputScale: Float? = nil) throws {
         let fc1 = try source.shape("pre_logits.fc1.weight")
         // timm's VGG builds `ConvMlp(prev_chs, 4096, 7, ...)`: the kernel is 7 whatever the widths.
         kernel = 7
@@ -181,7 +202,8 @@ struct VGGConvMlp: Sendable {
         case let other: throw ModelError.unsupportedConfig("global_pool \"\(other)\" (only avg and max are implemented)")
         }
         layers = try VGGFullyConnected(source, fc6: "pre_logits.fc1", inFeatures: inChannels * kernel * kernel,
-                                       fc7: "pre_logits.fc2", storage: storage, precision: precision)
+                                       fc7: "pre_logits.fc2", storage: storage, precision: precision,
+                                       int8InputScale: int8InputScale)
     }
 
     func callAsFunction(_ map: Tensor, relay: inout WorkspaceRelay) throws -> Tensor {
@@ -205,7 +227,8 @@ struct VGGClassifier: Sendable {
     static let poolSize = 7
     let layers: VGGFullyConnected
 
-    init(_ source: VGGTensorSource, inChannels: Int, storage: VGG16.HeadWeights, precision: Precision) throws {
+    init(_ source: VGGTensorSource, inChannels: Int, storage: VGG16.HeadWeights, precision: Precision,
+         int8InputScale: Float? = nil) throws {
         let area = VGGClassifier.poolSize * VGGClassifier.poolSize
         let fc6 = try source.shape("classifier.0.weight")
         guard fc6.count == 2, fc6[0] >= 1, fc6[1] == inChannels * area else {
@@ -217,7 +240,7 @@ struct VGGClassifier: Sendable {
             throw ModelError.wrongShape(name: "classifier.3.weight", expected: [max(fc7.first ?? 1, 1), fc6[0]], found: fc7)
         }
         layers = try VGGFullyConnected(source, fc6: "classifier.0", inFeatures: inChannels * area, fc7: "classifier.3",
-                                       storage: storage, precision: precision)
+                                       storage: storage, precision: precision, int8InputScale: int8InputScale)
     }
 
     func callAsFunction(_ map: Tensor, relay: inout WorkspaceRelay) throws -> Tensor {
@@ -276,7 +299,7 @@ public final class VGG16: ImageNetwork {
     /// Length of each output vector (fc7's width, 4096 for the real network).
     public let outputDimension: Int
 
-    private let featureLayers: VGGFeatures
+    let featureLayers: VGGFeatures
     private let head: Head
     private let workspaces: WorkspacePool
 
@@ -290,10 +313,16 @@ public final class VGG16: ImageNetwork {
     ///     `ConvolutionAlgorithm`); `.direct` keeps every sum in PyTorch's form.
     ///   - precision: `.bf16` runs the convolutions and both fully-connected layers on bfloat16 weights and
     ///     inputs (float32 sums and outputs of the head); the head's weights are then packed whatever
-    ///     `headWeights` says, at half the float32 bytes.
+    ///     `headWeights` says, at half the float32 bytes. `.int8` runs every convolution after the first, and fc6,
+    ///     in int8 with activation scales from `calibration` (`VGG16+Int8.swift`); the first convolution and fc7
+    ///     (the vector) stay float32.
+    ///   - calibration: preprocessed images `[N, C, H, W]` that fix the int8 activation scales; required for
+    ///     `.int8` (`load` makes them from `CalibrationPosters` through the folder's preprocessing), ignored
+    ///     otherwise.
     public init(weights: some CheckpointReader, config: TimmModelConfig? = nil,
                 headWeights: HeadWeights = .mapped, workspaces: WorkspacePool = .shared,
-                convolutions: ConvolutionAlgorithm = .winograd, precision: Precision = .fp32) throws {
+                convolutions: ConvolutionAlgorithm = .winograd, precision: Precision = .fp32,
+                calibration: ImageTensor? = nil) throws {
         self.workspaces = workspaces
         let source = VGGTensorSource(reader: weights)
         let names = Set(weights.tensorNames)
@@ -309,7 +338,17 @@ public final class VGG16: ImageNetwork {
                 throw ModelError.unsupportedConfig("architecture \"\(config.architecture)\" (expected vgg16)")
             }
         }
-        featureLayers = try VGGFeatures(source, convolutions: convolutions, precision: precision)
+        if precision == .int8 {
+            guard let calibration else {
+                throw ModelError.badInput("int8 needs calibration images to fix its activation scales")
+            }
+            featureLayers = try VGGFeatures.int8(source, calibration: calibration, convolutions: convolutions,
+                                                 workspaces: workspaces)
+        } else {
+            featureLayers = try VGGFeatures(source, convolutions: convolutions, precision: precision)
+        }
+        // At int8, fc6 reads the convolutions' output in their scale; fc7 stays float32 (see VGG16+Int8.swift).
+        let headScale = precision == .int8 ? featureLayers.outputScale : nil
         if let expected = config?.numFeatures, expected != featureLayers.outChannels {
             throw ModelError.unsupportedConfig(
                 "num_features \(expected) but the last conv (features.28) has \(featureLayers.outChannels) channels")
@@ -317,12 +356,12 @@ public final class VGG16: ImageNetwork {
         switch layout {
         case .timm:
             let mlp = try VGGConvMlp(source, inChannels: featureLayers.outChannels, globalPool: config?.globalPool,
-                                     storage: headWeights, precision: precision)
+                                     storage: headWeights, precision: precision, int8InputScale: headScale)
             head = .preLogits(mlp)
             outputDimension = mlp.layers.fc7.outFeatures
         case .torchvision:
             let classifier = try VGGClassifier(source, inChannels: featureLayers.outChannels, storage: headWeights,
-                                               precision: precision)
+                                               precision: precision, int8InputScale: headScale)
             head = .classifier(classifier)
             outputDimension = classifier.layers.fc7.outFeatures
         }
@@ -345,8 +384,10 @@ public final class VGG16: ImageNetwork {
                             convolutions: ConvolutionAlgorithm = .winograd, precision: Precision = .fp32) throws -> VGG16 {
         let config = try ModelFolder.config(in: directory, required: false).map { try TimmModelConfig.load(from: $0) }
         let checkpointURL = try ModelFolder.checkpoint(in: directory, names: ["model.safetensors"], anySinglePyTorchFile: true)
+        let calibration = precision == .int8
+            ? try ImagePreprocessor.load(modelDirectory: directory).batch(CalibrationPosters.images()) : nil
         return try VGG16(weights: openCheckpoint(at: checkpointURL), config: config, headWeights: headWeights,
-                         convolutions: convolutions, precision: precision)
+                         convolutions: convolutions, precision: precision, calibration: calibration)
     }
 
     /// fc7 vectors for a batch `[N, C, H, W]` (plain float32, NCHW), one `[Float]` of `outputDimension` per image.
@@ -388,14 +429,7 @@ public final class VGG16: ImageNetwork {
         let count = batch.shape[0]
         let group = VGG16.maxImagesPerConvolutionPass
         func run(_ input: Tensor, _ relay: inout WorkspaceRelay) throws -> Tensor {
-            var x = input
-            for step in featureLayers.steps {
-                switch step {
-                case .conv(let layer): x = try relay.run(x) { ws in try layer.conv(x, workspace: ws) }
-                case .pool(let pool): x = try relay.run(x) { ws in try pool(x, workspace: ws) }
-                }
-            }
-            return x
+            try featureLayers.run(input, relay: &relay)
         }
         if count <= group { return try run(batch, &relay) }
         let imageSize = batch.count / count
