@@ -90,18 +90,7 @@ public final class Conv2d: Sendable {
         var winograd = false
     }
 
-    private final class Plan: Sendable {
-        let primitive: Primitive
-        let source: MemoryDescriptor
-        let weights: MemoryDescriptor
-        let destination: MemoryDescriptor
-        init(primitive: Primitive, source: MemoryDescriptor, weights: MemoryDescriptor, destination: MemoryDescriptor) {
-            self.primitive = primitive
-            self.source = source
-            self.weights = weights
-            self.destination = destination
-        }
-    }
+    private typealias Plan = ConvolutionPlan
 
     /// What a primitive needs to know about this convolution, apart from the input size.
     private struct Geometry {
@@ -369,5 +358,20 @@ public final class Conv2d: Sendable {
             ], scratchpad: scratchpad)
         }
         return result
+    }
+}
+
+/// A convolution primitive made for one input size, with the memory layouts it was made for (shared by `Conv2d` and
+/// `QuantizedConv2d`, which cache one per input size).
+final class ConvolutionPlan: Sendable {
+    let primitive: Primitive
+    let source: MemoryDescriptor
+    let weights: MemoryDescriptor
+    let destination: MemoryDescriptor
+    init(primitive: Primitive, source: MemoryDescriptor, weights: MemoryDescriptor, destination: MemoryDescriptor) {
+        self.primitive = primitive
+        self.source = source
+        self.weights = weights
+        self.destination = destination
     }
 }

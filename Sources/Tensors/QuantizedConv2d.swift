@@ -48,18 +48,7 @@ public final class QuantizedConv2d: Sendable {
 
     private struct PlanKey: Hashable { var batch: Int, height: Int, width: Int }
 
-    private final class Plan: Sendable {
-        let primitive: Primitive
-        let source: MemoryDescriptor
-        let weights: MemoryDescriptor
-        let destination: MemoryDescriptor
-        init(primitive: Primitive, source: MemoryDescriptor, weights: MemoryDescriptor, destination: MemoryDescriptor) {
-            self.primitive = primitive
-            self.source = source
-            self.weights = weights
-            self.destination = destination
-        }
-    }
+    private typealias Plan = ConvolutionPlan
 
     /// - Parameters:
     ///   - weight: OIHW float32 values (`weightShape`), quantised here; not kept.
