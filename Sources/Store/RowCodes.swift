@@ -20,8 +20,12 @@ final class RowCodes: @unchecked Sendable {
     let dimension: Int
     /// Rows coded so far.
     private(set) var count = 0
-    /// False once a row's magnitude fell outside what the bounds cover (then the int8 screen is not used).
-    private(set) var usable = true
+    /// The first coded row whose magnitude is outside what the bounds cover, if any.
+    private var firstUncodable: Int?
+    /// Whether every coded row is within what the bounds cover (else the int8 screen is not used).
+    var usable: Bool { dimension <= Self.maxDimension && firstUncodable == nil }
+    /// The snapshot the codes were last extended for: asked again for it, they need no truncating.
+    weak var codedFor: SpaceIndex?
     let codes: UnsafeMutablePointer<Int8>
     let scales: UnsafeMutablePointer<Float>
     let norms: UnsafeMutablePointer<Float>
@@ -40,7 +44,6 @@ final class RowCodes: @unchecked Sendable {
         scales = .allocate(capacity: rows)
         norms = .allocate(capacity: rows)
         residuals = .allocate(capacity: rows)
-        usable = dimension <= Self.maxDimension
     }
 
     deinit {
@@ -53,7 +56,7 @@ final class RowCodes: @unchecked Sendable {
     /// Forgets the codes of rows `rows...` (they will be coded again).
     func truncate(to rows: Int) {
         count = min(count, rows)
-        usable = dimension <= Self.maxDimension && (0..<count).allSatisfy { norms[$0].isFinite }
+        if let first = firstUncodable, first >= count { firstUncodable = nil }
     }
 
     /// Codes rows `count..<rows` of the storage.
@@ -62,7 +65,7 @@ final class RowCodes: @unchecked Sendable {
         precondition(rows <= storage.capacityRows)
         while count < rows {
             guard let coded = Self.code(storage.row(count), dimension: dimension, into: codes + count * dimension) else {
-                usable = false
+                if firstUncodable == nil { firstUncodable = count }
                 scales[count] = 0
                 norms[count] = .infinity
                 residuals[count] = .infinity
@@ -151,12 +154,14 @@ final class RowCodesCache: @unchecked Sendable {
         let codes: RowCodes
         if let cached = bySpace[after.space.name], cached.storage === after.storage {
             codes = cached
-            codes.truncate(to: before.storage === after.storage ? before.rowCount : 0)
+            // A write asks once for its old and once for its new vectors: the second time nothing changed.
+            if cached.codedFor !== after { codes.truncate(to: before.storage === after.storage ? before.rowCount : 0) }
         } else {
             codes = RowCodes(storage: after.storage)
             bySpace[after.space.name] = codes
         }
         codes.extend(to: after.rowCount)
+        codes.codedFor = after
         return codes
     }
 }

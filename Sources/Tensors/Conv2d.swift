@@ -230,15 +230,7 @@ public final class Conv2d: Sendable {
                   "dnnl_convolution_forward_desc_init")
         let attributes = try PrimitiveAttributes()
         try attributes.setPostOps(sum: key.residual, activation: geometry.activation)
-        var pd: dnnl_primitive_desc_t?
-        try check(dnnl_primitive_desc_create(&pd, &desc, attributes.raw, try Engine.shared().raw, nil),
-                  "dnnl_primitive_desc_create(convolution)")
-        guard let pd else { throw .dnnl(call: "dnnl_primitive_desc_create(convolution)", status: "no descriptor") }
-        let source = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0).pointee)
-        let weightLayout = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee)
-        let destination = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0).pointee)
-        return Plan(primitive: try Primitive(descriptor: pd), source: source, weights: weightLayout,
-                    destination: destination)
+        return try Plan(&desc, attributes: attributes, name: "convolution")
     }
 
     /// The weights in `layout`, reordering (once, into owned memory) if no cached copy has it. A Winograd layout
@@ -373,5 +365,19 @@ final class ConvolutionPlan: Sendable {
         self.source = source
         self.weights = weights
         self.destination = destination
+    }
+
+    /// The primitive oneDNN makes for `desc` with `attributes`, and the layouts it chose (`name` labels errors).
+    convenience init(_ desc: inout dnnl_convolution_desc_t, attributes: PrimitiveAttributes, name: String)
+        throws(EngineError)
+    {
+        var pd: dnnl_primitive_desc_t?
+        try check(dnnl_primitive_desc_create(&pd, &desc, attributes.raw, try Engine.shared().raw, nil),
+                  "dnnl_primitive_desc_create(\(name))")
+        guard let pd else { throw .dnnl(call: "dnnl_primitive_desc_create(\(name))", status: "no descriptor") }
+        let source = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0).pointee)
+        let weights = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee)
+        let destination = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0).pointee)
+        self.init(primitive: try Primitive(descriptor: pd), source: source, weights: weights, destination: destination)
     }
 }

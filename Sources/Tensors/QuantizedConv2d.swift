@@ -121,15 +121,7 @@ public final class QuantizedConv2d: Sendable {
         let attributes = try PrimitiveAttributes()
         try attributes.setOutputScales(scales)
         try attributes.setPostOps(sum: false, activation: .relu)
-        var pd: dnnl_primitive_desc_t?
-        try check(dnnl_primitive_desc_create(&pd, &desc, attributes.raw, try Engine.shared().raw, nil),
-                  "dnnl_primitive_desc_create(int8 convolution)")
-        guard let pd else { throw .dnnl(call: "dnnl_primitive_desc_create(int8 convolution)", status: "no descriptor") }
-        let source = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0).pointee)
-        let weightLayout = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee)
-        let destination = MemoryDescriptor(raw: dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0).pointee)
-        let plan = Plan(primitive: try Primitive(descriptor: pd), source: source, weights: weightLayout,
-                        destination: destination)
+        let plan = try Plan(&desc, attributes: attributes, name: "int8 convolution")
         return plans.withLock { cache in
             if let existing = cache[key] { return existing }
             cache[key] = plan
