@@ -21,17 +21,19 @@ import Testing
         }
     }
 
-    func filledStore(metric: DistanceMetric, approximateFrom: Int?) async throws -> (SQLiteVectorStore, [[Float]]) {
+    /// By default 1,500 films in 30 clusters, 80 of them sampled for entry points: entry points then depend on the
+    /// graph walk, as they do at a million films.
+    func filledStore(metric: DistanceMetric, approximateFrom: Int?, films: Int = 1500, clusters: Int = 30,
+                     entrySample: Int = 80) async throws -> (SQLiteVectorStore, [[Float]]) {
         let store = try SQLiteVectorStore(path: try TempStore.newPath(), approximateSearchFrom: approximateFrom)
-        // 80 of the 1,500 rows: entry points then depend on the graph walk, as they do at a million films.
-        store.graphEntrySample.set(80)
+        store.graphEntrySample.set(entrySample)
         let space = VectorSpace(name: "s", dimension: 24, metric: metric)
         try await store.registerSpace(space, identity: NeighbourListContract.idA)
-        let vectors = Self.catalogue(films: 1500, clusters: 30, dimension: 24, metric: metric, seed: 5)
-        try await store.upsertMovies((1...1500).map(NeighbourListContract.movie))
-        for start in stride(from: 0, to: 1500, by: 500) {
+        let vectors = Self.catalogue(films: films, clusters: clusters, dimension: 24, metric: metric, seed: 5)
+        try await store.upsertMovies((1...films).map(NeighbourListContract.movie))
+        for start in stride(from: 0, to: films, by: 500) {
             try await store.upsertEmbeddings(
-                (start..<(start + 500)).map { EmbeddingInput(movieID: $0 + 1, vector: vectors[$0]) },
+                (start..<min(films, start + 500)).map { EmbeddingInput(movieID: $0 + 1, vector: vectors[$0]) },
                 space: "s", identity: NeighbourListContract.idA)
         }
         return (store, vectors)
@@ -56,6 +58,33 @@ import Testing
         #expect(store.approximateQueryCount == 200, "the lists answered every unfiltered query")
         let recall = Double(found) / 2000
         #expect(recall >= 0.99, "recall@10 \(recall)")
+    }
+
+    /// Queries halfway between two films of different clusters (a text query or an unrelated upload): the answer
+    /// spans two pieces of the graph, so the entry points must reach both. Clusters of 200 films (more than a list
+    /// holds, so each is its own piece of the graph, as at 100,000 films) with about 8 of each sampled, as
+    /// `make bench-scale` samples at 100,000 films. Here 2 entry points fail (recall 0.93 cosine, 0.85 euclidean);
+    /// 8 pass, although in 512-d at 100,000 films they gave 0.982 where 16 give 1.000 (`ListGraphSearch`): that step
+    /// is measured by the benchmark, not this test.
+    @Test(arguments: [DistanceMetric.cosine, .euclidean])
+    func queriesBetweenClustersFindBothSides(metric: DistanceMetric) async throws {
+        let (store, vectors) = try await filledStore(
+            metric: metric, approximateFrom: 1000, films: 2400, clusters: 12, entrySample: 96)
+        var found = 0
+        var asked = 0
+        for q in 0..<200 {
+            // Films i and j with i ≢ j (mod 12) are in different clusters.
+            let i = (q * 37) % vectors.count
+            let j = (i + 1 + (q % 11)) % vectors.count
+            let query = zip(vectors[i], vectors[j]).map { ($0 + $1) / 2 }
+            let approximate = try await store.query(space: "s", vector: query, k: 10, filter: .none, exact: false)
+            let exact = try await store.query(space: "s", vector: query, k: 10, filter: .none, exact: true)
+            found += Set(approximate.map(\.movieID)).intersection(exact.map(\.movieID)).count
+            asked += exact.count
+        }
+        #expect(store.approximateQueryCount == 200)
+        let recall = Double(found) / Double(asked)
+        #expect(recall >= 0.99, "recall@10 between clusters \(recall)")
     }
 
     @Test func filteredSmallAndUnlistedQueriesScan() async throws {
