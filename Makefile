@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release/postersim
 DEMO_OUT = .build/demo
 
-.PHONY: all build release bench-bin bench-scale soak test browser-test demo bootstrap clean reference-env reference-data parity interop bench-embed bench-int8 bench-ingest fixtures bench-store serve bench-server bench-pg pgserver bench-sync pinecone-sdk-test bench-pinecone
+.PHONY: all build release bench-bin bench-scale soak test browser-test demo bootstrap clean reference-env reference-data parity interop bench-embed bench-int8 bench-rates bench-ingest fixtures bench-store serve bench-server bench-pg pgserver bench-sync pinecone-sdk-test bench-pinecone
 
 all: build
 
@@ -164,6 +164,14 @@ bench-embed: bench-bin reference-data
 	$(PY) Benchmarks/scripts/export_onnx.py --cache $(FULL_SIZE) --out $(ONNX_DIR)
 	$(PY) Benchmarks/scripts/bench_embed.py --cache $(FULL_SIZE) --onnx $(ONNX_DIR) --swift-cmd "$(BENCH_BIN) embed --json" \
 		$(BENCH_EMBED_ARGS)
+
+# What this CPU's multiply-add instructions (fp32 FMA, bf16 and int8 dot products) and oneDNN's fp32 and int8 GEMMs
+# (at the neighbour-list screen's shapes) run at: the ceilings issues 16 and 17 are measured against.
+RATES_BIN = .build/rates
+bench-rates:
+	@mkdir -p .build
+	$(CC) -O2 -Wall Benchmarks/Rates/rates.c -o $(RATES_BIN) -ldnnl
+	OMP_NUM_THREADS=2 $(RATES_BIN)
 
 # Issue 17's int8 trial (before --precision int8 existed; it is why int8 is VGG16's only): oneDNN's int8 convolutions
 # against the fp32 ones the engine runs, layer by layer, and the fidelity of a static int8 model (ONNX Runtime's
