@@ -193,3 +193,12 @@
 // channels per layer): min cosine 0.99785, mean 0.99959, top-10 overlap 0.951 (Tests/ModelsTests/PrecisionTests).
 // Not done: ResNet-50 and CLIP (refused: ResNet-50's neighbour overlap missed the bound in the trial above; CLIP was
 // not tried); a calibration cheaper than 16 float32 forward passes (8 posters: overlap 0.969).
+//
+// The ceilings, measured (issues 16 and 17, 2026-12-04, session 9, `make bench-rates`, quiet machine). One core's issue
+// rate with 12 independent accumulators, G operations/s (a multiply-add counted as two), two runs: fp32 vfmadd231ps
+// 207.7 / 201.7, bf16 vdpbf16ps 97.9 / 94.1 (0.47× fp32), int8 vpdpbusd 690 / 763 (3.3-3.8×). Without AMX (not exposed
+// in this VM) bf16 arithmetic therefore peaks under half of fp32's here, which is why `--precision bf16` is slower at
+// every model and issue 17's bf16 ≥ 1.8× cannot be reached on this CPU; int8's rate is why VGG16 at int8 runs 1.95×
+// its fp32 speed. Against the two cores' 405-415, ResNet-50's direct convolutions run at 87-92% (ONEDNN_VERBOSE, batch
+// 8: 1×1 layers ~380, stem and stride-2 3×3 360-365), its primitives summing to 152-157 ms of a 160 ms batch; ORT
+// against ours in alternating rounds on the quiet machine: 0.88 (3 rounds) and 0.93 (5 rounds).
