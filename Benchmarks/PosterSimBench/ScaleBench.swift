@@ -113,6 +113,10 @@ struct ScaleBench: AsyncParsableCommand {
         var exactMatches = 0
         var checked = 0
         var filtered: [String: [Double]] = ["1%": [], "50%": []]
+        var filteredByVector: [String: [Double]] = ["1%": [], "50%": []]
+        var filteredByVectorExact: [String: [Double]] = ["1%": [], "50%": []]
+        var filteredHits: [String: Int] = [:]
+        var filteredAsked: [String: Int] = [:]
         let filters = catalogue.voteFilters()
         for space in spaces {
             let vectors = try await sqlite.fetchVectors(ids: sample, space: space.name)
@@ -142,6 +146,17 @@ struct ScaleBench: AsyncParsableCommand {
                 byVectorExact.append((ContinuousClock.now - t1).milliseconds)
                 vectorHits += Set(answer.map(\.movieID)).intersection(exact.map(\.movieID)).count
                 vectorAsked += exact.count
+                // The same query with each filter (a Pinecone query with a metadata filter), against the filtered scan.
+                for (label, filter) in filters {
+                    let t2 = ContinuousClock.now
+                    let answer = try await sqlite.query(space: space.name, vector: q, k: 10, filter: filter)
+                    filteredByVector[label]!.append((ContinuousClock.now - t2).milliseconds)
+                    let t3 = ContinuousClock.now
+                    let exact = try await sqlite.query(space: space.name, vector: q, k: 10, filter: filter, exact: true)
+                    filteredByVectorExact[label]!.append((ContinuousClock.now - t3).milliseconds)
+                    filteredHits[label, default: 0] += Set(answer.map(\.movieID)).intersection(exact.map(\.movieID)).count
+                    filteredAsked[label, default: 0] += exact.count
+                }
             }
             // Queries far from every film, as a text query or an unrelated upload can be: the midpoint of two
             // sampled films (usually of different clusters). Recall only; the latency is the same search's.
@@ -166,6 +181,12 @@ struct ScaleBench: AsyncParsableCommand {
         report.byVectorApproximate = sqlite.approximateQueryCount > 0
         report.filteredp99 = percentile(filtered["1%"]! + filtered["50%"]!, 0.99)
         report.filteredp99By = filtered.mapValues { percentile($0, 0.99) }
+        report.filteredByVectorp50By = filteredByVector.mapValues { percentile($0, 0.5) }
+        report.filteredByVectorp99By = filteredByVector.mapValues { percentile($0, 0.99) }
+        report.filteredByVectorExactp99By = filteredByVectorExact.mapValues { percentile($0, 0.99) }
+        for (label, asked) in filteredAsked {
+            report.filteredRecallAt10VsScanBy[label] = Double(filteredHits[label] ?? 0) / Double(max(1, asked))
+        }
         report.listChecks = try await spaces.asyncMap { try await sqlite.checkNeighbourLists(space: $0.name, sample: 200) }
 
         // Start-up, memory and whole-request latency of `postersim serve` on this store (no models: the store's part
@@ -308,6 +329,12 @@ struct ScaleReport: Encodable {
     var recallAt10: Double?
     var filteredp99 = 0.0
     var filteredp99By: [String: Double] = [:]
+    /// Queries by vector with each vote filter (default answer, its latency and recall@10 against the filtered scan,
+    /// and the scan's own latency), by selectivity.
+    var filteredByVectorp50By: [String: Double] = [:]
+    var filteredByVectorp99By: [String: Double] = [:]
+    var filteredByVectorExactp99By: [String: Double] = [:]
+    var filteredRecallAt10VsScanBy: [String: Double] = [:]
     var listChecks: [NeighbourListCheck] = []
     var faiss: [String: JSONValue] = [:]
 
@@ -327,6 +354,10 @@ struct ScaleReport: Encodable {
         case recallAt10VsScan = "recall_at_10_vs_scan", recallAt10FarVsScan = "recall_at_10_far_vs_scan"
         case byVectorApproximate = "by_vector_approximate"
         case filteredp99 = "filtered_p99_ms", filteredp99By = "filtered_p99_ms_by_selectivity"
+        case filteredByVectorp50By = "by_vector_filtered_p50_ms_by_selectivity"
+        case filteredByVectorp99By = "by_vector_filtered_p99_ms_by_selectivity"
+        case filteredByVectorExactp99By = "by_vector_filtered_exact_p99_ms_by_selectivity"
+        case filteredRecallAt10VsScanBy = "recall_at_10_filtered_vs_scan_by_selectivity"
         case listChecks = "list_checks"
     }
 }

@@ -37,7 +37,15 @@ struct ListGraphSearch {
 
     /// The best `k` (≤ `beamWidth`) rows found for a validated `query`. `neighbours` reads a movie's stored list; nil
     /// (no list) leaves that node unexpanded.
-    func search(_ query: [Float], k: Int, neighbours: (MovieID) throws -> NeighbourList?) rethrows -> Outcome {
+    ///
+    /// With `accept` (a filter, by row), the walk is the same (rows the filter rejects still lead to their
+    /// neighbours) and the answer is the best `k` accepted rows among all the rows it scored; fewer than `k` when the
+    /// walk met fewer. The store takes this path only for filters that pass at least 1 row in
+    /// `SpaceIndex.prefilterBelowFraction` (narrower ones score their passing rows directly), so the region the walk
+    /// explores, the query's best `beamWidth` rows or more, holds about 32 accepted ones or more.
+    func search(
+        _ query: [Float], k: Int, accept: ((Int) -> Bool)? = nil, neighbours: (MovieID) throws -> NeighbourList?
+    ) rethrows -> Outcome {
         let rows = index.rowCount
         let dim = index.space.dimension
         let metric = index.space.metric
@@ -48,14 +56,19 @@ struct ListGraphSearch {
         } : 0
         var seen = [Bool](repeating: false, count: rows)
 
+        // The accepted rows' best keys (ids are movie ids), when filtering.
+        var accepted = TopKHeap(capacity: accept == nil ? 0 : k)
+
         func key(_ row: Int) -> Float {
             outcome.rowsScored += 1
             let score = query.withUnsafeBufferPointer {
                 NeighbourScoring.kernelScore(index.storage.row(row), $0.baseAddress!, dimension: dim, metric: metric)
             }
-            return NeighbourScoring.ownKey(
+            let key = NeighbourScoring.ownKey(
                 score, queryInverse: queryInverse, rowInverse: metric == .cosine ? index.inverseNorms[row] : 0,
                 metric: metric)
+            if let accept, accept(row) { accepted.offer(key: key, id: index.rowIDs[row]) }
+            return key
         }
 
         // `kept`: the best `beamWidth` rows found (ids are rows); `candidates`: rows to expand, best first.
@@ -95,6 +108,10 @@ struct ListGraphSearch {
             }
         }
 
+        if accept != nil {
+            outcome.matches = ExactSearch.finish([accepted], k: k, metric: metric)
+            return outcome
+        }
         // Rows to movie ids; the same tie rule as the scan (`ExactSearch.finish`).
         var top = TopKHeap(capacity: k)
         for i in 0..<kept.count { top.offer(key: kept.keys[i], id: index.rowIDs[Int(kept.ids[i])]) }

@@ -162,19 +162,22 @@ extension SQLiteVectorStore: NeighbourListStore {
         return NeighbourList(entries: picked, complete: list.complete).matches(metric: index.space.metric)
     }
 
-    /// An approximate answer by `ListGraphSearch`, or nil when the lists cannot give one (some missing, or the file
-    /// moved past the snapshot's revision): the caller scans.
+    /// An approximate answer by `ListGraphSearch`, or nil when the lists cannot give one (some missing, the file
+    /// moved past the snapshot's revision, or the walk met fewer than `k` films the filter passes): the caller scans.
     func graphSearch(
-        _ vector: [Float], k: Int, in index: SpaceIndex, snapshot: StoreSnapshot, revision: UInt64
+        _ vector: [Float], k: Int, filter: CompiledFilter?, in index: SpaceIndex, snapshot: StoreSnapshot,
+        revision: UInt64
     ) async throws -> [SearchMatch]? {
         let space = index.space.name
         guard (snapshot.neighbourBounds[space]?.count ?? 0) >= index.liveCount else { return nil }
         let sample = graphEntrySample.value
         let found: [SearchMatch]? = try await read { db in
             guard try Self.readRevision(db) == revision else { return nil }
-            return try ListGraphSearch(index: index, entrySample: sample).search(vector, k: k) {
+            let accept = filter.map { f in { (row: Int) in f.accepts(index.rowMeta[row], id: index.rowIDs[row]) } }
+            let matches = try ListGraphSearch(index: index, entrySample: sample).search(vector, k: k, accept: accept) {
                 try Self.readNeighbourList(db, space: space, owner: $0)
             }.matches
+            return matches.count < k && accept != nil ? nil : matches
         }
         if found != nil { approximateQueries.update { $0 += 1 } }
         return found

@@ -538,8 +538,9 @@ public final class SQLiteVectorStore: VectorStore {
         try await query(space: name, vector: vector, k: k, filter: filter, exact: false)
     }
 
-    /// Approximate (`exact` false) only for unfiltered queries for at most `ListGraphSearch.beamWidth` films on
-    /// spaces of `approximateSearchFrom` films or more whose lists are all in place; everything else scans.
+    /// Approximate (`exact` false) only for queries for at most `ListGraphSearch.beamWidth` films on spaces of
+    /// `approximateSearchFrom` films or more whose lists are all in place, unfiltered or with a filter passing more
+    /// than 1 row in `SpaceIndex.prefilterBelowFraction`; everything else scans (a narrow filter scores its rows only).
     public func query(space name: String, vector: [Float], k: Int, filter: SearchFilter, exact: Bool) async throws
         -> [SearchMatch]
     {
@@ -550,9 +551,10 @@ public final class SQLiteVectorStore: VectorStore {
         guard let index = snapshot.spaces[name] else { throw StoreError.unknownSpace(name) }
         try index.space.validate(vector)
         let compiled = filter.isEmpty ? nil : snapshot.interner.compile(filter)
-        if !exact, compiled == nil, let from = approximateSearchFrom, index.liveCount >= from,
-            k <= ListGraphSearch.beamWidth,
-            let found = try await graphSearch(vector, k: k, in: index, snapshot: snapshot, revision: revision)
+        if !exact, let from = approximateSearchFrom, index.liveCount >= from, k <= ListGraphSearch.beamWidth,
+            compiled.map({ index.narrowFilterRows($0) == nil }) ?? true,
+            let found = try await graphSearch(
+                vector, k: k, filter: compiled, in: index, snapshot: snapshot, revision: revision)
         {
             return found
         }

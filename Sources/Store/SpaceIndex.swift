@@ -416,6 +416,19 @@ final class SpaceIndex: Sendable {
     /// Filters passing at most 1 row in this many are answered by scoring the passing rows only.
     static let prefilterBelowFraction = 8
 
+    /// The live rows `filter` passes (without `excludedRow`) when they are at most 1 in `prefilterBelowFraction`;
+    /// nil for a broader filter (counting stops there).
+    func narrowFilterRows(_ filter: CompiledFilter, excluding excludedRow: Int? = nil) -> [Int]? {
+        let limit = rowCount / Self.prefilterBelowFraction
+        var rows: [Int] = []
+        for row in 0..<rowCount
+        where rowIDs[row] >= 0 && row != excludedRow && filter.accepts(rowMeta[row], id: rowIDs[row]) {
+            rows.append(row)
+            if rows.count > limit { return nil }
+        }
+        return rows
+    }
+
     /// Exact top-k for a validated query vector, skipping `excludedRow`.
     func search(
         _ query: [Float], k: Int, filter: CompiledFilter?, excludedRow: Int? = nil, maxThreads: Int
@@ -425,15 +438,7 @@ final class SpaceIndex: Sendable {
         // A selective filter: score only the rows it passes (found with integer compares) instead of scanning the
         // space and filtering the best rows. Same kernel per row, same keys, same answer; at 1% of 100,000 films in
         // the 4096-d space this is 1,000 rows scored instead of 100,000.
-        var passing: [Int]? = nil
-        if let filter {
-            var rows: [Int] = []
-            for row in 0..<rowCount where ids[row] >= 0 && row != excludedRow && filter.accepts(meta[row], id: ids[row]) {
-                rows.append(row)
-                if rows.count > rowCount / Self.prefilterBelowFraction { break }
-            }
-            if rows.count <= rowCount / Self.prefilterBelowFraction { passing = rows }
-        }
+        let passing = filter.flatMap { narrowFilterRows($0, excluding: excludedRow) }
         let accept: (@Sendable (Int) -> Bool)?
         if filter != nil || excludedRow != nil {
             accept = { row in

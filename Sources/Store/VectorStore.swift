@@ -53,7 +53,8 @@ public protocol VectorStore: Sendable {
 
     /// The `k` movies closest to `vector` in `space` that pass `filter`. With `exact` true the answer is always the
     /// exact one. With `exact` false a store may answer approximately where its documentation says when (the SQLite
-    /// store: unfiltered queries on spaces of `approximateSearchFrom` films or more, by `ListGraphSearch`); the scores
+    /// store: unfiltered or broadly filtered queries on spaces of `approximateSearchFrom` films or more, by
+    /// `ListGraphSearch`); the scores
     /// it returns are still exact for the films it returns. Stores that always scan need not implement it.
     func query(space: String, vector: [Float], k: Int, filter: SearchFilter, exact: Bool) async throws -> [SearchMatch]
 

@@ -90,8 +90,9 @@ import Testing
     @Test func filteredSmallAndUnlistedQueriesScan() async throws {
         let (store, vectors) = try await filledStore(metric: .cosine, approximateFrom: 1000)
         let query = vectors[5]
-        // A filter, more than the beam holds, or `exact`: the scan answers.
-        _ = try await store.query(space: "s", vector: query, k: 10, filter: SearchFilter(minVoteCount: 1), exact: false)
+        // A narrow filter (one release year of 30: 1 row in 30), more than the beam holds, or `exact`: the scan answers.
+        _ = try await store.query(
+            space: "s", vector: query, k: 10, filter: SearchFilter(minYear: 2000, maxYear: 2000), exact: false)
         _ = try await store.query(space: "s", vector: query, k: 500, filter: .none, exact: false)
         _ = try await store.query(space: "s", vector: query, k: 10, filter: .none, exact: true)
         #expect(store.approximateQueryCount == 0)
@@ -107,6 +108,37 @@ import Testing
             #expect(answer == (try await s.query(space: "s", vector: query, k: 10, filter: .none, exact: true)))
             #expect(s.approximateQueryCount == 0)
         }
+    }
+
+    /// A broad filter (at least 1 row in `SpaceIndex.prefilterBelowFraction` passes) goes through the lists too: the
+    /// walk is the unfiltered one and the answer the best films it met that pass. Every film returned passes, with the
+    /// exact search's score, and the answers agree with the exact filtered ones.
+    @Test(arguments: [DistanceMetric.cosine, .euclidean])
+    func broadFiltersGoThroughTheLists(metric: DistanceMetric) async throws {
+        let (store, vectors) = try await filledStore(metric: metric, approximateFrom: 1000)
+        // Votes are id % 7 and genre 18 is every third film (`NeighbourListContract.movie`): 6/7, 1/3 and 1/7 pass.
+        let filters = [SearchFilter(minVoteCount: 1), SearchFilter(genreID: 18), SearchFilter(minVoteCount: 6)]
+        var rng = SplitMix64(seed: 78)
+        var found = 0
+        var asked = 0
+        for q in 0..<150 {
+            let filter = filters[q % filters.count]
+            let query = vectors[(q * 41) % vectors.count].map { $0 + 0.05 * Float.random(in: -1...1, using: &rng) }
+            let approximate = try await store.query(space: "s", vector: query, k: 10, filter: filter, exact: false)
+            let exact = try await store.query(space: "s", vector: query, k: 10, filter: filter, exact: true)
+            #expect(approximate.count == 10)
+            let exactScores = Dictionary(uniqueKeysWithValues: exact.map { ($0.movieID, $0.score) })
+            for m in approximate {
+                let id = m.movieID
+                if filter.minVoteCount != nil { #expect(id % 7 >= filter.minVoteCount!) } else { #expect(id % 3 == 0) }
+                if let score = exactScores[id] { #expect(score == m.score) }
+            }
+            found += Set(approximate.map(\.movieID)).intersection(exact.map(\.movieID)).count
+            asked += exact.count
+        }
+        #expect(store.approximateQueryCount == 150, "the lists answered every broadly filtered query")
+        let recall = Double(found) / Double(asked)
+        #expect(recall >= 0.99, "filtered recall@10 \(recall)")
     }
 
     /// The search reads far fewer rows than a scan: the point of it.
