@@ -201,4 +201,4 @@
 // every model and issue 17's bf16 ≥ 1.8× cannot be reached on this CPU; int8's rate is why VGG16 at int8 runs 1.95×
 // its fp32 speed. Against the two cores' 405-415, ResNet-50's direct convolutions run at 87-92% (ONEDNN_VERBOSE, batch
 // 8: 1×1 layers ~380, stem and stride-2 3×3 360-365), its primitives summing to 152-157 ms of a 160 ms batch; ORT
-// against ours in alternating rounds on the quiet machine: 0.88 (3 rounds) and 0.93 (5 rounds).
+// against ours in alternating rounds on the quiet machine: 0.88 (3 rounds), 0.93 (5 rounds), 0.87 (7 rounds).
