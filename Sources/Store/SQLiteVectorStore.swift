@@ -552,14 +552,18 @@ public final class SQLiteVectorStore: VectorStore {
         guard let index = snapshot.spaces[name] else { throw StoreError.unknownSpace(name) }
         try index.space.validate(vector)
         let compiled = filter.isEmpty ? nil : snapshot.interner.compile(filter)
-        if !exact, let from = approximateSearchFrom, index.liveCount >= from, k <= ListGraphSearch.beamWidth,
-            compiled.map({ index.narrowFilterRows($0) == nil }) ?? true,
-            let found = try await graphSearch(
-                vector, k: k, filter: compiled, in: index, snapshot: snapshot, revision: revision)
-        {
-            return found
+        // A narrow filter's rows, found once: they decide against the lists and are what the scan then scores.
+        var narrowRows: [Int]? = nil
+        if !exact, let from = approximateSearchFrom, index.liveCount >= from, k <= ListGraphSearch.beamWidth {
+            if let compiled { narrowRows = index.narrowFilterRows(compiled) }
+            if narrowRows == nil,
+                let found = try await graphSearch(
+                    vector, k: k, filter: compiled, in: index, snapshot: snapshot, revision: revision)
+            {
+                return found
+            }
         }
-        return index.search(vector, k: k, filter: compiled, maxThreads: searchThreads)
+        return index.search(vector, k: k, filter: compiled, narrowRows: narrowRows, maxThreads: searchThreads)
     }
 
     public func query(space name: String, movieID id: MovieID, k: Int, filter: SearchFilter, excludeSelf: Bool)
