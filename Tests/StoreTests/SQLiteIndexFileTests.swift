@@ -32,6 +32,15 @@ import Testing
         return store
     }
 
+    /// `populated` with its index file written, opened again: the spaces mapped from the file.
+    static func mappedOpen() async throws -> (path: String, store: SQLiteVectorStore) {
+        let path = try TempStore.newPath()
+        try await populated(path).writeIndexFile()
+        let store = try SQLiteVectorStore(path: path)
+        #expect(store.indexLoad == .mapped)
+        return (path, store)
+    }
+
     static func movie(_ id: Int) -> Movie {
         VectorStoreContract.movie(
             id, year: id % 11 == 0 ? nil : 1980 + id % 40, genres: [[18], [35, 18], [27], [99, 35]][id % 4],
@@ -212,11 +221,7 @@ import Testing
     }
 
     @Test func writesAfterAMappedOpen() async throws {
-        let path = try TempStore.newPath()
-        let built = try await Self.populated(path)
-        try await built.writeIndexFile()
-        let store = try SQLiteVectorStore(path: path)
-        #expect(store.indexLoad == .mapped)
+        let (path, store) = try await Self.mappedOpen()
         // A deletion tombstones rows and leaves the matrix where it is.
         #expect(try await store.deleteMovies(ids: [7, 8]) == 2)
         #expect(Self.isMapped(store, Self.vgg))
@@ -250,11 +255,7 @@ import Testing
     }
 
     @Test func aMappedSpaceGrowsItsTailThenFoldsItIntoTheFile() async throws {
-        let path = try TempStore.newPath()
-        let built = try await Self.populated(path)
-        try await built.writeIndexFile()
-        let store = try SQLiteVectorStore(path: path)
-        #expect(store.indexLoad == .mapped)
+        let (path, store) = try await Self.mappedOpen()
         store.foldMinimum.set(.max)
         let file = try #require(store.current.value.spaces[Self.vgg.name]?.storage.mapping)
         let mappedRows = try #require(store.current.value.spaces[Self.vgg.name]?.storage.mappedRows)
